@@ -1,0 +1,174 @@
+//! The [`Backend`] trait: what a runtime must do for tensorbridge, and nothing more.
+//!
+//! A backend owns storage (a flat buffer of one dtype on one device) and implements storage ops.
+//! Every op takes the [`Layout`] of each operand explicitly, so a view is never confused with its
+//! storage; the core has already resolved dtypes (promotion, casts) and shapes (broadcasting, axes)
+//! before a backend sees a call. Results are always new contiguous storage. There are no default
+//! methods: a backend that forgets an op does not compile.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::ArrayViewMutD;
+
+use crate::dtype::{DType, Element, Scalar};
+use crate::error::{Error, Result};
+use crate::host::HostArray;
+use crate::layout::Layout;
+
+/// Where a tensor's storage lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// Host memory.
+    Cpu,
+    /// A CUDA device by ordinal.
+    Cuda(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl FromStr for Device {
+    type Err = Error;
+
+    /// `"cpu"`, `"cuda"` (ordinal 0) or `"cuda:N"`.
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        match s {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => return Ok(Device::Cuda(0)),
+            _ => {}
+        }
+        if let Some(n) = s.strip_prefix("cuda:") {
+            if let Ok(i) = n.parse::<usize>() {
+                return Ok(Device::Cuda(i));
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "unknown device '{s}'; expected 'cpu', 'cuda' or 'cuda:N'"
+        )))
+    }
+}
+
+/// Elementwise unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `|x|`
+    Abs,
+    /// `e^x` (float dtypes only)
+    Exp,
+    /// natural log (float dtypes only)
+    Log,
+    /// square root (float dtypes only)
+    Sqrt,
+}
+
+/// Elementwise binary arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b` (float dtypes only; the core promotes integers first)
+    Div,
+}
+
+/// Elementwise comparisons, producing bool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `a == b`
+    Eq,
+    /// `a < b`
+    Lt,
+    /// `a > b`
+    Gt,
+}
+
+/// Reductions over all elements or one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum (in the output dtype's arithmetic).
+    Sum,
+    /// Arithmetic mean.
+    Mean,
+    /// Maximum; NaN propagates.
+    Max,
+    /// Minimum; NaN propagates.
+    Min,
+}
+
+/// Storage of one backend: a flat buffer of one dtype on one device, and the ops on it.
+///
+/// Contracts every method can rely on (the core checks them first):
+/// - every `Layout` passed fits the storage it describes;
+/// - binary ops and comparisons get operands of the same dtype and the same (broadcast) shape;
+/// - `matmul` gets `[batch.., m, k]` and `[batch.., k, n]` with identical batch dimensions;
+/// - unary `Exp/Log/Sqrt` and binary `Div` are only called on float dtypes.
+///
+/// Every result is new storage, contiguous in the row-major layout of the result's shape.
+pub trait Backend: Sized + Send + Sync + 'static {
+    /// Short name, shown in `repr` and errors (`"cpu"`, `"torch"`, `"cuda"`).
+    const NAME: &'static str;
+
+    /// The device the storage is on.
+    fn device(&self) -> Device;
+    /// Element type.
+    fn dtype(&self) -> DType;
+    /// Number of elements in the storage (not in any view of it).
+    fn len(&self) -> usize;
+    /// True when the storage holds no elements.
+    fn is_empty(&self) -> bool;
+
+    /// Takes ownership of host data (row-major contiguous in the array's logical order).
+    fn from_host(device: &Device, data: HostArray) -> Result<Self>;
+    /// `len` elements, all `value` converted to `dtype`.
+    fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self>;
+    /// `start + i * step` for `i in 0..len`, computed in f64 then converted to `dtype`.
+    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self>;
+
+    /// Elementwise unary op; the result has the input's dtype.
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self>;
+    /// Elementwise binary op between same-dtype, same-shape operands.
+    fn binary(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: BinaryOp)
+        -> Result<Self>;
+    /// Elementwise comparison between same-dtype, same-shape operands; bool result.
+    fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self>;
+    /// Batched matrix product, `[b.., m, k] @ [b.., k, n] -> [b.., m, n]`, in the operands' dtype.
+    fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self>;
+    /// Reduces all elements (`axis == None`, result of one element) or one axis (removed from the
+    /// shape). Accumulates in and returns `out_dtype`.
+    fn reduce(
+        &self,
+        layout: &Layout,
+        op: ReduceOp,
+        axis: Option<usize>,
+        out_dtype: DType,
+    ) -> Result<Self>;
+    /// Converts to `dtype` with NumPy `astype` semantics.
+    fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self>;
+    /// Materialises a view as new contiguous storage of the same dtype.
+    fn contiguous(&self, layout: &Layout) -> Result<Self>;
+
+    /// Copies the view's elements (only those) to a new host array of `dtype`, converting on the way.
+    fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray>;
+    /// Like [`Backend::to_host`] but consumes the storage, so a backend may hand its buffer over
+    /// without copying when the view covers all of it.
+    fn into_host(self, layout: &Layout, dtype: DType) -> Result<HostArray>;
+    /// Copies the view's elements into a caller's buffer of the same shape, converting to `T`.
+    fn to_host_into<T: Element>(&self, layout: &Layout, out: &mut ArrayViewMutD<'_, T>)
+        -> Result<()>;
+    /// The storage's bytes when it lives in host memory that others may read in place (zero-copy
+    /// export); `None` for device memory.
+    fn host_bytes(&self) -> Option<&[u8]>;
+}

@@ -1,0 +1,673 @@
+//! Element types: the runtime [`DType`] tag, the compile-time [`Element`] trait that ties a Rust type
+//! to its tag, NumPy's promotion rules, and the element-level arithmetic every backend shares.
+
+use std::fmt;
+use std::str::FromStr;
+
+use half::{bf16, f16};
+use ndarray::ArrayD;
+
+use crate::error::{Error, Result};
+use crate::host::HostArray;
+
+/// The element type of a tensor. Names and promotion follow NumPy (bf16 follows `ml_dtypes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    /// `bool`, one byte, 0 or 1.
+    Bool,
+    /// `uint8`
+    U8,
+    /// `uint16`
+    U16,
+    /// `uint32`
+    U32,
+    /// `uint64`
+    U64,
+    /// `int8`
+    I8,
+    /// `int16`
+    I16,
+    /// `int32`
+    I32,
+    /// `int64`
+    I64,
+    /// IEEE half precision, `float16`.
+    F16,
+    /// Brain float, `bfloat16` (8-bit exponent, 7-bit mantissa).
+    BF16,
+    /// `float32`
+    F32,
+    /// `float64`
+    F64,
+}
+
+/// What kind of number a dtype holds; NumPy promotes across kinds in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DTypeKind {
+    /// `bool`
+    Bool,
+    /// unsigned integers
+    Unsigned,
+    /// signed integers
+    Signed,
+    /// floating point
+    Float,
+}
+
+impl DType {
+    /// Every dtype, in a fixed order (used by tests and error messages).
+    pub const ALL: [DType; 13] = [
+        DType::Bool,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+    ];
+
+    /// The NumPy name of the dtype (`"float32"`, `"bfloat16"`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+
+    /// Bytes per element.
+    pub const fn size_in_bytes(self) -> usize {
+        match self {
+            DType::Bool | DType::U8 | DType::I8 => 1,
+            DType::U16 | DType::I16 | DType::F16 | DType::BF16 => 2,
+            DType::U32 | DType::I32 | DType::F32 => 4,
+            DType::U64 | DType::I64 | DType::F64 => 8,
+        }
+    }
+
+    /// The kind of number this dtype holds.
+    pub const fn kind(self) -> DTypeKind {
+        match self {
+            DType::Bool => DTypeKind::Bool,
+            DType::U8 | DType::U16 | DType::U32 | DType::U64 => DTypeKind::Unsigned,
+            DType::I8 | DType::I16 | DType::I32 | DType::I64 => DTypeKind::Signed,
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => DTypeKind::Float,
+        }
+    }
+
+    /// True for the four floating point dtypes.
+    pub const fn is_float(self) -> bool {
+        matches!(self.kind(), DTypeKind::Float)
+    }
+
+    /// True for signed and unsigned integers (not bool).
+    pub const fn is_int(self) -> bool {
+        matches!(self.kind(), DTypeKind::Signed | DTypeKind::Unsigned)
+    }
+
+    /// The dtype NumPy's `result_type(a, b)` gives for two arrays (`ml_dtypes` rules for bfloat16).
+    pub fn promote(a: DType, b: DType) -> DType {
+        use DType::*;
+        if a == b {
+            return a;
+        }
+        let (lo, hi) = if a.kind() <= b.kind() { (a, b) } else { (b, a) };
+        match (lo.kind(), hi.kind()) {
+            (DTypeKind::Bool, _) => hi,
+            (DTypeKind::Unsigned, DTypeKind::Unsigned) | (DTypeKind::Signed, DTypeKind::Signed) => {
+                if lo.size_in_bytes() >= hi.size_in_bytes() {
+                    lo
+                } else {
+                    hi
+                }
+            }
+            (DTypeKind::Unsigned, DTypeKind::Signed) => {
+                // A signed type holds the unsigned one only if it is strictly wider.
+                if hi.size_in_bytes() > lo.size_in_bytes() {
+                    return hi;
+                }
+                match lo {
+                    U8 => I16,
+                    U16 => I32,
+                    U32 => I64,
+                    _ => F64,
+                }
+            }
+            (DTypeKind::Unsigned | DTypeKind::Signed, DTypeKind::Float) => {
+                // The smallest float that holds every value of the integer type, if wider than `hi`.
+                let needed = match lo.size_in_bytes() {
+                    1 => 2,
+                    2 => 4,
+                    _ => 8,
+                };
+                if hi.size_in_bytes() >= needed {
+                    hi
+                } else {
+                    match needed {
+                        4 => F32,
+                        _ => F64,
+                    }
+                }
+            }
+            (DTypeKind::Float, DTypeKind::Float) => match (lo.size_in_bytes(), hi.size_in_bytes()) {
+                // f16 with bf16: neither holds the other, f32 holds both.
+                (2, 2) => F32,
+                (x, y) if x > y => lo,
+                _ => hi,
+            },
+            _ => unreachable!("kinds are ordered lo <= hi"),
+        }
+    }
+
+    /// The float dtype NumPy computes `sqrt`/`exp`/`log`/true division of this dtype in.
+    pub const fn float_result(self) -> DType {
+        match self {
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => self,
+            DType::Bool | DType::U8 | DType::I8 => DType::F16,
+            DType::U16 | DType::I16 => DType::F32,
+            _ => DType::F64,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DType {
+    type Err = Error;
+
+    /// Parses NumPy names and the common short aliases (`"f32"`, `"bf16"`, `"int"`, `"float"`).
+    fn from_str(s: &str) -> Result<Self> {
+        let d = match s.trim() {
+            "bool" | "bool_" | "?" | "b1" => DType::Bool,
+            "uint8" | "u8" | "u1" | "B" => DType::U8,
+            "uint16" | "u16" | "u2" | "H" => DType::U16,
+            "uint32" | "u32" | "u4" | "I" => DType::U32,
+            "uint64" | "u64" | "u8b" | "L" => DType::U64,
+            "int8" | "i8" | "i1" | "b" => DType::I8,
+            "int16" | "i16" | "i2" | "h" => DType::I16,
+            "int32" | "i32" | "i4" | "i" => DType::I32,
+            "int64" | "i64" | "int" | "l" => DType::I64,
+            "float16" | "f16" | "half" | "f2" | "e" => DType::F16,
+            "bfloat16" | "bf16" => DType::BF16,
+            "float32" | "f32" | "single" | "f4" | "f" => DType::F32,
+            "float64" | "f64" | "float" | "double" | "f8" | "d" => DType::F64,
+            other => {
+                return Err(Error::UnknownDType {
+                    name: other.to_string(),
+                })
+            }
+        };
+        Ok(d)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A Rust type that is the element of one [`DType`]. Sealed: the set of dtypes is closed.
+///
+/// Integer arithmetic wraps (as NumPy's does); `f16`/`bf16` arithmetic rounds through `f32`.
+pub trait Element:
+    sealed::Sealed + Copy + Send + Sync + PartialOrd + PartialEq + Default + fmt::Debug + 'static
+{
+    /// The runtime tag of this type.
+    const DTYPE: DType;
+    /// Additive identity.
+    const ZERO: Self;
+    /// Multiplicative identity.
+    const ONE: Self;
+
+    /// Value as `f64` (lossy for 64-bit integers beyond 2^53).
+    fn to_f64(self) -> f64;
+    /// Value as `i128`: exact for every integer and bool; floats truncate toward zero, saturating.
+    fn to_i128(self) -> i128;
+    /// NumPy cast from `f64`: floats round to nearest, integers truncate and saturate, bool is `!= 0`.
+    fn from_f64(v: f64) -> Self;
+    /// NumPy cast from an integer: integers wrap, floats round, bool is `!= 0`.
+    fn from_i128(v: i128) -> Self;
+
+    /// NumPy `add` (bool: logical or).
+    fn add(self, rhs: Self) -> Self;
+    /// NumPy `subtract` (not defined for bool; the core rejects it before a backend sees it).
+    fn sub(self, rhs: Self) -> Self;
+    /// NumPy `multiply` (bool: logical and).
+    fn mul(self, rhs: Self) -> Self;
+    /// Division; only called for float dtypes (true division of integers promotes to float first).
+    fn div(self, rhs: Self) -> Self;
+    /// NumPy `negative` (wrapping for integers).
+    fn neg(self) -> Self;
+    /// NumPy `absolute` (wrapping for the minimum signed value, as NumPy).
+    fn abs(self) -> Self;
+    /// NumPy `maximum` semantics for reductions: NaN propagates.
+    fn max_nan(self, rhs: Self) -> Self {
+        if self.is_nan() || rhs.is_nan() {
+            if self.is_nan() {
+                self
+            } else {
+                rhs
+            }
+        } else if rhs > self {
+            rhs
+        } else {
+            self
+        }
+    }
+    /// NumPy `minimum` semantics for reductions: NaN propagates.
+    fn min_nan(self, rhs: Self) -> Self {
+        if self.is_nan() || rhs.is_nan() {
+            if self.is_nan() {
+                self
+            } else {
+                rhs
+            }
+        } else if rhs < self {
+            rhs
+        } else {
+            self
+        }
+    }
+    /// True only for a floating point NaN.
+    fn is_nan(self) -> bool {
+        false
+    }
+
+    /// Wraps a typed array in its [`HostArray`] variant.
+    fn wrap_host(a: ArrayD<Self>) -> HostArray;
+    /// Unwraps a [`HostArray`] of this dtype, handing it back otherwise.
+    fn unwrap_host(h: HostArray) -> std::result::Result<ArrayD<Self>, HostArray>;
+    /// Borrows the typed array inside a [`HostArray`] of this dtype.
+    fn host_ref(h: &HostArray) -> Option<&ArrayD<Self>>;
+}
+
+macro_rules! impl_host_variant {
+    ($d:ident) => {
+        fn wrap_host(a: ArrayD<Self>) -> HostArray {
+            HostArray::$d(a)
+        }
+        fn unwrap_host(h: HostArray) -> std::result::Result<ArrayD<Self>, HostArray> {
+            match h {
+                HostArray::$d(a) => Ok(a),
+                other => Err(other),
+            }
+        }
+        fn host_ref(h: &HostArray) -> Option<&ArrayD<Self>> {
+            match h {
+                HostArray::$d(a) => Some(a),
+                _ => None,
+            }
+        }
+    };
+}
+
+/// Converts one element to another dtype with NumPy's `astype` semantics.
+#[inline(always)]
+pub fn cast_element<S: Element, D: Element>(v: S) -> D {
+    if S::DTYPE.is_float() || D::DTYPE.is_float() {
+        if S::DTYPE == DType::Bool {
+            return D::from_i128(v.to_i128());
+        }
+        D::from_f64(v.to_f64())
+    } else {
+        D::from_i128(v.to_i128())
+    }
+}
+
+macro_rules! impl_int_element {
+    ($($t:ty => $d:ident),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            #[inline(always)] fn to_f64(self) -> f64 { self as f64 }
+            #[inline(always)] fn to_i128(self) -> i128 { self as i128 }
+            #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
+            #[inline(always)] fn from_i128(v: i128) -> Self { v as $t }
+            #[inline(always)] fn add(self, rhs: Self) -> Self { self.wrapping_add(rhs) }
+            #[inline(always)] fn sub(self, rhs: Self) -> Self { self.wrapping_sub(rhs) }
+            #[inline(always)] fn mul(self, rhs: Self) -> Self { self.wrapping_mul(rhs) }
+            #[inline(always)] fn div(self, rhs: Self) -> Self { self.checked_div(rhs).unwrap_or(0) }
+            #[inline(always)] fn neg(self) -> Self { self.wrapping_neg() }
+            #[inline(always)] fn abs(self) -> Self { if self.to_i128() < 0 { self.wrapping_neg() } else { self } }
+            impl_host_variant!($d);
+        }
+    )*};
+}
+impl_int_element!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32, i64 => I64);
+
+impl sealed::Sealed for bool {}
+impl Element for bool {
+    const DTYPE: DType = DType::Bool;
+    const ZERO: Self = false;
+    const ONE: Self = true;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as u8 as f64
+    }
+    #[inline(always)]
+    fn to_i128(self) -> i128 {
+        self as i128
+    }
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    #[inline(always)]
+    fn from_i128(v: i128) -> Self {
+        v != 0
+    }
+    #[inline(always)]
+    fn add(self, rhs: Self) -> Self {
+        self | rhs
+    }
+    #[inline(always)]
+    fn sub(self, rhs: Self) -> Self {
+        self ^ rhs
+    }
+    #[inline(always)]
+    fn mul(self, rhs: Self) -> Self {
+        self & rhs
+    }
+    #[inline(always)]
+    fn div(self, rhs: Self) -> Self {
+        self & rhs
+    }
+    #[inline(always)]
+    fn neg(self) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        self
+    }
+    impl_host_variant!(Bool);
+}
+
+macro_rules! impl_float_element {
+    ($($t:ty => $d:ident, $zero:expr, $one:expr, $to64:expr, $from64:expr);* $(;)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            const ZERO: Self = $zero;
+            const ONE: Self = $one;
+            #[inline(always)] fn to_f64(self) -> f64 { ($to64)(self) }
+            #[inline(always)] fn to_i128(self) -> i128 { self.to_f64() as i128 }
+            #[inline(always)] fn from_f64(v: f64) -> Self { ($from64)(v) }
+            #[inline(always)] fn from_i128(v: i128) -> Self { Self::from_f64(v as f64) }
+            #[inline(always)] fn add(self, rhs: Self) -> Self { self + rhs }
+            #[inline(always)] fn sub(self, rhs: Self) -> Self { self - rhs }
+            #[inline(always)] fn mul(self, rhs: Self) -> Self { self * rhs }
+            #[inline(always)] fn div(self, rhs: Self) -> Self { self / rhs }
+            #[inline(always)] fn neg(self) -> Self { -self }
+            #[inline(always)] fn abs(self) -> Self { num_traits::Float::abs(self) }
+            #[inline(always)] fn is_nan(self) -> bool { num_traits::Float::is_nan(self) }
+            impl_host_variant!($d);
+        }
+        impl FloatElement for $t {
+            #[inline(always)] fn exp(self) -> Self { num_traits::Float::exp(self) }
+            #[inline(always)] fn ln(self) -> Self { num_traits::Float::ln(self) }
+            #[inline(always)] fn sqrt(self) -> Self { num_traits::Float::sqrt(self) }
+            #[inline(always)] fn to_f32(self) -> f32 { self.to_f64() as f32 }
+            #[inline(always)] fn from_f32(v: f32) -> Self { Self::from_f64(v as f64) }
+        }
+    )*};
+}
+impl_float_element!(
+    f32 => F32, 0.0, 1.0, |v: f32| v as f64, |v: f64| v as f32;
+    f64 => F64, 0.0, 1.0, |v: f64| v, |v: f64| v;
+    f16 => F16, f16::ZERO, f16::ONE, f16::to_f64, f16::from_f64;
+    bf16 => BF16, bf16::ZERO, bf16::ONE, bf16::to_f64, bf16::from_f64;
+);
+
+/// The float elements: transcendental functions, computed in the type's own precision
+/// (f16/bf16 round through f32, like NumPy's float16 loops).
+pub trait FloatElement: Element {
+    /// `e^x`
+    fn exp(self) -> Self;
+    /// natural logarithm
+    fn ln(self) -> Self;
+    /// square root
+    fn sqrt(self) -> Self;
+    /// Widen (or keep) to f32, for accumulation of 16-bit floats.
+    fn to_f32(self) -> f32;
+    /// Round from f32.
+    fn from_f32(v: f32) -> Self;
+}
+
+/// A Python-like scalar operand: NumPy 2 treats Python scalars as "weak", so they take the tensor's
+/// dtype where they fit (NEP 50).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    /// `True` / `False`
+    Bool(bool),
+    /// A Python `int` (the range of i64 and u64 together).
+    Int(i128),
+    /// A Python `float`.
+    Float(f64),
+}
+
+impl Scalar {
+    /// The dtype an operation between a tensor of `dtype` and this weak scalar computes in (NEP 50).
+    pub fn weak_result(self, dtype: DType) -> Result<DType> {
+        let out = match (self, dtype.kind()) {
+            (Scalar::Bool(_), _) => dtype,
+            (Scalar::Int(_), DTypeKind::Bool) => DType::I64,
+            (Scalar::Int(v), DTypeKind::Unsigned | DTypeKind::Signed) => {
+                if !int_fits(v, dtype) {
+                    return Err(Error::InvalidArgument(format!(
+                        "Python integer {v} out of bounds for {dtype}"
+                    )));
+                }
+                dtype
+            }
+            (Scalar::Int(_), DTypeKind::Float) => dtype,
+            (Scalar::Float(_), DTypeKind::Float) => dtype,
+            (Scalar::Float(_), _) => DType::F64,
+        };
+        Ok(out)
+    }
+
+    /// The value as `f64`.
+    pub fn to_f64(self) -> f64 {
+        match self {
+            Scalar::Bool(b) => b as u8 as f64,
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+        }
+    }
+
+    /// The value converted to `T` with NumPy cast semantics.
+    pub fn to_element<T: Element>(self) -> T {
+        match self {
+            Scalar::Bool(b) => T::from_i128(b as i128),
+            Scalar::Int(i) => T::from_i128(i),
+            Scalar::Float(f) => T::from_f64(f),
+        }
+    }
+
+    /// The dtype NumPy infers for this scalar on its own (`int` → int64, `float` → float64).
+    pub fn default_dtype(self) -> DType {
+        match self {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(_) => DType::I64,
+            Scalar::Float(_) => DType::F64,
+        }
+    }
+}
+
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Bool(v)
+    }
+}
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::Int(v as i128)
+    }
+}
+impl From<i32> for Scalar {
+    fn from(v: i32) -> Self {
+        Scalar::Int(v as i128)
+    }
+}
+impl From<u64> for Scalar {
+    fn from(v: u64) -> Self {
+        Scalar::Int(v as i128)
+    }
+}
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::Float(v)
+    }
+}
+impl From<f32> for Scalar {
+    fn from(v: f32) -> Self {
+        Scalar::Float(v as f64)
+    }
+}
+
+fn int_fits(v: i128, dtype: DType) -> bool {
+    let (lo, hi): (i128, i128) = match dtype {
+        DType::U8 => (0, u8::MAX as i128),
+        DType::U16 => (0, u16::MAX as i128),
+        DType::U32 => (0, u32::MAX as i128),
+        DType::U64 => (0, u64::MAX as i128),
+        DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+        DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+        DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+        DType::I64 => (i64::MIN as i128, i64::MAX as i128),
+        _ => return true,
+    };
+    (lo..=hi).contains(&v)
+}
+
+/// Calls `$body` with the type alias `$T` bound to the Rust element type of `$dtype`.
+///
+/// The one place that turns a runtime dtype into a monomorphised call.
+#[macro_export]
+macro_rules! with_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::Bool => { type $T = bool; $body }
+            $crate::DType::U8 => { type $T = u8; $body }
+            $crate::DType::U16 => { type $T = u16; $body }
+            $crate::DType::U32 => { type $T = u32; $body }
+            $crate::DType::U64 => { type $T = u64; $body }
+            $crate::DType::I8 => { type $T = i8; $body }
+            $crate::DType::I16 => { type $T = i16; $body }
+            $crate::DType::I32 => { type $T = i32; $body }
+            $crate::DType::I64 => { type $T = i64; $body }
+            $crate::DType::F16 => { type $T = $crate::half::f16; $body }
+            $crate::DType::BF16 => { type $T = $crate::half::bf16; $body }
+            $crate::DType::F32 => { type $T = f32; $body }
+            $crate::DType::F64 => { type $T = f64; $body }
+        }
+    };
+}
+
+/// Like [`with_dtype!`] for the float dtypes only; `$other` runs for the rest.
+#[macro_export]
+macro_rules! with_float_dtype {
+    ($dtype:expr, $T:ident => $body:expr, _ => $other:expr) => {
+        match $dtype {
+            $crate::DType::F16 => { type $T = $crate::half::f16; $body }
+            $crate::DType::BF16 => { type $T = $crate::half::bf16; $body }
+            $crate::DType::F32 => { type $T = f32; $body }
+            $crate::DType::F64 => { type $T = f64; $body }
+            _ => $other,
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promote_matches_numpy_table() {
+        use DType::*;
+        let cases = [
+            (Bool, I8, I8),
+            (U8, I8, I16),
+            (U16, I16, I32),
+            (U32, I32, I64),
+            (U64, I64, F64),
+            (U8, I64, I64),
+            (I16, F16, F32),
+            (I32, F16, F64),
+            (I8, F16, F16),
+            (I64, F32, F64),
+            (I16, F32, F32),
+            (F16, BF16, F32),
+            (BF16, F64, F64),
+            (U8, BF16, BF16),
+            (F32, F64, F64),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(DType::promote(a, b), want, "{a} + {b}");
+            assert_eq!(DType::promote(b, a), want, "{b} + {a}");
+        }
+    }
+
+    #[test]
+    fn parse_names_round_trip_and_unknown_is_an_error() {
+        for d in DType::ALL {
+            assert_eq!(d.name().parse::<DType>().ok(), Some(d));
+        }
+        let err = "float128".parse::<DType>().unwrap_err();
+        assert!(err.to_string().contains("float128"));
+    }
+
+    #[test]
+    fn casts_follow_numpy() {
+        assert_eq!(cast_element::<f64, i32>(3.7), 3);
+        assert_eq!(cast_element::<f64, i32>(-3.7), -3);
+        assert_eq!(cast_element::<i32, u8>(300), 44);
+        assert!(cast_element::<f32, bool>(0.5));
+        assert!(!cast_element::<f32, bool>(0.0));
+        assert_eq!(cast_element::<bool, f32>(true), 1.0);
+        assert_eq!(cast_element::<i64, u64>(-1), u64::MAX);
+        assert_eq!(cast_element::<u64, i64>(u64::MAX), -1);
+        assert_eq!(cast_element::<f32, bf16>(1.5), bf16::from_f32(1.5));
+    }
+
+    #[test]
+    fn weak_scalars_follow_nep50() {
+        assert_eq!(Scalar::Int(3).weak_result(DType::U8).ok(), Some(DType::U8));
+        assert!(Scalar::Int(300).weak_result(DType::U8).is_err());
+        assert!(Scalar::Int(-1).weak_result(DType::U8).is_err());
+        assert_eq!(Scalar::Float(0.5).weak_result(DType::I32).ok(), Some(DType::F64));
+        assert_eq!(Scalar::Float(0.5).weak_result(DType::F16).ok(), Some(DType::F16));
+        assert_eq!(Scalar::Int(1).weak_result(DType::Bool).ok(), Some(DType::I64));
+    }
+
+    #[test]
+    fn integer_arithmetic_wraps_like_numpy() {
+        assert_eq!(Element::add(250u8, 10u8), 4);
+        assert_eq!(Element::abs(i8::MIN), i8::MIN);
+        assert_eq!(Element::neg(1u8), 255);
+        assert!(Element::max_nan(1.0f32, f32::NAN).is_nan());
+        assert!(Element::min_nan(f32::NAN, 1.0f32).is_nan());
+    }
+}

@@ -1,0 +1,120 @@
+//! Errors: one `thiserror` enum whose variants say what went wrong with which shape, dtype and backend.
+//! The Python bindings map each variant to one exception type in one place.
+
+use crate::dtype::DType;
+
+/// `Result` with tensorbridge's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a tensorbridge operation can fail with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A typed read asked for a different element type than the tensor holds.
+    #[error("dtype mismatch in {op}: tensor is {actual}, requested {requested}; cast explicitly with .cast({requested})")]
+    DTypeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// The tensor's dtype.
+        actual: DType,
+        /// The requested dtype.
+        requested: DType,
+    },
+    /// The dtype is not supported by this operation.
+    #[error("{op} does not support dtype {dtype}")]
+    UnsupportedDType {
+        /// The operation.
+        op: &'static str,
+        /// The offending dtype.
+        dtype: DType,
+    },
+    /// A dtype name that tensorbridge does not know.
+    #[error("unknown dtype '{name}'; expected one of bool, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, bfloat16, float32, float64")]
+    UnknownDType {
+        /// The name given.
+        name: String,
+    },
+    /// Shapes that do not fit together.
+    #[error("shape mismatch in {op}: {lhs:?} vs {rhs:?}")]
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First shape.
+        lhs: Vec<usize>,
+        /// Second shape.
+        rhs: Vec<usize>,
+    },
+    /// An element count that does not match the shape.
+    #[error("{op}: {len} elements cannot have shape {shape:?} ({expected} elements)")]
+    ElementCount {
+        /// The operation.
+        op: &'static str,
+        /// Elements given.
+        len: usize,
+        /// Shape asked for.
+        shape: Vec<usize>,
+        /// Elements the shape holds.
+        expected: usize,
+    },
+    /// An axis outside `-ndim..ndim`.
+    #[error("{op}: axis {axis} is out of bounds for a tensor of {ndim} dimensions")]
+    AxisOutOfRange {
+        /// The operation.
+        op: &'static str,
+        /// Axis given.
+        axis: isize,
+        /// Dimensions of the tensor.
+        ndim: usize,
+    },
+    /// An index outside a dimension.
+    #[error("index {index} is out of bounds for axis {axis} with size {size}")]
+    IndexOutOfRange {
+        /// Index given.
+        index: isize,
+        /// Axis indexed.
+        axis: usize,
+        /// Size of that axis.
+        size: usize,
+    },
+    /// Any other argument that makes no sense.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Two tensors on different backends or devices in one op.
+    #[error("{op}: tensors are on different backends/devices ({lhs} and {rhs}); move one with .to(backend=..., device=...)")]
+    BackendMismatch {
+        /// The operation.
+        op: &'static str,
+        /// Left backend/device.
+        lhs: String,
+        /// Right backend/device.
+        rhs: String,
+    },
+    /// A device that does not exist or cannot be used.
+    #[error("device unavailable: {0}")]
+    DeviceUnavailable(String),
+    /// A result whose size in bytes overflows or exceeds what can be allocated.
+    #[error("{op}: tensor of shape {shape:?} and dtype {dtype} is too large ({bytes} bytes requested, {limit} available)")]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The shape.
+        shape: Vec<usize>,
+        /// The dtype.
+        dtype: DType,
+        /// Bytes requested (saturating).
+        bytes: u128,
+        /// The limit that was hit.
+        limit: u128,
+    },
+    /// The operation is not defined for these operands (e.g. `-` on bool, as in NumPy).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A backend-specific failure, with the backend's own text.
+    #[error("{backend} backend error: {message}")]
+    Backend {
+        /// The backend's name.
+        backend: &'static str,
+        /// Its message.
+        message: String,
+    },
+}

@@ -1,0 +1,558 @@
+//! [`Layout`]: how a tensor's logical elements sit in its storage. Every view (reshape of contiguous,
+//! transpose, permute, slice with steps, broadcast, squeeze, unsqueeze) is arithmetic on this struct,
+//! O(ndim), never a copy.
+
+use crate::error::{Error, Result};
+
+/// Shape, strides (in elements, may be negative or zero) and the offset of element `[0, .., 0]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Layout {
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+    offset: usize,
+}
+
+/// Row-major strides, in elements, of a contiguous tensor of `shape`.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut acc = 1isize;
+    for (s, &d) in strides.iter_mut().zip(shape).rev() {
+        *s = acc;
+        acc = acc.saturating_mul(d.max(1) as isize);
+    }
+    strides
+}
+
+/// The element count of `shape`, or `None` when it overflows `usize`.
+pub fn checked_elem_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Normalises a possibly negative axis against `ndim`.
+pub fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
+    let n = ndim as isize;
+    let a = if axis < 0 { axis + n } else { axis };
+    if a < 0 || a >= n {
+        return Err(Error::AxisOutOfRange { op, axis, ndim });
+    }
+    Ok(a as usize)
+}
+
+/// The NumPy broadcast of two shapes.
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0usize; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: a.to_vec(),
+                    rhs: b.to_vec(),
+                })
+            }
+        };
+    }
+    Ok(out)
+}
+
+impl Layout {
+    /// The row-major contiguous layout of `shape`, starting at offset 0.
+    pub fn contiguous(shape: &[usize]) -> Self {
+        Layout {
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
+    }
+
+    /// A layout from raw parts. It is not checked against any storage: see [`Layout::check_fits`].
+    pub fn new(shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Result<Self> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "layout: shape {shape:?} and strides {strides:?} differ in length"
+            )));
+        }
+        Ok(Layout {
+            shape,
+            strides,
+            offset,
+        })
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Strides in elements, one per dimension.
+    pub fn strides(&self) -> &[isize] {
+        &self.strides
+    }
+
+    /// Storage index of element `[0, .., 0]`.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of logical elements.
+    pub fn elem_count(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the elements are row-major and dense (size-1 dimensions may have any stride).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1isize;
+        for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
+            if d == 0 {
+                return true;
+            }
+            if d != 1 && s != expected {
+                return false;
+            }
+            expected *= d as isize;
+        }
+        true
+    }
+
+    /// The lowest and one-past-highest storage index this layout touches (`None` if it has no elements).
+    pub fn storage_span(&self) -> Option<(usize, usize)> {
+        if self.elem_count() == 0 {
+            return None;
+        }
+        let mut lo = self.offset as isize;
+        let mut hi = self.offset as isize;
+        for (&d, &s) in self.shape.iter().zip(&self.strides) {
+            let reach = s * (d as isize - 1);
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        Some((lo as usize, hi as usize + 1))
+    }
+
+    /// Checks that every element lies inside a storage of `len` elements.
+    ///
+    /// Backends call this before any raw-pointer access; it is what makes those accesses sound.
+    pub fn check_fits(&self, len: usize) -> Result<()> {
+        let mut lo = self.offset as i128;
+        let mut hi = self.offset as i128;
+        if self.shape.contains(&0) {
+            return Ok(());
+        }
+        for (&d, &s) in self.shape.iter().zip(&self.strides) {
+            let reach = s as i128 * (d as i128 - 1);
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        if lo < 0 || hi >= len as i128 {
+            return Err(Error::InvalidArgument(format!(
+                "layout {self:?} reaches outside a storage of {len} elements"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Storage index of the element at `index` (one entry per dimension, in range).
+    pub fn storage_index(&self, index: &[usize]) -> usize {
+        let mut at = self.offset as isize;
+        for (&i, &s) in index.iter().zip(&self.strides) {
+            at += i as isize * s;
+        }
+        at as usize
+    }
+
+    /// Reshape without copying; `None` when the strides cannot express it (the caller copies then).
+    /// One `-1` dimension is inferred. Errors when the element counts differ.
+    pub fn reshape(&self, shape: &[isize]) -> Result<Option<Layout>> {
+        let shape = infer_shape(self.elem_count(), shape)?;
+        if self.is_contiguous() {
+            let mut l = Layout::contiguous(&shape);
+            l.offset = self.offset;
+            return Ok(Some(l));
+        }
+        Ok(self.reshape_strided(&shape))
+    }
+
+    /// NumPy's no-copy reshape for strided layouts: groups of old dimensions that are mutually
+    /// contiguous map onto groups of new dimensions.
+    fn reshape_strided(&self, new_shape: &[usize]) -> Option<Layout> {
+        let old: Vec<(usize, isize)> = self
+            .shape
+            .iter()
+            .zip(&self.strides)
+            .filter(|(&d, _)| d != 1)
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        let mut new_strides = vec![0isize; new_shape.len()];
+        let (mut oi, mut ni) = (0usize, 0usize);
+        while oi < old.len() && ni < new_shape.len() {
+            let (mut op, mut np) = (old[oi].0, new_shape[ni]);
+            let (ostart, nstart) = (oi, ni);
+            while op != np {
+                if op < np {
+                    oi += 1;
+                    op *= old.get(oi)?.0;
+                } else {
+                    ni += 1;
+                    np *= *new_shape.get(ni)?;
+                }
+            }
+            for k in ostart..oi {
+                if old[k].1 != old[k + 1].1 * old[k + 1].0 as isize {
+                    return None;
+                }
+            }
+            new_strides[ni] = old[oi].1;
+            for k in (nstart..ni).rev() {
+                new_strides[k] = new_strides[k + 1] * new_shape[k + 1] as isize;
+            }
+            oi += 1;
+            ni += 1;
+        }
+        // Trailing size-1 dimensions of the new shape keep stride 0-free defaults.
+        for k in ni..new_shape.len() {
+            new_strides[k] = 1;
+        }
+        Some(Layout {
+            shape: new_shape.to_vec(),
+            strides: new_strides,
+            offset: self.offset,
+        })
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Layout> {
+        let a = normalize_axis("transpose", a, self.ndim())?;
+        let b = normalize_axis("transpose", b, self.ndim())?;
+        let mut l = self.clone();
+        l.shape.swap(a, b);
+        l.strides.swap(a, b);
+        Ok(l)
+    }
+
+    /// Reverses all axes (NumPy's `.T`).
+    pub fn reversed_axes(&self) -> Layout {
+        let mut l = self.clone();
+        l.shape.reverse();
+        l.strides.reverse();
+        l
+    }
+
+    /// Reorders axes: new axis `i` is old axis `perm[i]`.
+    pub fn permute(&self, perm: &[isize]) -> Result<Layout> {
+        let n = self.ndim();
+        if perm.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "permute: {} axes given for a tensor of {n} dimensions",
+                perm.len()
+            )));
+        }
+        let mut seen = vec![false; n];
+        let mut l = Layout {
+            shape: Vec::with_capacity(n),
+            strides: Vec::with_capacity(n),
+            offset: self.offset,
+        };
+        for &p in perm {
+            let p = normalize_axis("permute", p, n)?;
+            if std::mem::replace(&mut seen[p], true) {
+                return Err(Error::InvalidArgument(format!(
+                    "permute: axis {p} repeated in {perm:?}"
+                )));
+            }
+            l.shape.push(self.shape[p]);
+            l.strides.push(self.strides[p]);
+        }
+        Ok(l)
+    }
+
+    /// Python-style slice of one axis (`start:stop:step`, negative values count from the end).
+    pub fn slice(
+        &self,
+        axis: isize,
+        start: Option<isize>,
+        stop: Option<isize>,
+        step: isize,
+    ) -> Result<Layout> {
+        let axis = normalize_axis("slice", axis, self.ndim())?;
+        if step == 0 {
+            return Err(Error::InvalidArgument("slice step cannot be zero".into()));
+        }
+        let (first, len) = slice_indices(self.shape[axis], start, stop, step);
+        let mut l = self.clone();
+        if len > 0 {
+            l.offset = (self.offset as isize + first * self.strides[axis]) as usize;
+        }
+        l.shape[axis] = len;
+        l.strides[axis] = self.strides[axis] * step;
+        Ok(l)
+    }
+
+    /// Selects index `index` of `axis`, dropping that axis.
+    pub fn select(&self, axis: usize, index: isize) -> Result<Layout> {
+        let size = *self.shape.get(axis).ok_or(Error::AxisOutOfRange {
+            op: "index",
+            axis: axis as isize,
+            ndim: self.ndim(),
+        })?;
+        let i = if index < 0 {
+            index + size as isize
+        } else {
+            index
+        };
+        if i < 0 || i >= size as isize {
+            return Err(Error::IndexOutOfRange { index, axis, size });
+        }
+        let mut l = self.clone();
+        l.offset = (self.offset as isize + i * self.strides[axis]) as usize;
+        l.shape.remove(axis);
+        l.strides.remove(axis);
+        Ok(l)
+    }
+
+    /// NumPy `broadcast_to`: new leading axes and size-1 axes get stride 0.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        let err = || Error::ShapeMismatch {
+            op: "broadcast_to",
+            lhs: self.shape.clone(),
+            rhs: shape.to_vec(),
+        };
+        if shape.len() < self.ndim() {
+            return Err(err());
+        }
+        let extra = shape.len() - self.ndim();
+        let mut strides = vec![0isize; shape.len()];
+        for (i, &d) in shape.iter().enumerate().skip(extra) {
+            let (od, os) = (self.shape[i - extra], self.strides[i - extra]);
+            strides[i] = match od {
+                x if x == d => os,
+                1 => 0,
+                _ => return Err(err()),
+            };
+        }
+        Ok(Layout {
+            shape: shape.to_vec(),
+            strides,
+            offset: self.offset,
+        })
+    }
+
+    /// Removes size-1 axes: all of them, or the one given (an error if it is not size 1).
+    pub fn squeeze(&self, axis: Option<isize>) -> Result<Layout> {
+        let mut l = self.clone();
+        match axis {
+            None => {
+                let keep: Vec<bool> = self.shape.iter().map(|&d| d != 1).collect();
+                l.shape = filter_by(&self.shape, &keep);
+                l.strides = filter_by(&self.strides, &keep);
+            }
+            Some(a) => {
+                let a = normalize_axis("squeeze", a, self.ndim())?;
+                if self.shape[a] != 1 {
+                    return Err(Error::InvalidArgument(format!(
+                        "squeeze: cannot select an axis to squeeze out which has size {} (shape {:?}, axis {a})",
+                        self.shape[a], self.shape
+                    )));
+                }
+                l.shape.remove(a);
+                l.strides.remove(a);
+            }
+        }
+        Ok(l)
+    }
+
+    /// Inserts a size-1 axis at `axis` (in `-(ndim+1)..=ndim`).
+    pub fn unsqueeze(&self, axis: isize) -> Result<Layout> {
+        let a = normalize_axis("unsqueeze", axis, self.ndim() + 1)?;
+        let mut l = self.clone();
+        let stride = if a < self.ndim() {
+            self.strides[a] * self.shape[a] as isize
+        } else {
+            1
+        };
+        l.shape.insert(a, 1);
+        l.strides.insert(a, stride);
+        Ok(l)
+    }
+}
+
+fn filter_by<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+    v.iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(&x, _)| x)
+        .collect()
+}
+
+/// Resolves one `-1` in a requested shape against an element count.
+pub fn infer_shape(count: usize, shape: &[isize]) -> Result<Vec<usize>> {
+    let mut infer = None;
+    let mut known = 1usize;
+    for (i, &d) in shape.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => infer = Some(i),
+            -1 => {
+                return Err(Error::InvalidArgument(
+                    "reshape: can only specify one unknown dimension".into(),
+                ))
+            }
+            d if d < 0 => {
+                return Err(Error::InvalidArgument(format!(
+                    "reshape: negative dimension {d} in {shape:?}"
+                )))
+            }
+            d => {
+                known = known.checked_mul(d as usize).ok_or_else(|| {
+                    Error::InvalidArgument(format!("reshape: shape {shape:?} overflows"))
+                })?
+            }
+        }
+    }
+    let mismatch = || Error::ElementCount {
+        op: "reshape",
+        len: count,
+        shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+        expected: known,
+    };
+    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    match infer {
+        Some(i) => {
+            if known == 0 || count % known != 0 {
+                return Err(mismatch());
+            }
+            out[i] = count / known;
+        }
+        None if known != count => return Err(mismatch()),
+        None => {}
+    }
+    Ok(out)
+}
+
+/// Python's `slice.indices` + length: the first index and the number of elements.
+pub fn slice_indices(
+    size: usize,
+    start: Option<isize>,
+    stop: Option<isize>,
+    step: isize,
+) -> (isize, usize) {
+    let n = size as isize;
+    let clamp = |v: isize, lo: isize, hi: isize| v.max(lo).min(hi);
+    let norm = |v: isize| if v < 0 { v + n } else { v };
+    let (start, stop) = if step > 0 {
+        (
+            start.map_or(0, |s| clamp(norm(s), 0, n)),
+            stop.map_or(n, |s| clamp(norm(s), 0, n)),
+        )
+    } else {
+        (
+            start.map_or(n - 1, |s| clamp(norm(s), -1, n - 1)),
+            stop.map_or(-1, |s| clamp(norm(s), -1, n - 1)),
+        )
+    };
+    let len = if step > 0 && stop > start {
+        (stop - start + step - 1) / step
+    } else if step < 0 && start > stop {
+        (start - stop - step - 1) / (-step)
+    } else {
+        0
+    };
+    (start, len as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_strides_are_row_major() {
+        assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert!(Layout::contiguous(&[2, 3]).is_contiguous());
+        assert!(!Layout::contiguous(&[2, 3]).reversed_axes().is_contiguous());
+    }
+
+    #[test]
+    fn slice_indices_match_python() {
+        // list(range(10))[a:b:c] lengths and first elements, checked against CPython.
+        assert_eq!(slice_indices(10, None, None, 1), (0, 10));
+        assert_eq!(slice_indices(10, Some(2), Some(8), 3), (2, 2));
+        assert_eq!(slice_indices(10, None, None, -1), (9, 10));
+        assert_eq!(slice_indices(10, Some(-3), None, -2), (7, 4));
+        assert_eq!(slice_indices(10, Some(20), Some(30), 1).1, 0);
+        assert_eq!(slice_indices(0, None, None, -1).1, 0);
+        assert_eq!(slice_indices(5, Some(-100), Some(100), 2), (0, 3));
+    }
+
+    #[test]
+    fn negative_step_slice_points_at_last_element() {
+        let l = Layout::contiguous(&[4]).slice(0, None, None, -1).unwrap();
+        assert_eq!((l.offset(), l.strides()[0], l.shape()[0]), (3, -1, 4));
+        assert_eq!(l.storage_span(), Some((0, 4)));
+        l.check_fits(4).unwrap();
+        assert!(l.check_fits(3).is_err());
+    }
+
+    #[test]
+    fn broadcast_gives_zero_strides_and_rejects_mismatch() {
+        let l = Layout::contiguous(&[3, 1]).broadcast_to(&[2, 3, 4]).unwrap();
+        assert_eq!(l.strides(), &[0, 1, 0]);
+        assert!(Layout::contiguous(&[3]).broadcast_to(&[4]).is_err());
+        assert_eq!(
+            broadcast_shapes("t", &[2, 1, 3], &[4, 1]).unwrap(),
+            vec![2, 4, 3]
+        );
+        assert!(broadcast_shapes("t", &[2], &[3]).is_err());
+    }
+
+    #[test]
+    fn reshape_of_transposed_view_copies_unless_strides_allow() {
+        let t = Layout::contiguous(&[4, 6]).reversed_axes();
+        assert_eq!(t.reshape(&[24]).unwrap(), None);
+        // Splitting one axis of a strided view is expressible.
+        let s = Layout::contiguous(&[4, 6])
+            .slice(1, None, None, 2)
+            .unwrap()
+            .reshape(&[2, 2, 3])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.strides(), &[12, 6, 2]);
+        assert!(Layout::contiguous(&[4, 6]).reshape(&[5, -1]).is_err());
+        assert_eq!(
+            Layout::contiguous(&[4, 6])
+                .reshape(&[-1, 3])
+                .unwrap()
+                .unwrap()
+                .shape(),
+            &[8, 3]
+        );
+    }
+
+    #[test]
+    fn squeeze_unsqueeze_select_permute() {
+        let l = Layout::contiguous(&[1, 3, 1]);
+        assert_eq!(l.squeeze(None).unwrap().shape(), &[3]);
+        assert!(l.squeeze(Some(1)).is_err());
+        assert_eq!(l.unsqueeze(-1).unwrap().shape(), &[1, 3, 1, 1]);
+        let p = Layout::contiguous(&[2, 3, 4]).permute(&[2, 0, 1]).unwrap();
+        assert_eq!(p.strides(), &[1, 12, 4]);
+        assert!(Layout::contiguous(&[2, 3]).permute(&[0, 0]).is_err());
+        let s = Layout::contiguous(&[2, 3]).select(0, -1).unwrap();
+        assert_eq!((s.offset(), s.shape()), (3, &[3usize][..]));
+        assert!(Layout::contiguous(&[2, 3]).select(0, 2).is_err());
+    }
+}

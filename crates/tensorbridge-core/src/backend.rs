@@ -140,8 +140,13 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// Elementwise unary op; the result has the input's dtype.
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self>;
     /// Elementwise binary op between same-dtype, same-shape operands.
-    fn binary(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: BinaryOp)
-        -> Result<Self>;
+    fn binary(
+        &self,
+        layout: &Layout,
+        rhs: &Self,
+        rhs_layout: &Layout,
+        op: BinaryOp,
+    ) -> Result<Self>;
     /// Elementwise comparison between same-dtype, same-shape operands; bool result.
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self>;
     /// Batched matrix product, `[b.., m, k] @ [b.., k, n] -> [b.., m, n]`, in the operands' dtype.
@@ -166,8 +171,11 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// without copying when the view covers all of it.
     fn into_host(self, layout: &Layout, dtype: DType) -> Result<HostArray>;
     /// Copies the view's elements into a caller's buffer of the same shape, converting to `T`.
-    fn to_host_into<T: Element>(&self, layout: &Layout, out: &mut ArrayViewMutD<'_, T>)
-        -> Result<()>;
+    fn to_host_into<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()>;
     /// The storage's bytes when it lives in host memory that others may read in place (zero-copy
     /// export); `None` for device memory.
     fn host_bytes(&self) -> Option<&[u8]>;

@@ -165,12 +165,14 @@ impl DType {
                     }
                 }
             }
-            (DTypeKind::Float, DTypeKind::Float) => match (lo.size_in_bytes(), hi.size_in_bytes()) {
-                // f16 with bf16: neither holds the other, f32 holds both.
-                (2, 2) => F32,
-                (x, y) if x > y => lo,
-                _ => hi,
-            },
+            (DTypeKind::Float, DTypeKind::Float) => {
+                match (lo.size_in_bytes(), hi.size_in_bytes()) {
+                    // f16 with bf16: neither holds the other, f32 holds both.
+                    (2, 2) => F32,
+                    (x, y) if x > y => lo,
+                    _ => hi,
+                }
+            }
             _ => unreachable!("kinds are ordered lo <= hi"),
         }
     }
@@ -569,19 +571,58 @@ fn int_fits(v: i128, dtype: DType) -> bool {
 macro_rules! with_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            $crate::DType::Bool => { type $T = bool; $body }
-            $crate::DType::U8 => { type $T = u8; $body }
-            $crate::DType::U16 => { type $T = u16; $body }
-            $crate::DType::U32 => { type $T = u32; $body }
-            $crate::DType::U64 => { type $T = u64; $body }
-            $crate::DType::I8 => { type $T = i8; $body }
-            $crate::DType::I16 => { type $T = i16; $body }
-            $crate::DType::I32 => { type $T = i32; $body }
-            $crate::DType::I64 => { type $T = i64; $body }
-            $crate::DType::F16 => { type $T = $crate::half::f16; $body }
-            $crate::DType::BF16 => { type $T = $crate::half::bf16; $body }
-            $crate::DType::F32 => { type $T = f32; $body }
-            $crate::DType::F64 => { type $T = f64; $body }
+            $crate::DType::Bool => {
+                type $T = bool;
+                $body
+            }
+            $crate::DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            $crate::DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            $crate::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            $crate::DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            $crate::DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            $crate::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $T = $crate::half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $T = $crate::half::bf16;
+                $body
+            }
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
         }
     };
 }
@@ -591,10 +632,22 @@ macro_rules! with_dtype {
 macro_rules! with_float_dtype {
     ($dtype:expr, $T:ident => $body:expr, _ => $other:expr) => {
         match $dtype {
-            $crate::DType::F16 => { type $T = $crate::half::f16; $body }
-            $crate::DType::BF16 => { type $T = $crate::half::bf16; $body }
-            $crate::DType::F32 => { type $T = f32; $body }
-            $crate::DType::F64 => { type $T = f64; $body }
+            $crate::DType::F16 => {
+                type $T = $crate::half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $T = $crate::half::bf16;
+                $body
+            }
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
             _ => $other,
         }
     };
@@ -657,9 +710,18 @@ mod tests {
         assert_eq!(Scalar::Int(3).weak_result(DType::U8).ok(), Some(DType::U8));
         assert!(Scalar::Int(300).weak_result(DType::U8).is_err());
         assert!(Scalar::Int(-1).weak_result(DType::U8).is_err());
-        assert_eq!(Scalar::Float(0.5).weak_result(DType::I32).ok(), Some(DType::F64));
-        assert_eq!(Scalar::Float(0.5).weak_result(DType::F16).ok(), Some(DType::F16));
-        assert_eq!(Scalar::Int(1).weak_result(DType::Bool).ok(), Some(DType::I64));
+        assert_eq!(
+            Scalar::Float(0.5).weak_result(DType::I32).ok(),
+            Some(DType::F64)
+        );
+        assert_eq!(
+            Scalar::Float(0.5).weak_result(DType::F16).ok(),
+            Some(DType::F16)
+        );
+        assert_eq!(
+            Scalar::Int(1).weak_result(DType::Bool).ok(),
+            Some(DType::I64)
+        );
     }
 
     #[test]

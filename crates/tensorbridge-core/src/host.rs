@@ -113,9 +113,8 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
     layout.check_fits(data.len())?;
     let shape = layout.shape();
     if layout.elem_count() == 0 {
-        return Ok(ArrayViewD::from_shape(IxDyn(shape), &[]).map_err(|e| {
-            Error::InvalidArgument(format!("empty view of shape {shape:?}: {e}"))
-        })?);
+        return Ok(ArrayViewD::from_shape(IxDyn(shape), &[])
+            .map_err(|e| Error::InvalidArgument(format!("empty view of shape {shape:?}: {e}")))?);
     }
     // ndarray wants non-negative strides from the lowest address; flip the negative axes after.
     let (lo, _) = layout.storage_span().unwrap_or((0, 0));
@@ -123,8 +122,9 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
     // SAFETY: `check_fits` proved every element index lies in `lo..data.len()`, so every pointer
     // the view forms from `data[lo]` along the absolute strides is inside `data`, which is borrowed
     // (shared, so not mutably aliased) for 'a. Strides are non-negative as ndarray requires.
-    let mut view =
-        unsafe { ArrayViewD::from_shape_ptr(IxDyn(shape).strides(IxDyn(&abs)), data.as_ptr().add(lo)) };
+    let mut view = unsafe {
+        ArrayViewD::from_shape_ptr(IxDyn(shape).strides(IxDyn(&abs)), data.as_ptr().add(lo))
+    };
     for (axis, &s) in layout.strides().iter().enumerate() {
         if s < 0 {
             view.invert_axis(Axis(axis));
@@ -375,7 +375,12 @@ unsafe fn run_item<S: Element, D: Element>(plan: &Plan, item: usize, src: *const
 
 /// Bytes of host memory a new array of `shape` × `dtype` needs, or [`Error::TooLarge`] when that
 /// overflows or exceeds `limit`.
-pub fn host_bytes_guard(op: &'static str, shape: &[usize], dtype: DType, limit: u128) -> Result<usize> {
+pub fn host_bytes_guard(
+    op: &'static str,
+    shape: &[usize],
+    dtype: DType,
+    limit: u128,
+) -> Result<usize> {
     let too_large = |bytes: u128| Error::TooLarge {
         op,
         shape: shape.to_vec(),
@@ -407,8 +412,14 @@ mod tests {
             let data = iota(r * c);
             let layout = Layout::contiguous(&[r, c]).reversed_axes();
             let got: ArrayD<i32> = to_contiguous(&data, &layout).unwrap();
-            let want = Array::from_shape_vec((r, c), data.clone()).unwrap().reversed_axes();
-            assert_eq!(got, want.into_dyn().as_standard_layout().to_owned(), "{r}x{c}");
+            let want = Array::from_shape_vec((r, c), data.clone())
+                .unwrap()
+                .reversed_axes();
+            assert_eq!(
+                got,
+                want.into_dyn().as_standard_layout().to_owned(),
+                "{r}x{c}"
+            );
         }
     }
 
@@ -450,7 +461,10 @@ mod tests {
         let mut out = Array::<i64, _>::zeros((3, 2).f()); // Fortran-order destination
         let mut v = out.view_mut().into_dyn().reversed_axes();
         copy_into(&data, &layout, &mut v).unwrap();
-        assert_eq!(out, Array::from_shape_vec((3, 2), vec![0i64, 3, 1, 4, 2, 5]).unwrap());
+        assert_eq!(
+            out,
+            Array::from_shape_vec((3, 2), vec![0i64, 3, 1, 4, 2, 5]).unwrap()
+        );
         let mut wrong = Array::<i32, _>::zeros(IxDyn(&[3, 2]));
         assert!(copy_into(&data, &layout, &mut wrong.view_mut()).is_err());
     }
@@ -478,7 +492,9 @@ mod tests {
     #[test]
     fn strided_view_flips_negative_axes() {
         let data = iota(6);
-        let l = Layout::contiguous(&[2, 3]).slice(1, None, None, -1).unwrap();
+        let l = Layout::contiguous(&[2, 3])
+            .slice(1, None, None, -1)
+            .unwrap();
         let v = strided_view(&data, &l).unwrap();
         assert_eq!(v[[0, 0]], 2);
         assert_eq!(v[[1, 2]], 3);

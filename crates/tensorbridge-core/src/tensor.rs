@@ -107,13 +107,21 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// `shape` filled with `value` converted to `dtype` (default: the scalar's own dtype).
-    pub fn full(shape: &[usize], value: Scalar, dtype: Option<DType>, device: &Device) -> Result<Self> {
+    pub fn full(
+        shape: &[usize],
+        value: Scalar,
+        dtype: Option<DType>,
+        device: &Device,
+    ) -> Result<Self> {
         let dtype = dtype.unwrap_or(value.default_dtype());
         let n = checked_elem_count(shape).ok_or_else(|| {
             Error::InvalidArgument(format!("shape {shape:?} overflows the element count"))
         })?;
         crate::host::host_bytes_guard("full", shape, dtype, isize::MAX as u128)?;
-        Ok(Self::contiguous_of(B::full(device, n, dtype, value)?, shape))
+        Ok(Self::contiguous_of(
+            B::full(device, n, dtype, value)?,
+            shape,
+        ))
     }
 
     /// Zeros of `dtype`.
@@ -127,7 +135,13 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// NumPy `arange(start, stop, step)`: `ceil((stop - start) / step)` values.
-    pub fn arange(start: Scalar, stop: Scalar, step: Scalar, dtype: Option<DType>, device: &Device) -> Result<Self> {
+    pub fn arange(
+        start: Scalar,
+        stop: Scalar,
+        step: Scalar,
+        dtype: Option<DType>,
+        device: &Device,
+    ) -> Result<Self> {
         let (s, e, st) = (start.to_f64(), stop.to_f64(), step.to_f64());
         if st == 0.0 || !st.is_finite() || !s.is_finite() || !e.is_finite() {
             return Err(Error::InvalidArgument(format!(
@@ -138,14 +152,23 @@ impl<B: Backend> Tensor<B> {
             .iter()
             .map(|v| v.default_dtype())
             .fold(DType::Bool, DType::promote);
-        let dtype = dtype.unwrap_or(if inferred == DType::Bool { DType::I64 } else { inferred });
+        let dtype = dtype.unwrap_or(if inferred == DType::Bool {
+            DType::I64
+        } else {
+            inferred
+        });
         let len = ((e - s) / st).ceil().max(0.0);
         if len > (isize::MAX as f64) {
-            return Err(Error::InvalidArgument(format!("arange: {len} elements is too many")));
+            return Err(Error::InvalidArgument(format!(
+                "arange: {len} elements is too many"
+            )));
         }
         let len = len as usize;
         crate::host::host_bytes_guard("arange", &[len], dtype, isize::MAX as u128)?;
-        Ok(Self::contiguous_of(B::arange(device, s, st, len, dtype)?, &[len]))
+        Ok(Self::contiguous_of(
+            B::arange(device, s, st, len, dtype)?,
+            &[len],
+        ))
     }
 
     // ---- properties -----------------------------------------------------------------------
@@ -213,7 +236,13 @@ impl<B: Backend> Tensor<B> {
         Ok(self.with_layout(self.layout.permute(perm)?))
     }
     /// Python slice `start:stop:step` of one axis.
-    pub fn slice(&self, axis: isize, start: Option<isize>, stop: Option<isize>, step: isize) -> Result<Self> {
+    pub fn slice(
+        &self,
+        axis: isize,
+        start: Option<isize>,
+        stop: Option<isize>,
+        step: isize,
+    ) -> Result<Self> {
         Ok(self.with_layout(self.layout.slice(axis, start, stop, step)?))
     }
     /// Index `index` of `axis`, dropping the axis.
@@ -250,17 +279,23 @@ impl<B: Backend> Tensor<B> {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        Ok(Self::contiguous_of(self.storage.cast(&self.layout, dtype)?, self.shape()))
+        Ok(Self::contiguous_of(
+            self.storage.cast(&self.layout, dtype)?,
+            self.shape(),
+        ))
     }
 
     // ---- elementwise -------------------------------------------------------------------------
 
     fn unary(&self, op: UnaryOp) -> Result<Self> {
         let src = match op {
-            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt => self.cast(self.dtype().float_result())?,
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt => {
+                self.cast(self.dtype().float_result())?
+            }
             UnaryOp::Neg if self.dtype() == DType::Bool => {
                 return Err(Error::Unsupported(
-                    "negative of a bool tensor is not supported (as in NumPy); use logical not".into(),
+                    "negative of a bool tensor is not supported (as in NumPy); use logical not"
+                        .into(),
                 ))
             }
             _ => self.clone(),
@@ -322,7 +357,10 @@ impl<B: Backend> Tensor<B> {
         self.check_same_device(rhs, op)?;
         let shape = broadcast_shapes(op, self.shape(), rhs.shape())?;
         let (a, b) = (self.cast(dtype)?, rhs.cast(dtype)?);
-        let (la, lb) = (a.layout.broadcast_to(&shape)?, b.layout.broadcast_to(&shape)?);
+        let (la, lb) = (
+            a.layout.broadcast_to(&shape)?,
+            b.layout.broadcast_to(&shape)?,
+        );
         Ok((f(&a, &la, &b, &lb)?, shape))
     }
 
@@ -404,7 +442,8 @@ impl<B: Backend> Tensor<B> {
         let dtype = value
             .weak_result(self.dtype())
             .unwrap_or_else(|_| DType::promote(self.dtype(), DType::I64));
-        let dtype = if matches!(value, Scalar::Int(v) if v > i64::MAX as i128 || v < i64::MIN as i128) {
+        let dtype = if matches!(value, Scalar::Int(v) if v > i64::MAX as i128 || v < i64::MIN as i128)
+        {
             DType::F64
         } else {
             dtype
@@ -448,8 +487,16 @@ impl<B: Backend> Tensor<B> {
                 "matmul: operands must have at least one dimension (use * for scalars)".into(),
             ));
         }
-        let a = if self.ndim() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let b = if rhs.ndim() == 1 { rhs.unsqueeze(-1)? } else { rhs.clone() };
+        let a = if self.ndim() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.ndim() == 1 {
+            rhs.unsqueeze(-1)?
+        } else {
+            rhs.clone()
+        };
         let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
         let (k2, n) = (b.shape()[b.ndim() - 2], b.shape()[b.ndim() - 1]);
         if k != k2 {
@@ -459,12 +506,16 @@ impl<B: Backend> Tensor<B> {
                 rhs: rhs.shape().to_vec(),
             });
         }
-        let batch = broadcast_shapes("matmul", &a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2])
-            .map_err(|_| Error::ShapeMismatch {
-                op: "matmul",
-                lhs: self.shape().to_vec(),
-                rhs: rhs.shape().to_vec(),
-            })?;
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.ndim() - 2],
+            &b.shape()[..b.ndim() - 2],
+        )
+        .map_err(|_| Error::ShapeMismatch {
+            op: "matmul",
+            lhs: self.shape().to_vec(),
+            rhs: rhs.shape().to_vec(),
+        })?;
         let dtype = DType::promote(a.dtype(), b.dtype());
         let (a, b) = (a.cast(dtype)?, b.cast(dtype)?);
         let la = a.layout.broadcast_to(&[&batch[..], &[m, k]].concat())?;
@@ -502,7 +553,9 @@ impl<B: Backend> Tensor<B> {
             ReduceOp::Max => "max",
             ReduceOp::Min => "min",
         };
-        let axis = axis.map(|a| normalize_axis(name, a, self.ndim())).transpose()?;
+        let axis = axis
+            .map(|a| normalize_axis(name, a, self.ndim()))
+            .transpose()?;
         let reduced_len = axis.map_or(self.elem_count(), |a| self.shape()[a]);
         let mut out_shape: Vec<usize> = self.shape().to_vec();
         match axis {
@@ -637,7 +690,10 @@ impl<B: Backend> Tensor<B> {
             )));
         }
         let h = self.to_host_as(DType::F64)?.into_typed::<f64>()?;
-        h.iter().next().copied().ok_or_else(|| Error::InvalidArgument("empty".into()))
+        h.iter()
+            .next()
+            .copied()
+            .ok_or_else(|| Error::InvalidArgument("empty".into()))
     }
 }
 

@@ -1,1 +1,25 @@
-//! placeholder
+//! # tensorbridge
+//!
+//! Get tensors from any runtime into host arrays (`ndarray`), correctly and fast. This facade
+//! re-exports the core vocabulary (`tensorbridge-core`) and the backends compiled in by feature
+//! (`cpu`, default; `torch` and `cuda` arrive in their own crates), and offers [`AnyTensor`], one
+//! type-erased handle over every compiled backend, which the Python bindings are built on.
+//!
+//! ```
+//! use tensorbridge::{Cpu, Device, Tensor};
+//! let t = Tensor::<Cpu>::from_slice(&[1i64, 2, 4, 8], &[2, 2], &Device::Cpu)?;
+//! let a = (&t * 2i64)?.to_host_array::<i64>()?;
+//! assert_eq!(a, ndarray::arr2(&[[2, 4], [8, 16]]).into_dyn());
+//! # Ok::<(), tensorbridge::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod any;
+
+pub use any::{AnyTensor, BackendKind};
+pub use tensorbridge_core::{
+    backend, cast_element, dtype, host, layout, ndarray, Backend, BinaryOp, CmpOp, DType, Device,
+    Element, Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+};
+#[cfg(feature = "cpu")]
+pub use tensorbridge_cpu::{Buffer, Cpu};

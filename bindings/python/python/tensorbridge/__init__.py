@@ -1,0 +1,304 @@
+"""tensorbridge: tensors from any runtime into NumPy, with one conversion contract.
+
+>>> import numpy as np, tensorbridge as tb
+>>> t = tb.tensor([[1, 2], [4, 8]])
+>>> t.numpy()                      # zero-copy, read-only view of host memory
+array([[1, 2],
+       [4, 8]])
+>>> np.add(t * 2, 1)               # NumPy functions convert implicitly
+array([[ 3,  5],
+       [ 9, 17]])
+
+The conversion contract (the same on every backend; see the README's table):
+
+* ``t.numpy()`` / ``np.asarray(t)``: a read-only zero-copy view where the data is host memory
+  (any strided view: transposes and step slices too), else exactly one copy.
+* ``t.numpy(copy=True)`` / ``np.array(t)``: a new writable array.
+* ``copy=False`` when a copy is unavoidable: ``ValueError`` (NumPy 2 semantics).
+* bfloat16 converts to ``ml_dtypes.bfloat16`` (``pip install ml_dtypes``), or use
+  ``t.astype("float32")`` / ``np.asarray(t, dtype=np.float32)`` (one fused pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from ._native import Tensor
+
+__all__ = [
+    "Tensor",
+    "tensor",
+    "from_numpy",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "matmul",
+    "negative",
+    "absolute",
+    "exp",
+    "log",
+    "sqrt",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "reshape",
+    "transpose",
+    "compiled_backends",
+    "bool_",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+]
+
+__version__ = "0.1.0"
+
+# dtype names, usable wherever a dtype is accepted (NumPy dtypes and type objects work too).
+bool_ = "bool"
+uint8 = "uint8"
+uint16 = "uint16"
+uint32 = "uint32"
+uint64 = "uint64"
+int8 = "int8"
+int16 = "int16"
+int32 = "int32"
+int64 = "int64"
+float16 = "float16"
+bfloat16 = "bfloat16"
+float32 = "float32"
+float64 = "float64"
+
+_SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, float
+
+
+def compiled_backends() -> list[str]:
+    """Names of the backends compiled into this build of the extension."""
+    return list(_native._compiled_backends())
+
+
+def _check_dtype(arr: np.ndarray[Any, Any], what: str) -> None:
+    kind = arr.dtype.kind
+    if kind in _SUPPORTED_KINDS or arr.dtype.name == "bfloat16":
+        return
+    if kind == "O":
+        raise TypeError(
+            f"{what}: cannot convert {arr.dtype} data to a tensor "
+            "(mixed or non-numeric Python objects, or integers too large for 64 bits); "
+            "tensors hold bool, integer and float values"
+        )
+    raise TypeError(
+        f"{what}: unsupported dtype {arr.dtype}; tensorbridge supports bool, uint8-64, int8-64, "
+        "float16, bfloat16, float32, float64"
+    )
+
+
+def _as_ndarray(data: Any, what: str) -> np.ndarray[Any, Any]:
+    if isinstance(data, (str, bytes, dict, set)) or data is None:
+        raise TypeError(f"{what}: cannot make a tensor from {type(data).__name__}")
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(
+            f"{what}: nested sequences must be rectangular (ragged input): {e}"
+        ) from None
+    except (TypeError, OverflowError) as e:
+        raise TypeError(f"{what}: cannot convert {type(data).__name__} to a tensor: {e}") from None
+    _check_dtype(arr, what)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A new tensor holding a copy of ``data``.
+
+    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, or a
+    Tensor. dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    ``dtype`` casts with NumPy ``astype`` semantics.
+    """
+    if isinstance(data, Tensor):
+        t = data.to(backend=backend, device=device) if device or backend != data.backend else data
+        if dtype is not None:
+            t = t.astype(dtype)
+        return t
+    arr = _as_ndarray(data, "tb.tensor")
+    return _native._from_numpy(arr, copy=True, dtype=dtype, backend=backend, device=device)
+
+
+def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
+    """A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
+
+    Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
+    whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"tb.from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    _check_dtype(array, "tb.from_numpy")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return _native._from_numpy(array, copy=False)
+
+
+def _shape(shape: int | Sequence[int]) -> list[int]:
+    if isinstance(shape, (int, np.integer)):
+        shape = [int(shape)]
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise ValueError(f"negative dimensions are not allowed: {tuple(dims)}")
+    return dims
+
+
+def full(
+    shape: int | Sequence[int],
+    fill_value: Any,
+    dtype: Any = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value`` (dtype inferred from it by default)."""
+    return _native._full(_shape(shape), fill_value, dtype=dtype, backend=backend, device=device)
+
+
+def zeros(
+    shape: int | Sequence[int],
+    dtype: Any = "float64",
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of zeros (float64 by default, as NumPy)."""
+    return full(shape, 0, dtype=dtype, backend=backend, device=device)
+
+
+def ones(
+    shape: int | Sequence[int],
+    dtype: Any = "float64",
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of ones (float64 by default, as NumPy)."""
+    return full(shape, 1, dtype=dtype, backend=backend, device=device)
+
+
+def arange(
+    start: Any,
+    stop: Any = None,
+    step: Any = None,
+    dtype: Any = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """NumPy ``arange``: ``arange(stop)``, ``arange(start, stop)``, ``arange(start, stop, step)``."""
+    if stop is None:
+        start, stop = 0, start
+    if step is None:
+        step = 1
+    return _native._arange(start, stop, step, dtype=dtype, backend=backend, device=device)
+
+
+def _t(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """``a + b`` with broadcasting and NumPy promotion."""
+    return _t(a) + b
+
+
+def subtract(a: Any, b: Any) -> Tensor:
+    """``a - b``."""
+    return _t(a) - b
+
+
+def multiply(a: Any, b: Any) -> Tensor:
+    """``a * b``."""
+    return _t(a) * b
+
+
+def divide(a: Any, b: Any) -> Tensor:
+    """True division ``a / b`` (integers give float64, as NumPy)."""
+    return _t(a) / b
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """NumPy ``matmul`` (1-D, 2-D and batched with broadcast batch axes)."""
+    return _t(a) @ _t(b)
+
+
+def negative(a: Any) -> Tensor:
+    """``-a``."""
+    return -_t(a)
+
+
+def absolute(a: Any) -> Tensor:
+    """``|a|``."""
+    return _t(a).abs()
+
+
+def exp(a: Any) -> Tensor:
+    """``e**a``."""
+    return _t(a).exp()
+
+
+def log(a: Any) -> Tensor:
+    """Natural logarithm."""
+    return _t(a).log()
+
+
+def sqrt(a: Any) -> Tensor:
+    """Square root."""
+    return _t(a).sqrt()
+
+
+def sum(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over all elements or one axis."""
+    return _t(a).sum(axis, keepdims)
+
+
+def mean(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Mean over all elements or one axis."""
+    return _t(a).mean(axis, keepdims)
+
+
+def max(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over all elements or one axis."""
+    return _t(a).max(axis, keepdims)
+
+
+def min(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over all elements or one axis."""
+    return _t(a).min(axis, keepdims)
+
+
+def reshape(a: Any, shape: int | Sequence[int]) -> Tensor:
+    """Reshape (a view when the strides allow)."""
+    s = [shape] if isinstance(shape, int) else list(shape)
+    return _t(a).reshape(s)
+
+
+def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
+    """NumPy ``transpose``: reverse the axes, or permute them by ``axes``."""
+    t = _t(a)
+    return t.transpose() if axes is None else t.transpose(*axes)

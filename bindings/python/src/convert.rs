@@ -1,0 +1,274 @@
+//! NumPy interop: dtype descriptors, zero-copy export of host storage as a read-only ndarray whose
+//! base keeps the storage alive, copies into fresh ndarrays (GIL released), and zero-copy import of
+//! ndarrays as CPU tensors that keep the ndarray alive.
+
+use std::any::Any;
+use std::os::raw::{c_int, c_void};
+use std::sync::Arc;
+
+use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use tensorbridge::ndarray::{ArrayViewMutD, IxDyn};
+use tensorbridge::{AnyTensor, Cpu, DType, Device, Element, Layout, Tensor};
+
+use crate::errors::{detached, IntoPyResult};
+
+static DESCRS: [PyOnceLock<Py<PyArrayDescr>>; 13] = [const { PyOnceLock::new() }; 13];
+
+fn dtype_index(d: DType) -> usize {
+    DType::ALL.iter().position(|&x| x == d).unwrap_or(0)
+}
+
+/// The message for bfloat16 without ml_dtypes: both ways out.
+pub const BF16_NEEDS_ML_DTYPES: &str = "bfloat16 tensors convert to NumPy as ml_dtypes.bfloat16, \
+     but ml_dtypes is not installed: `pip install ml_dtypes`, or convert first with \
+     t.astype('float32')";
+
+/// The NumPy dtype of `d` (bfloat16 from `ml_dtypes`, TypeError naming the fixes without it).
+pub fn descr(py: Python<'_>, d: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
+    let cell = &DESCRS[dtype_index(d)];
+    if let Some(x) = cell.get(py) {
+        return Ok(x.bind(py).clone());
+    }
+    let made: Bound<'_, PyArrayDescr> = match d {
+        DType::BF16 => {
+            let ml = py
+                .import("ml_dtypes")
+                .map_err(|_| PyTypeError::new_err(BF16_NEEDS_ML_DTYPES))?;
+            let ty = ml.getattr("bfloat16")?;
+            PyArrayDescr::new(py, &ty)?
+        }
+        other => builtin_descr(py, other),
+    };
+    let _ = cell.set(py, made.clone().unbind());
+    Ok(made)
+}
+
+/// NumPy's own descriptor for the dtypes NumPy has built in.
+fn builtin_descr(py: Python<'_>, d: DType) -> Bound<'_, PyArrayDescr> {
+    use numpy::dtype;
+    match d {
+        DType::Bool => dtype::<bool>(py),
+        DType::U8 => dtype::<u8>(py),
+        DType::U16 => dtype::<u16>(py),
+        DType::U32 => dtype::<u32>(py),
+        DType::U64 => dtype::<u64>(py),
+        DType::I8 => dtype::<i8>(py),
+        DType::I16 => dtype::<i16>(py),
+        DType::I32 => dtype::<i32>(py),
+        DType::I64 => dtype::<i64>(py),
+        DType::F16 => dtype::<half::f16>(py),
+        DType::F32 => dtype::<f32>(py),
+        // bfloat16 has no NumPy built-in; `descr` handles it through ml_dtypes before this.
+        DType::F64 | DType::BF16 => dtype::<f64>(py),
+    }
+}
+
+/// The tensorbridge dtype of a NumPy dtype, or TypeError naming it.
+pub fn dtype_of_descr(d: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
+    let name: String = d.getattr("name")?.extract()?;
+    name.parse::<DType>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "unsupported dtype {name}; tensorbridge supports bool, uint8-64, int8-64, float16, \
+             bfloat16, float32, float64"
+        ))
+    })
+}
+
+fn new_array<'py>(
+    py: Python<'py>,
+    d: DType,
+    shape: &[usize],
+    strides_bytes: Option<&[npy_intp]>,
+    data: *mut c_void,
+    flags: c_int,
+) -> PyResult<Bound<'py, PyAny>> {
+    let descr = descr(py, d)?;
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
+    let mut strides: Vec<npy_intp> = strides_bytes.map(<[_]>::to_vec).unwrap_or_default();
+    // SAFETY: `descr` is a valid descriptor whose reference `into_dtype_ptr` hands to NumPy (the
+    // call steals it); `dims`/`strides` have `shape.len()` entries and live across the call; `data`
+    // is either null (NumPy allocates) or memory the caller keeps alive via the base object.
+    let ptr = unsafe {
+        PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+            descr.into_dtype_ptr(),
+            shape.len() as c_int,
+            dims.as_mut_ptr(),
+            if strides_bytes.is_some() {
+                strides.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+            data,
+            flags,
+            std::ptr::null_mut(),
+        )
+    };
+    // SAFETY: a non-null result is a new reference we now own; null means a Python error is set.
+    unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
+}
+
+/// A read-only ndarray over the tensor's host storage, its base the Python tensor object, or
+/// `None` when the storage is not host memory.
+pub fn export_view<'py>(
+    py: Python<'py>,
+    owner: &Bound<'py, PyAny>,
+    t: &AnyTensor,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(bytes) = t.host_bytes() else {
+        return Ok(None);
+    };
+    let d = t.dtype();
+    let item = d.size_in_bytes();
+    let layout = t.layout();
+    let offset = if t.elem_count() == 0 {
+        0
+    } else {
+        layout.offset()
+    };
+    if offset * item > bytes.len() {
+        return Ok(None);
+    }
+    // SAFETY: `offset` is inside the storage (checked above; layouts are checked against storage
+    // when tensors are made), so the pointer stays within the same allocation.
+    let data = unsafe { bytes.as_ptr().add(offset * item) } as *mut c_void;
+    let strides: Vec<npy_intp> = layout
+        .strides()
+        .iter()
+        .map(|&s| (s * item as isize) as npy_intp)
+        .collect();
+    // flags = 0: not writeable. Tensors are immutable; NumPy may not write through this view.
+    let arr = new_array(py, d, layout.shape(), Some(&strides), data, 0)?;
+    // SAFETY: `arr` is a fresh ndarray; SetBaseObject steals one reference to `owner`, which we
+    // create with `into_ptr` on a clone. The owner holds the tensor, which holds the storage the
+    // array points into, so the memory outlives the array.
+    let rc = unsafe {
+        PY_ARRAY_API.PyArray_SetBaseObject(
+            py,
+            arr.as_ptr() as *mut npyffi::PyArrayObject,
+            owner.clone().into_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(Some(arr))
+}
+
+/// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
+/// layout and dtype conversion together; the GIL is released for large copies).
+pub fn export_copy<'py>(
+    py: Python<'py>,
+    t: &AnyTensor,
+    dtype: DType,
+) -> PyResult<Bound<'py, PyAny>> {
+    let shape = t.shape().to_vec();
+    let bytes =
+        tensorbridge::host::host_bytes_guard("numpy", &shape, dtype, isize::MAX as u128).py(py)?;
+    let descr = descr(py, dtype)?;
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
+    // SAFETY: as in `new_array`; PyArray_Zeros steals the descriptor reference. Zeroed memory comes
+    // from calloc, so large arrays are not touched twice.
+    let ptr = unsafe {
+        PY_ARRAY_API.PyArray_Zeros(
+            py,
+            dims.len() as c_int,
+            dims.as_mut_ptr(),
+            descr.into_dtype_ptr(),
+            0,
+        )
+    };
+    // SAFETY: owned new reference or null with an error set.
+    let arr = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
+    // SAFETY: `arr` is an ndarray (PyArray_Zeros returns one).
+    let data = unsafe { (*(arr.as_ptr() as *mut npyffi::PyArrayObject)).data } as usize;
+    tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, &shape, data, bytes))?;
+    Ok(arr)
+}
+
+fn write_into<T: Element>(
+    py: Python<'_>,
+    t: &AnyTensor,
+    shape: &[usize],
+    data: usize,
+    bytes: usize,
+) -> PyResult<()> {
+    let ptr = if shape.iter().product::<usize>() == 0 {
+        std::ptr::NonNull::<T>::dangling().as_ptr()
+    } else {
+        data as *mut T
+    };
+    // SAFETY: `data` is the buffer of a fresh C-contiguous ndarray of `shape` and dtype `T::DTYPE`
+    // (Rust type `T`, same size and alignment as NumPy's), initialised by PyArray_Zeros, aligned by
+    // NumPy's allocator, and referenced by nobody else until we return it.
+    let mut view = unsafe { ArrayViewMutD::<T>::from_shape_ptr(IxDyn(shape), ptr) };
+    detached(py, bytes, || t.to_host_into(&mut view))
+}
+
+/// A CPU tensor over an ndarray: zero-copy (the tensor keeps the ndarray alive) unless `copy`,
+/// or unless the ndarray's memory is misaligned or its strides are not whole elements.
+pub fn import_array(
+    py: Python<'_>,
+    arr: &Bound<'_, PyUntypedArray>,
+    copy: bool,
+) -> PyResult<AnyTensor> {
+    let d = dtype_of_descr(&arr.dtype())?;
+    if arr.dtype().is_native_byteorder() == Some(false) {
+        return Err(PyValueError::new_err(
+            "byte-swapped ndarray: convert with a.astype(a.dtype.newbyteorder('='))",
+        ));
+    }
+    let item = d.size_in_bytes();
+    let shape = arr.shape().to_vec();
+    let n: usize = shape.iter().product();
+    // SAFETY: `arr` is an ndarray; reading its data pointer does not dereference it.
+    let data = unsafe { (*arr.as_array_ptr()).data } as usize;
+    let expressible = arr.strides().iter().all(|&s| s % item as isize == 0) && data % item == 0;
+    if !expressible {
+        let np = py.import("numpy")?;
+        let fixed = np.call_method1("ascontiguousarray", (arr,))?;
+        let fixed = fixed.cast_into::<PyUntypedArray>()?;
+        return import_array(py, &fixed, false);
+    }
+    let tensor = if n == 0 {
+        let h = tensorbridge::with_dtype!(d, T => tensorbridge::HostArray::from(
+            tensorbridge::ndarray::ArrayD::<T>::from_shape_vec(IxDyn(&shape), Vec::new())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?));
+        Tensor::<Cpu>::from_host(h, &Device::Cpu).py(py)?
+    } else {
+        let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
+        let (mut lo, mut hi) = (0isize, 0isize);
+        for (&dim, &s) in shape.iter().zip(&strides) {
+            let reach = s * (dim as isize - 1);
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        let len = (hi - lo + 1) as usize;
+        let base = data as isize + lo * item as isize;
+        let owner: Arc<dyn Any + Send + Sync> = Arc::new(arr.clone().unbind());
+        // SAFETY: the ndarray's elements all lie in `base .. base + len * item` (computed from its
+        // shape and strides above), the memory is aligned for T (checked) and initialised, and the
+        // ndarray object itself is kept alive by `owner` for as long as the storage exists.
+        let storage = tensorbridge::with_dtype!(d, T => unsafe {
+            Cpu::from_foreign::<T>(base as *const T, len, owner)
+        });
+        let layout = Layout::new(shape.clone(), strides, (-lo) as usize).py(py)?;
+        Tensor::<Cpu>::from_storage(Arc::new(storage), layout).py(py)?
+    };
+    let t = AnyTensor::from(tensor);
+    if !copy {
+        return Ok(t);
+    }
+    let bytes = n * item;
+    detached(py, bytes, || {
+        AnyTensor::from_host(tensorbridge::BackendKind::Cpu, t.to_host()?, &Device::Cpu)
+    })
+}

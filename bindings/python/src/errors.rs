@@ -1,0 +1,80 @@
+//! The one place where tensorbridge errors become Python exceptions, and where a Rust panic is
+//! stopped before it reaches Python.
+
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use tensorbridge::Error;
+
+/// Maps an error to its exception type; the message already names shape, dtype and backend.
+pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::DTypeMismatch { .. }
+        | Error::UnsupportedDType { .. }
+        | Error::UnknownDType { .. }
+        | Error::Unsupported(_) => PyTypeError::new_err(msg),
+        Error::AxisOutOfRange { .. } => axis_error(py, msg),
+        Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
+        Error::TooLarge { .. } => PyMemoryError::new_err(msg),
+        Error::DeviceUnavailable(_) | Error::Backend { .. } => PyRuntimeError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+/// NumPy's `AxisError` (a ValueError and an IndexError), so both NumPy- and PyTorch-style
+/// `except` clauses catch it.
+fn axis_error(py: Python<'_>, msg: String) -> PyErr {
+    let cls = py
+        .import("numpy.exceptions")
+        .and_then(|m| m.getattr("AxisError"));
+    match cls {
+        Ok(cls) => match cls.call1((msg.clone(),)) {
+            Ok(inst) => PyErr::from_value(inst),
+            Err(_) => PyIndexError::new_err(msg),
+        },
+        Err(_) => PyIndexError::new_err(msg),
+    }
+}
+
+/// Extension trait: `result.py(py)?` converts a tensorbridge result.
+pub trait IntoPyResult<T> {
+    /// Converts the error side to a Python exception.
+    fn py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for tensorbridge::Result<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+/// Runs `f` without the GIL when `bytes` is large enough for that to pay off, and turns a panic
+/// inside it into a RuntimeError instead of letting it unwind into Python.
+pub fn detached<T: Send>(
+    py: Python<'_>,
+    bytes: usize,
+    f: impl FnOnce() -> tensorbridge::Result<T> + Send,
+) -> PyResult<T> {
+    let guarded = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let out = if bytes >= DETACH_MIN_BYTES {
+        py.detach(guarded)
+    } else {
+        guarded()
+    };
+    match out {
+        Ok(r) => r.py(py),
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in tensorbridge (please report): {what}"
+            )))
+        }
+    }
+}
+
+/// Below this size, releasing and re-taking the GIL costs more than the work itself.
+pub const DETACH_MIN_BYTES: usize = 16 * 1024;

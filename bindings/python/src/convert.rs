@@ -230,9 +230,19 @@ pub fn import_array(
     let data = unsafe { (*arr.as_array_ptr()).data } as usize;
     let expressible = arr.strides().iter().all(|&s| s % item as isize == 0) && data % item == 0;
     if !expressible {
-        let np = py.import("numpy")?;
-        let fixed = np.call_method1("ascontiguousarray", (arr,))?;
+        // A fresh C-order copy: NumPy allocates it aligned with whole-element strides. (Not
+        // `ascontiguousarray`, which hands back a misaligned contiguous array unchanged.)
+        let fixed = arr.call_method1("copy", ("C",))?;
         let fixed = fixed.cast_into::<PyUntypedArray>()?;
+        // SAFETY: as above, reading the data pointer of an ndarray.
+        let fixed_data = unsafe { (*fixed.as_array_ptr()).data } as usize;
+        if fixed_data % item != 0 {
+            // Only a custom NumPy allocator could do this; never recurse on it.
+            return Err(PyValueError::new_err(format!(
+                "cannot import a {d} ndarray: NumPy allocated a copy misaligned for {item}-byte \
+                 elements"
+            )));
+        }
         return import_array(py, &fixed, false);
     }
     let tensor = if n == 0 {

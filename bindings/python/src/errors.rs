@@ -21,6 +21,15 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     }
 }
 
+/// Appends `context` to an exception's message, keeping its type: `ValueError("msg (context)")`.
+pub fn with_context(py: Python<'_>, err: PyErr, context: &str) -> PyErr {
+    let msg = format!("{} ({context})", err.value(py));
+    match err.get_type(py).call1((msg,)) {
+        Ok(inst) => PyErr::from_value(inst),
+        Err(_) => err,
+    }
+}
+
 /// NumPy's `AxisError` (a ValueError and an IndexError), so both NumPy- and PyTorch-style
 /// `except` clauses catch it.
 fn axis_error(py: Python<'_>, msg: String) -> PyErr {

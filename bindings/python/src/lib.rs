@@ -10,14 +10,14 @@ mod convert;
 mod errors;
 mod index;
 
-use numpy::{PyArrayDescr, PyUntypedArray};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
 use tensorbridge::{AnyTensor, BackendKind, DType, Device, Scalar};
 
 use crate::convert::{descr, export_copy, export_view, import_array};
-use crate::errors::{detached, IntoPyResult};
+use crate::errors::{detached, with_context, IntoPyResult};
 
 /// An immutable n-dimensional tensor on one backend and device.
 #[pyclass(name = "Tensor", module = "tensorbridge", frozen, weakref)]
@@ -35,8 +35,11 @@ impl PyTensor {
 /// `ml_dtypes.bfloat16`.
 pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
     let py = obj.py();
-    if let Ok(s) = obj.extract::<String>() {
-        return s.parse::<DType>().py(py);
+    // Our own names first; any other string NumPy understands (`"<i4"`, `"int_"`) goes through
+    // `numpy.dtype` below, and the error for a string names it as given.
+    let named = obj.extract::<String>().ok().map(|s| s.parse::<DType>());
+    if let Some(Ok(d)) = named {
+        return Ok(d);
     }
     let unknown = || {
         let shown = obj
@@ -52,8 +55,15 @@ pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
         Ok(d) => d.getattr("name")?.extract()?,
         Err(_) => {
             let np = py.import("numpy")?;
-            let d = np.call_method1("dtype", (obj,)).map_err(|_| unknown())?;
-            d.getattr("name")?.extract()?
+            match np.call_method1("dtype", (obj,)) {
+                Ok(d) => d.getattr("name")?.extract()?,
+                Err(_) => {
+                    return Err(match named {
+                        Some(Err(e)) => errors::to_py(py, e),
+                        _ => unknown(),
+                    })
+                }
+            }
         }
     };
     name.parse::<DType>().map_err(|_| unknown())
@@ -81,6 +91,47 @@ fn parse_device(py: Python<'_>, device: Option<&str>) -> PyResult<Device> {
 enum Operand {
     Tensor(AnyTensor),
     Scalar(Scalar),
+}
+
+/// A shape as Python prints it: `()`, `(3,)`, `(2, 3)`.
+fn shape_str(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => {
+            let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+            format!("({})", dims.join(", "))
+        }
+    }
+}
+
+fn describe_tensor(t: &AnyTensor) -> String {
+    format!(
+        "shape {}, dtype {}, backend {}, device {}",
+        shape_str(t.shape()),
+        t.dtype(),
+        t.backend(),
+        t.device()
+    )
+}
+
+impl Operand {
+    fn describe(&self) -> String {
+        match self {
+            Operand::Tensor(t) => describe_tensor(t),
+            Operand::Scalar(Scalar::Bool(b)) => {
+                format!("Python bool {}", if *b { "True" } else { "False" })
+            }
+            Operand::Scalar(Scalar::Int(v)) => format!("Python int {v}"),
+            Operand::Scalar(Scalar::Float(v)) => format!("Python float {v}"),
+        }
+    }
+}
+
+/// The operands of a failed binary op, for its error message (the core names only the shapes).
+fn operands_context(a: &AnyTensor, b: &Operand, reversed: bool) -> String {
+    let (l, r) = (describe_tensor(a), b.describe());
+    let (l, r) = if reversed { (r, l) } else { (l, r) };
+    format!("lhs: {l}; rhs: {r}")
 }
 
 fn operand(other: &Bound<'_, PyAny>) -> PyResult<Option<Operand>> {
@@ -132,18 +183,18 @@ impl PyTensor {
         };
         let a = &self.inner;
         let bytes = bytes_of(a);
-        let out = match rhs {
+        let out = match &rhs {
             Operand::Tensor(b) => {
-                let (l, r) = if reversed { (&b, a) } else { (a, &b) };
-                detached(py, bytes.max(bytes_of(&b)), || match op {
+                let (l, r) = if reversed { (b, a) } else { (a, b) };
+                detached(py, bytes.max(bytes_of(b)), || match op {
                     Arith::Add => l.add(r),
                     Arith::Sub => l.sub(r),
                     Arith::Mul => l.mul(r),
                     Arith::Div => l.div(r),
                     Arith::MatMul => l.matmul(r),
-                })?
+                })
             }
-            Operand::Scalar(s) => detached(py, bytes, || match (op, reversed) {
+            &Operand::Scalar(s) => detached(py, bytes, || match (op, reversed) {
                 (Arith::Add, _) => a.add_scalar(s),
                 (Arith::Mul, _) => a.mul_scalar(s),
                 (Arith::Sub, false) => a.sub_scalar(s),
@@ -153,8 +204,9 @@ impl PyTensor {
                 (Arith::MatMul, _) => Err(tensorbridge::Error::InvalidArgument(
                     "matmul: operands must have at least one dimension (use * for scalars)".into(),
                 )),
-            })?,
-        };
+            }),
+        }
+        .map_err(|e| with_context(py, e, &operands_context(a, &rhs, reversed)))?;
         Ok(Py::new(py, PyTensor::wrap(out))?.into_any())
     }
 
@@ -163,18 +215,37 @@ impl PyTensor {
         py: Python<'_>,
         op: tensorbridge::ReduceOp,
         axis: Option<isize>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
+        if out.is_some_and(|o| !o.is_none()) {
+            return Err(PyTypeError::new_err(
+                "out= is not supported: tensors are immutable; use the returned tensor",
+            ));
+        }
+        // NumPy's `dtype=`: the dtype the reduction computes in and returns.
+        let dtype = dtype.filter(|d| !d.is_none()).map(parse_dtype).transpose()?;
         let keep = keepdim.unwrap_or(keepdims);
         let t = &self.inner;
-        let out = detached(py, bytes_of(t), || match op {
-            tensorbridge::ReduceOp::Sum => t.sum(axis, keep),
-            tensorbridge::ReduceOp::Mean => t.mean(axis, keep),
-            tensorbridge::ReduceOp::Max => t.max(axis, keep),
-            tensorbridge::ReduceOp::Min => t.min(axis, keep),
+        let result = detached(py, bytes_of(t), || {
+            let src = match dtype {
+                Some(d) => t.cast(d)?,
+                None => t.clone(),
+            };
+            let r = match op {
+                tensorbridge::ReduceOp::Sum => src.sum(axis, keep),
+                tensorbridge::ReduceOp::Mean => src.mean(axis, keep),
+                tensorbridge::ReduceOp::Max => src.max(axis, keep),
+                tensorbridge::ReduceOp::Min => src.min(axis, keep),
+            }?;
+            match dtype {
+                Some(d) => r.cast(d),
+                None => Ok(r),
+            }
         })?;
-        Ok(PyTensor::wrap(out))
+        Ok(PyTensor::wrap(result))
     }
 
     fn unary(
@@ -236,15 +307,49 @@ impl PyTensor {
     }
 }
 
+/// A Python int beyond the machine's range is a ValueError (not OverflowError), so every failure
+/// is one of the documented exception types.
+fn no_overflow<T>(py: Python<'_>, r: PyResult<T>) -> PyResult<T> {
+    r.map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(py) {
+            PyValueError::new_err(format!("integer argument out of range: {}", e.value(py)))
+        } else {
+            e
+        }
+    })
+}
+
+/// An axis or dimension argument.
+fn int_arg(obj: &Bound<'_, PyAny>) -> PyResult<isize> {
+    no_overflow(obj.py(), obj.extract())
+}
+
+/// An optional axis argument (`None`: all axes).
+fn opt_int_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<isize>> {
+    no_overflow(obj.py(), obj.extract())
+}
+
+/// A shape: a sequence of non-negative ints.
+fn dims_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let dims: Vec<isize> = no_overflow(obj.py(), obj.extract())?;
+    dims.iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            PyValueError::new_err(format!("negative dimensions are not allowed: {dims:?}"))
+        })
+}
+
 fn shape_arg(args: &Bound<'_, PyTuple>) -> PyResult<Vec<isize>> {
+    let py = args.py();
     // Accept both t.reshape(2, 3) and t.reshape((2, 3)).
     if args.len() == 1 {
         let first = args.get_item(0)?;
-        if let Ok(v) = first.extract::<Vec<isize>>() {
+        if let Ok(v) = no_overflow(py, first.extract::<Vec<isize>>()) {
             return Ok(v);
         }
     }
-    args.extract::<Vec<isize>>()
+    no_overflow(py, args.extract::<Vec<isize>>())
 }
 
 #[pymethods]
@@ -339,24 +444,28 @@ impl PyTensor {
         let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
             return Self::to_numpy(slf, None, copy);
         };
-        match parse_dtype(dtype) {
-            Ok(d) => Self::to_numpy(slf, Some(d), copy),
-            // A dtype tensorbridge does not have (complex, say): let NumPy convert our array.
-            Err(_) => {
-                let arr = Self::to_numpy(
-                    slf,
-                    None,
-                    if copy == Some(false) {
-                        Some(false)
-                    } else {
-                        None
-                    },
-                )?;
-                let kwargs = pyo3::types::PyDict::new(slf.py());
-                kwargs.set_item("copy", copy != Some(false))?;
-                arr.call_method("astype", (dtype,), Some(&kwargs))
+        let ours = parse_dtype(dtype).ok().filter(|&d| {
+            // A descriptor with our dtype's name but another byte order is not ours.
+            match (dtype.cast::<PyArrayDescr>(), descr(slf.py(), d)) {
+                (Ok(requested), Ok(native)) => requested.is_equiv_to(&native),
+                _ => true,
             }
+        });
+        if let Some(d) = ours {
+            return Self::to_numpy(slf, Some(d), copy);
         }
+        // A dtype tensorbridge does not have (complex, big-endian): NumPy converts our array.
+        // That is always a conversion, so `copy=False` cannot be honoured.
+        if copy == Some(false) {
+            let shown = dtype.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(PyValueError::new_err(format!(
+                "Unable to avoid copy while creating an array as requested: the conversion \
+                 needs a dtype conversion {} -> {shown}. Use copy=None (np.asarray) to allow a \
+                 copy when needed.",
+                slf.get().inner.dtype()
+            )));
+        }
+        Self::to_numpy(slf, None, None)?.call_method1("astype", (dtype,))
     }
 
     /// The single value of a one-element tensor as a Python scalar.
@@ -469,72 +578,96 @@ impl PyTensor {
     }
 
     /// Swaps two axes (a view).
-    fn swapaxes(&self, py: Python<'_>, axis1: isize, axis2: isize) -> PyResult<PyTensor> {
+    fn swapaxes(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = int_arg)] axis1: isize,
+        #[pyo3(from_py_with = int_arg)] axis2: isize,
+    ) -> PyResult<PyTensor> {
         Ok(PyTensor::wrap(self.inner.transpose(axis1, axis2).py(py)?))
     }
 
     /// Removes size-1 axes: all, or the one given (a view).
     #[pyo3(signature = (axis=None))]
-    fn squeeze(&self, py: Python<'_>, axis: Option<isize>) -> PyResult<PyTensor> {
+    fn squeeze(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+    ) -> PyResult<PyTensor> {
         Ok(PyTensor::wrap(self.inner.squeeze(axis).py(py)?))
     }
 
     /// Inserts a size-1 axis (a view).
-    fn unsqueeze(&self, py: Python<'_>, axis: isize) -> PyResult<PyTensor> {
+    fn unsqueeze(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = int_arg)] axis: isize,
+    ) -> PyResult<PyTensor> {
         Ok(PyTensor::wrap(self.inner.unsqueeze(axis).py(py)?))
     }
 
     /// NumPy `broadcast_to` (a view with zero strides).
-    fn broadcast_to(&self, py: Python<'_>, shape: Vec<usize>) -> PyResult<PyTensor> {
+    fn broadcast_to(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = dims_arg)] shape: Vec<usize>,
+    ) -> PyResult<PyTensor> {
         Ok(PyTensor::wrap(self.inner.broadcast_to(&shape).py(py)?))
     }
 
-    /// Sum over all elements or one axis (`keepdims`, or PyTorch's `keepdim`).
-    #[pyo3(signature = (axis=None, keepdims=false, *, keepdim=None))]
+    /// Sum over all elements or one axis (`keepdims`, or PyTorch's `keepdim`; `dtype` to
+    /// compute in, as NumPy).
+    #[pyo3(signature = (axis=None, dtype=None, out=None, keepdims=false, *, keepdim=None))]
     fn sum(
         &self,
         py: Python<'_>,
-        axis: Option<isize>,
+        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Sum, axis, keepdims, keepdim)
+        self.reduce(py, tensorbridge::ReduceOp::Sum, axis, dtype, out, keepdims, keepdim)
     }
 
     /// Mean over all elements or one axis.
-    #[pyo3(signature = (axis=None, keepdims=false, *, keepdim=None))]
+    #[pyo3(signature = (axis=None, dtype=None, out=None, keepdims=false, *, keepdim=None))]
     fn mean(
         &self,
         py: Python<'_>,
-        axis: Option<isize>,
+        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Mean, axis, keepdims, keepdim)
+        self.reduce(py, tensorbridge::ReduceOp::Mean, axis, dtype, out, keepdims, keepdim)
     }
 
     /// Maximum over all elements or one axis (NaN propagates).
-    #[pyo3(signature = (axis=None, keepdims=false, *, keepdim=None))]
+    #[pyo3(signature = (axis=None, out=None, keepdims=false, *, keepdim=None))]
     fn max(
         &self,
         py: Python<'_>,
-        axis: Option<isize>,
+        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Max, axis, keepdims, keepdim)
+        self.reduce(py, tensorbridge::ReduceOp::Max, axis, None, out, keepdims, keepdim)
     }
 
     /// Minimum over all elements or one axis (NaN propagates).
-    #[pyo3(signature = (axis=None, keepdims=false, *, keepdim=None))]
+    #[pyo3(signature = (axis=None, out=None, keepdims=false, *, keepdim=None))]
     fn min(
         &self,
         py: Python<'_>,
-        axis: Option<isize>,
+        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Min, axis, keepdims, keepdim)
+        self.reduce(py, tensorbridge::ReduceOp::Min, axis, None, out, keepdims, keepdim)
     }
 
     /// `e^x` (integers compute in NumPy's float result type).
@@ -637,7 +770,8 @@ impl PyTensor {
                 _ if flip => r.eq_scalar(Scalar::Bool(false)),
                 _ => Ok(r),
             }
-        })?;
+        })
+        .map_err(|e| with_context(py, e, &operands_context(a, &rhs, false)))?;
         Ok(Py::new(py, PyTensor::wrap(out))?.into_any())
     }
 }
@@ -709,7 +843,7 @@ fn scalar_arg(v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
 #[pyo3(signature = (shape, value, *, dtype=None, backend=None, device=None))]
 fn _full(
     py: Python<'_>,
-    shape: Vec<usize>,
+    #[pyo3(from_py_with = dims_arg)] shape: Vec<usize>,
     value: &Bound<'_, PyAny>,
     dtype: Option<&Bound<'_, PyAny>>,
     backend: Option<&str>,
@@ -722,8 +856,8 @@ fn _full(
         .map(parse_dtype)
         .transpose()?;
     let v = scalar_arg(value)?;
-    let n: usize = shape.iter().product();
-    let out = detached(py, n * 8, || AnyTensor::full(kind, &shape, v, d, &dev))?;
+    let bytes = shape.iter().fold(8usize, |acc, &x| acc.saturating_mul(x));
+    let out = detached(py, bytes, || AnyTensor::full(kind, &shape, v, d, &dev))?;
     Ok(PyTensor::wrap(out))
 }
 

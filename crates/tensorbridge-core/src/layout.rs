@@ -233,9 +233,9 @@ impl Layout {
             oi += 1;
             ni += 1;
         }
-        // Trailing size-1 dimensions of the new shape keep stride 0-free defaults.
-        for k in ni..new_shape.len() {
-            new_strides[k] = 1;
+        // Trailing size-1 dimensions of the new shape get a harmless unit stride.
+        for s in new_strides.iter_mut().skip(ni) {
+            *s = 1;
         }
         Some(Layout {
             shape: new_shape.to_vec(),
@@ -308,7 +308,11 @@ impl Layout {
             l.offset = (self.offset as isize + first * self.strides[axis]) as usize;
         }
         l.shape[axis] = len;
-        l.strides[axis] = self.strides[axis] * step;
+        // A step beyond the axis selects at most one element; its stride then never moves.
+        let step = if len <= 1 { step.signum() } else { step };
+        l.strides[axis] = self.strides[axis].checked_mul(step).ok_or_else(|| {
+            Error::InvalidArgument(format!("slice step {step} overflows the stride"))
+        })?;
         Ok(l)
     }
 
@@ -461,7 +465,7 @@ pub fn slice_indices(
 ) -> (isize, usize) {
     let n = size as isize;
     let clamp = |v: isize, lo: isize, hi: isize| v.max(lo).min(hi);
-    let norm = |v: isize| if v < 0 { v + n } else { v };
+    let norm = |v: isize| if v < 0 { v.saturating_add(n) } else { v };
     let (start, stop) = if step > 0 {
         (
             start.map_or(0, |s| clamp(norm(s), 0, n)),
@@ -473,10 +477,12 @@ pub fn slice_indices(
             stop.map_or(-1, |s| clamp(norm(s), -1, n - 1)),
         )
     };
-    let len = if step > 0 && stop > start {
-        (stop - start + step - 1) / step
-    } else if step < 0 && start > stop {
-        (start - stop - step - 1) / (-step)
+    // i128: a step near isize::MAX must not overflow the rounding-up division.
+    let (lo, hi, step) = (start as i128, stop as i128, step as i128);
+    let len = if step > 0 && hi > lo {
+        (hi - lo + step - 1) / step
+    } else if step < 0 && lo > hi {
+        (lo - hi - step - 1) / (-step)
     } else {
         0
     };
@@ -504,6 +510,14 @@ mod tests {
         assert_eq!(slice_indices(10, Some(20), Some(30), 1).1, 0);
         assert_eq!(slice_indices(0, None, None, -1).1, 0);
         assert_eq!(slice_indices(5, Some(-100), Some(100), 2), (0, 3));
+    }
+
+    #[test]
+    fn huge_step_selects_one_element_without_overflow() {
+        let l = Layout::contiguous(&[4, 5]).slice(1, None, None, isize::MAX).unwrap();
+        assert_eq!((l.shape()[1], l.strides()[1]), (1, 1));
+        let l = Layout::contiguous(&[4, 5]).slice(0, None, None, isize::MIN + 1).unwrap();
+        assert_eq!((l.shape()[0], l.offset()), (1, 15));
     }
 
     #[test]

@@ -114,10 +114,12 @@ impl<B: Backend> Tensor<B> {
         device: &Device,
     ) -> Result<Self> {
         let dtype = dtype.unwrap_or(value.default_dtype());
+        // The guard first: an element count that overflows is a too-large tensor (MemoryError in
+        // Python, as NumPy), not an invalid argument.
+        crate::host::host_bytes_guard("full", shape, dtype, isize::MAX as u128)?;
         let n = checked_elem_count(shape).ok_or_else(|| {
             Error::InvalidArgument(format!("shape {shape:?} overflows the element count"))
         })?;
-        crate::host::host_bytes_guard("full", shape, dtype, isize::MAX as u128)?;
         Ok(Self::contiguous_of(
             B::full(device, n, dtype, value)?,
             shape,
@@ -382,7 +384,12 @@ impl<B: Backend> Tensor<B> {
     }
 
     fn binary_scalar(&self, value: Scalar, op: BinaryOp, reversed: bool) -> Result<Self> {
-        let dtype = Self::arith_dtype(op, value.weak_result(self.dtype())?)?;
+        let dtype = match op {
+            // True division of integers computes in float64 whatever the Python int is, so an int
+            // outside the tensor's range is no error (NumPy: `uint8 tensor / -1` is fine).
+            BinaryOp::Div if !self.dtype().is_float() => DType::F64,
+            _ => Self::arith_dtype(op, value.weak_result(self.dtype())?)?,
+        };
         let s = self.scalar_like(value, dtype)?;
         let (lhs, rhs) = if reversed { (&s, self) } else { (self, &s) };
         lhs.binary(rhs, op, "scalar op")
@@ -564,8 +571,8 @@ impl<B: Backend> Tensor<B> {
             }
             None => out_shape.clear(),
         }
-        let out_count: usize = out_shape.iter().product();
-        if reduced_len == 0 && out_count > 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
+        // As NumPy: an empty reduced axis has no max/min even when the result is empty too.
+        if reduced_len == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             return Err(Error::InvalidArgument(format!(
                 "zero-size tensor of shape {:?} to reduction operation {name} which has no identity",
                 self.shape()

@@ -428,6 +428,45 @@ mod tests {
     }
 
     #[test]
+    fn full_of_a_shape_whose_element_count_overflows_is_too_large() {
+        let e = Tensor::<Cpu>::zeros(&[1 << 62, 4], DType::F64, &Device::Cpu).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn max_over_an_empty_axis_is_an_error_even_when_the_result_is_empty() {
+        let t = Tensor::<Cpu>::zeros(&[0, 0], DType::F32, &Device::Cpu).unwrap();
+        assert!(t.max(Some(0), false).is_err());
+        let t = Tensor::<Cpu>::zeros(&[3, 0], DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(t.min(Some(0), false).unwrap().shape(), &[0]);
+    }
+
+    #[test]
+    fn empty_float_sum_is_positive_zero() {
+        let t = Tensor::<Cpu>::zeros(&[0, 2], DType::F64, &Device::Cpu).unwrap();
+        let s = t
+            .sum(Some(0), false)
+            .unwrap()
+            .to_host_array::<f64>()
+            .unwrap();
+        assert!(s.iter().all(|x| *x == 0.0 && x.is_sign_positive()));
+    }
+
+    #[test]
+    fn integer_true_division_by_any_python_int_computes_in_f64() {
+        let t = Tensor::<Cpu>::from_slice(&[2u8, 4], &[2], &Device::Cpu).unwrap();
+        let q = t.div_scalar(Scalar::Int(-1)).unwrap();
+        assert_eq!(
+            q.to_host_array::<f64>().unwrap().as_slice(),
+            Some(&[-2.0, -4.0][..])
+        );
+        assert!(
+            t.add_scalar(Scalar::Int(-1)).is_err(),
+            "-1 is out of range for uint8"
+        );
+    }
+
+    #[test]
     fn host_view_is_zero_copy_for_strided_views() {
         let t = Tensor::<Cpu>::arange(0i64.into(), 12i64.into(), 1i64.into(), None, &Device::Cpu)
             .unwrap();

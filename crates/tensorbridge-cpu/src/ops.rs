@@ -218,7 +218,9 @@ fn reduce_lane<T: CpuElement, O: CpuElement>(lane: ArrayViewD<'_, T>, op: Reduce
     let n = lane.len();
     match op {
         ReduceOp::Sum | ReduceOp::Mean if O::DTYPE.is_float() => {
-            let s: f64 = lane.iter().map(|&x| x.to_f64()).sum();
+            // Fold from +0.0 like NumPy (`Iterator::sum` of floats starts at -0.0, so an empty
+            // sum would be -0.0).
+            let s: f64 = lane.iter().fold(0.0, |acc, &x| acc + x.to_f64());
             let v = if op == ReduceOp::Mean {
                 s / n as f64
             } else {

@@ -179,6 +179,9 @@ def full(
     device: str | None = None,
 ) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value`` (dtype inferred from it by default)."""
+    if dtype is None:
+        # As NumPy: the dtype of ``np.array(fill_value)`` (NumPy scalars keep theirs).
+        dtype = _as_ndarray(fill_value, "tb.full").dtype
     return _native._full(_shape(shape), fill_value, dtype=dtype, backend=backend, device=device)
 
 
@@ -222,24 +225,38 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else tensor(x)
 
 
+# Python scalars are "weak" in NumPy 2 (NEP 50): they take the other operand's dtype.
+_WEAK_SCALARS = (bool, int, float)
+
+
+def _binary(a: Any, b: Any, op: str) -> Tensor:
+    """``a <op> b`` for any operands, keeping Python scalars weak on either side (as NumPy)."""
+    out: Tensor
+    if isinstance(a, _WEAK_SCALARS) and not isinstance(b, _WEAK_SCALARS):
+        out = getattr(_t(b), f"__r{op}__")(a)
+    else:
+        out = getattr(_t(a), f"__{op}__")(b if isinstance(b, _WEAK_SCALARS) else _t(b))
+    return out
+
+
 def add(a: Any, b: Any) -> Tensor:
     """``a + b`` with broadcasting and NumPy promotion."""
-    return _t(a) + b
+    return _binary(a, b, "add")
 
 
 def subtract(a: Any, b: Any) -> Tensor:
     """``a - b``."""
-    return _t(a) - b
+    return _binary(a, b, "sub")
 
 
 def multiply(a: Any, b: Any) -> Tensor:
     """``a * b``."""
-    return _t(a) * b
+    return _binary(a, b, "mul")
 
 
 def divide(a: Any, b: Any) -> Tensor:
     """True division ``a / b`` (integers give float64, as NumPy)."""
-    return _t(a) / b
+    return _binary(a, b, "truediv")
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -274,27 +291,27 @@ def sqrt(a: Any) -> Tensor:
 
 def sum(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over all elements or one axis."""
-    return _t(a).sum(axis, keepdims)
+    return _t(a).sum(axis=axis, keepdims=keepdims)
 
 
 def mean(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Mean over all elements or one axis."""
-    return _t(a).mean(axis, keepdims)
+    return _t(a).mean(axis=axis, keepdims=keepdims)
 
 
 def max(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over all elements or one axis."""
-    return _t(a).max(axis, keepdims)
+    return _t(a).max(axis=axis, keepdims=keepdims)
 
 
 def min(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over all elements or one axis."""
-    return _t(a).min(axis, keepdims)
+    return _t(a).min(axis=axis, keepdims=keepdims)
 
 
 def reshape(a: Any, shape: int | Sequence[int]) -> Tensor:
     """Reshape (a view when the strides allow)."""
-    s = [shape] if isinstance(shape, int) else list(shape)
+    s = [int(shape)] if isinstance(shape, (int, np.integer)) else [int(d) for d in shape]
     return _t(a).reshape(s)
 
 

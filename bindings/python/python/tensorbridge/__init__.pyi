@@ -1,0 +1,217 @@
+"""tensorbridge: tensors from any runtime into NumPy, with one conversion contract.
+
+>>> import numpy as np, tensorbridge as tb
+>>> t = tb.tensor([[1, 2], [4, 8]])
+>>> t.numpy()                      # zero-copy, read-only view of host memory
+array([[1, 2],
+       [4, 8]])
+>>> np.add(t * 2, 1)               # NumPy functions convert implicitly
+array([[ 3,  5],
+       [ 9, 17]])
+
+The conversion contract (the same on every backend):
+
+* ``t.numpy()`` / ``np.asarray(t)``: a read-only zero-copy view where the data is host memory
+  (any strided view: transposes and step slices too), else exactly one copy.
+* ``t.numpy(copy=True)`` / ``np.array(t)``: a new writable array.
+* ``copy=False`` when a copy is unavoidable: ``ValueError`` (NumPy 2 semantics).
+* bfloat16 converts to ``ml_dtypes.bfloat16`` (``pip install ml_dtypes``), or use
+  ``t.astype("float32")`` / ``np.asarray(t, dtype=np.float32)`` (one fused pass).
+
+Errors are ``TypeError`` (dtypes, unsupported data), ``ValueError`` (shapes, values, copies),
+``IndexError`` (indices, axes), ``MemoryError`` (too large) and ``RuntimeError`` (backends and
+devices that are not available).
+"""
+
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from ._native import Tensor as Tensor
+
+__all__ = [
+    "Tensor",
+    "tensor",
+    "from_numpy",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "matmul",
+    "negative",
+    "absolute",
+    "exp",
+    "log",
+    "sqrt",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "reshape",
+    "transpose",
+    "compiled_backends",
+    "bool_",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+]
+
+__version__: str
+
+# A dtype: a name ("float32", "bf16", tb.float32), a NumPy dtype or scalar type (np.float32,
+# np.dtype("int8")), a Python type (int, float, bool) or ml_dtypes.bfloat16.
+_DTypeLike: TypeAlias = str | np.dtype[Any] | type[Any]
+# An operand: a Tensor, a NumPy array, nested sequences or a Python scalar.
+_TensorLike: TypeAlias = Tensor | npt.ArrayLike
+# A real scalar: Python bool, int or float, or a NumPy scalar.
+_Scalar: TypeAlias = bool | int | float | np.generic
+_ShapeLike: TypeAlias = int | Sequence[int]
+
+# dtype names, usable wherever a dtype is accepted.
+bool_: Final = "bool"
+uint8: Final = "uint8"
+uint16: Final = "uint16"
+uint32: Final = "uint32"
+uint64: Final = "uint64"
+int8: Final = "int8"
+int16: Final = "int16"
+int32: Final = "int32"
+int64: Final = "int64"
+float16: Final = "float16"
+bfloat16: Final = "bfloat16"
+float32: Final = "float32"
+float64: Final = "float64"
+
+def compiled_backends() -> list[str]:
+    """Names of the backends compiled into this build of the extension (``["cpu"]``)."""
+
+# ---- creation ------------------------------------------------------------------------------------
+
+def tensor(
+    data: Any,
+    dtype: _DTypeLike | None = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A new tensor holding a copy of ``data``.
+
+    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, or a
+    Tensor. dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    ``dtype`` casts with NumPy ``astype`` semantics.
+
+    Raises ``ValueError`` for ragged nested lists, ``TypeError`` for unknown dtypes and data that
+    is not bool, integer or float, ``RuntimeError`` for a backend that is not compiled in or a
+    device it does not have.
+    """
+
+def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
+    """A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
+
+    Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
+    whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    """
+
+def zeros(
+    shape: _ShapeLike,
+    dtype: _DTypeLike = "float64",
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of zeros (float64 by default, as NumPy). ``MemoryError`` when too large."""
+
+def ones(
+    shape: _ShapeLike,
+    dtype: _DTypeLike = "float64",
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of ones (float64 by default, as NumPy). ``MemoryError`` when too large."""
+
+def full(
+    shape: _ShapeLike,
+    fill_value: _Scalar,
+    dtype: _DTypeLike | None = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value``; the dtype defaults to NumPy's for
+    ``np.array(fill_value)`` (a NumPy scalar keeps its dtype)."""
+
+def arange(
+    start: _Scalar,
+    stop: _Scalar | None = None,
+    step: _Scalar | None = None,
+    dtype: _DTypeLike | None = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """NumPy ``arange``: ``arange(stop)``, ``arange(start, stop)``, ``arange(start, stop, step)``."""
+
+# ---- elementwise (broadcasting, NumPy promotion, Python scalars weak as in NEP 50) ----------------
+
+def add(a: _TensorLike, b: _TensorLike) -> Tensor:
+    """``a + b`` with broadcasting and NumPy promotion."""
+
+def subtract(a: _TensorLike, b: _TensorLike) -> Tensor:
+    """``a - b`` (bool operands: ``TypeError``, as NumPy)."""
+
+def multiply(a: _TensorLike, b: _TensorLike) -> Tensor:
+    """``a * b``."""
+
+def divide(a: _TensorLike, b: _TensorLike) -> Tensor:
+    """True division ``a / b`` (integers give float64, as NumPy)."""
+
+def matmul(a: _TensorLike, b: _TensorLike) -> Tensor:
+    """NumPy ``matmul`` (1-D, 2-D and batched with broadcast batch axes)."""
+
+def negative(a: _TensorLike) -> Tensor:
+    """``-a`` (integers wrap; bool: ``TypeError``, as NumPy)."""
+
+def absolute(a: _TensorLike) -> Tensor:
+    """``|a|``."""
+
+def exp(a: _TensorLike) -> Tensor:
+    """``e**a``, in NumPy's float result type (int16 -> float32, int64 -> float64)."""
+
+def log(a: _TensorLike) -> Tensor:
+    """Natural logarithm, in NumPy's float result type."""
+
+def sqrt(a: _TensorLike) -> Tensor:
+    """Square root, in NumPy's float result type."""
+
+# ---- reductions ------------------------------------------------------------------------------------
+
+def sum(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Sum over all elements or one axis (bool and signed ints give int64, unsigned uint64)."""
+
+def mean(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Mean over all elements or one axis (integers give float64)."""
+
+def max(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Maximum over all elements or one axis (NaN propagates; empty: ``ValueError``)."""
+
+def min(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Minimum over all elements or one axis (NaN propagates; empty: ``ValueError``)."""
+
+# ---- views -----------------------------------------------------------------------------------------
+
+def reshape(a: _TensorLike, shape: _ShapeLike) -> Tensor:
+    """Reshape (one ``-1`` allowed); a view when the strides allow, else one copy."""
+
+def transpose(a: _TensorLike, axes: Sequence[int] | None = None) -> Tensor:
+    """NumPy ``transpose``: reverse the axes, or permute them by ``axes`` (a view)."""

@@ -1,0 +1,151 @@
+"""Constructors: ``tb.tensor`` infers dtypes as NumPy does, ``tb.from_numpy`` shares memory, and
+``zeros/ones/full/arange`` match their NumPy namesakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from numpy_reference import ALL_DTYPES, BFLOAT16, assert_same_array, dtype_id
+
+import tensorbridge as tb
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(3, id="int"),
+        pytest.param(2.5, id="float"),
+        pytest.param(True, id="bool"),
+        pytest.param([1, 2, 3], id="int-list"),
+        pytest.param([1, 2.5], id="mixed-list"),
+        pytest.param([[True, False], [False, True]], id="bool-nested"),
+        pytest.param([[1, 2], [3, 4], [5, 6]], id="nested"),
+        pytest.param([], id="empty-list"),
+        pytest.param([[], []], id="empty-nested"),
+        pytest.param([2**63], id="uint64-sized-int"),
+        pytest.param([-(2**63)], id="int64-min"),
+        pytest.param(np.float32(1.5), id="numpy-scalar"),
+        pytest.param(np.arange(6, dtype=np.int16).reshape(2, 3), id="ndarray"),
+        pytest.param(np.arange(6.0).reshape(2, 3).T[::-1], id="strided-ndarray"),
+        pytest.param(np.array([1, 2], dtype=">i4"), id="big-endian"),
+        pytest.param(range(4), id="range"),
+        pytest.param((1.0, 2.0), id="tuple"),
+    ],
+)
+def test_tensor_infers_dtype_and_values_like_numpy(data: Any) -> None:
+    expected = np.asarray(data)
+    if not expected.dtype.isnative:
+        expected = expected.astype(expected.dtype.newbyteorder("="))
+    t = tb.tensor(data)
+    assert t.shape == expected.shape
+    assert t.dtype == expected.dtype
+    assert_same_array(t.numpy(), expected)
+
+
+def test_python_int_infers_int64_and_float_infers_float64() -> None:
+    assert tb.tensor(1).dtype == np.int64
+    assert tb.tensor([1.0]).dtype == np.float64
+    assert tb.tensor([True]).dtype == np.bool_
+
+
+def test_tensor_accepts_any_object_with_dunder_array() -> None:
+    class ArrayLike:
+        def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+            return np.arange(4, dtype=np.uint8).reshape(2, 2)
+
+    t = tb.tensor(ArrayLike())
+    assert_same_array(t.numpy(), np.arange(4, dtype=np.uint8).reshape(2, 2))
+
+
+def test_tensor_of_a_tensor_and_of_a_bfloat16_array() -> None:
+    a = np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16)
+    t = tb.tensor(a)
+    assert t.dtype == BFLOAT16
+    assert tb.tensor(t).tolist() == [1.5, -2.0]
+    assert tb.tensor(t, dtype="float32").dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_tensor_dtype_argument_casts_like_astype(dtype: np.dtype[Any]) -> None:
+    data = [[0, 1, 2], [3, 4, 5]]
+    expected = np.array(data).astype(dtype)
+    for spelling in (str(dtype), dtype, dtype.type):
+        assert_same_array(tb.tensor(data, dtype=spelling).numpy(), expected)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        ("f32", np.float32),
+        ("bf16", BFLOAT16),
+        ("<i4", np.int32),
+        (int, np.int64),
+        (float, np.float64),
+        (bool, np.bool_),
+        (np.dtype(">f8"), np.float64),
+        (tb.float16, np.float16),
+        (tb.bool_, np.bool_),
+    ],
+)
+def test_dtype_spellings(spelling: Any, expected: Any) -> None:
+    assert tb.tensor([1], dtype=spelling).dtype == np.dtype(expected)
+
+
+def test_from_numpy_is_zero_copy() -> None:
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tb.from_numpy(a)
+    assert np.shares_memory(t.numpy(), a)
+    assert t.dtype == np.float32 and t.shape == (2, 3)
+
+
+def test_from_numpy_copies_arrays_it_cannot_view() -> None:
+    raw = np.zeros(8 * 4 + 1, dtype=np.uint8)
+    misaligned = raw[1:].view(np.int64)  # data pointer not 8-byte aligned
+    misaligned[:] = [1, 2, 3, 4]
+    assert misaligned.ctypes.data % 8 != 0
+    assert tb.from_numpy(misaligned).tolist() == [1, 2, 3, 4]
+
+    record = np.zeros(3, dtype=[("a", "u1"), ("b", "<i8")])
+    record["b"] = [7, 8, 9]
+    assert tb.from_numpy(record["b"]).tolist() == [7, 8, 9]  # strides of 9 bytes
+
+    swapped = np.array([1, 2], dtype=">i4")
+    t = tb.from_numpy(swapped)
+    assert t.dtype == np.int32 and t.tolist() == [1, 2]
+
+
+def test_zeros_and_ones_default_to_float64() -> None:
+    assert_same_array(tb.zeros((2, 3)).numpy(), np.zeros((2, 3)))
+    assert_same_array(tb.ones(4).numpy(), np.ones(4))
+    assert_same_array(tb.zeros(()).numpy(), np.zeros(()))
+    assert_same_array(tb.zeros((0, 3)).numpy(), np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_zeros_ones_full_of_every_dtype(dtype: np.dtype[Any]) -> None:
+    assert_same_array(tb.zeros((2, 2), dtype=dtype).numpy(), np.zeros((2, 2), dtype=dtype))
+    assert_same_array(tb.ones([3], dtype=dtype).numpy(), np.ones([3], dtype=dtype))
+    assert_same_array(tb.full((2,), 1, dtype=dtype).numpy(), np.full((2,), 1, dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    "fill", [7, -2.5, True, np.float32(1.5), np.int8(-3), np.uint16(9), 2**63, np.float16(0.5)]
+)
+def test_full_infers_dtype_from_the_fill_value_like_numpy(fill: Any) -> None:
+    assert_same_array(tb.full((2, 3), fill).numpy(), np.full((2, 3), fill))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(5,), (2, 7), (7, 2, -2), (0.0, 1.0, 0.25), (1, 2.5, 0.5), (0,), (5, 0), (-3, 3)],
+)
+def test_arange_matches_numpy(args: tuple[Any, ...]) -> None:
+    assert_same_array(tb.arange(*args).numpy(), np.arange(*args))
+
+
+def test_arange_with_dtype() -> None:
+    assert_same_array(tb.arange(4, dtype="float32").numpy(), np.arange(4, dtype=np.float32))
+    assert_same_array(tb.arange(1, 4, dtype=np.uint8).numpy(), np.arange(1, 4, dtype=np.uint8))

@@ -1,0 +1,365 @@
+"""The conversion contract: ``t.numpy()``, ``__array__`` with NumPy 2 ``copy`` semantics, zero-copy
+read-only views that keep the storage alive, and the dtype mapping (bf16 through ml_dtypes)."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import textwrap
+import weakref
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from numpy_reference import ALL_DTYPES, BFLOAT16, assert_same_array, dtype_id, sample_array
+
+import tensorbridge as tb
+
+# NumPy 2 warns (DeprecationWarning) when __array__ lacks the copy keyword: make that a failure.
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
+
+def _tensor(dtype: np.dtype[Any], shape: tuple[int, ...] = (3, 4)) -> tuple[tb.Tensor, np.ndarray]:
+    a = sample_array(np.random.default_rng(0), dtype, shape)
+    return tb.tensor(a), a
+
+
+# ---- dtype, shape and values ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_numpy_returns_an_ndarray_with_the_same_dtype_shape_and_bits(dtype: np.dtype[Any]) -> None:
+    t, a = _tensor(dtype)
+    assert_same_array(t.numpy(), a)
+    assert_same_array(np.asarray(t), a)
+    assert_same_array(np.array(t), a)
+    assert_same_array(t.numpy(copy=True), a)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_tensor_dtype_property_is_the_numpy_dtype(dtype: np.dtype[Any]) -> None:
+    t, _ = _tensor(dtype)
+    assert isinstance(t.dtype, np.dtype)
+    assert t.dtype == dtype
+    assert t.numpy().dtype == t.dtype
+
+
+def test_float16_converts_to_numpy_float16() -> None:
+    t = tb.tensor([0.5, 1.5, 65504.0], dtype="float16")
+    assert_same_array(t.numpy(), np.array([0.5, 1.5, 65504.0], dtype=np.float16))
+
+
+def test_bfloat16_converts_to_ml_dtypes_bfloat16_bit_exactly() -> None:
+    raw = np.array([0x3FC0, 0x7F80, 0xFF80, 0x7FC1, 0x8000, 0x0001], dtype=np.uint16)
+    a = raw.view(ml_dtypes.bfloat16)  # 1.5, inf, -inf, a NaN with payload, -0.0, a subnormal
+    t = tb.tensor(a)
+    assert t.dtype == BFLOAT16
+    out = t.numpy()
+    assert out.dtype == np.dtype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(out.view(np.uint16), raw)
+
+
+def test_bfloat16_to_float32_in_one_conversion() -> None:
+    t = tb.tensor([0.5, 1.5, -2.25], dtype="bfloat16")
+    assert_same_array(np.asarray(t, dtype=np.float32), np.array([0.5, 1.5, -2.25], np.float32))
+    assert_same_array(t.astype("float32").numpy(), np.array([0.5, 1.5, -2.25], np.float32))
+
+
+def test_bfloat16_without_ml_dtypes_raises_type_error_naming_both_fixes() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["ml_dtypes"] = None  # makes `import ml_dtypes` fail
+        import numpy as np
+        import tensorbridge as tb
+
+        t = tb.tensor([1.5, 2.0], dtype="bfloat16")
+        for convert in (t.numpy, lambda: np.asarray(t), lambda: t.dtype):
+            try:
+                convert()
+            except TypeError as e:
+                msg = str(e)
+                assert "pip install ml_dtypes" in msg and 't.astype(' in msg, msg
+                assert "float32" in msg, msg
+            else:
+                raise AssertionError("no TypeError")
+        # The ways out work without ml_dtypes.
+        assert t.astype("float32").numpy().tolist() == [1.5, 2.0]
+        assert np.asarray(t, dtype=np.float32).dtype == np.float32
+        assert t.tolist() == [1.5, 2.0] and float(t[0]) == 1.5
+        assert "dtype=bfloat16" in repr(t)
+        print("ok")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+# ---- zero-copy views -------------------------------------------------------------------------------
+
+
+def test_two_numpy_calls_share_memory() -> None:
+    t = tb.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert np.shares_memory(t.numpy(), t.numpy())
+    assert np.shares_memory(np.asarray(t), t.numpy())
+
+
+def test_from_numpy_shares_memory_with_the_source_both_ways() -> None:
+    src = np.arange(12.0).reshape(3, 4)
+    t = tb.from_numpy(src)
+    out = t.numpy()
+    assert np.shares_memory(out, src)
+    src[0, 0] = 100.0  # like torch.from_numpy: the tensor sees the source's memory
+    assert out[0, 0] == 100.0
+    assert t[0, 0].item() == 100.0
+
+
+def test_from_numpy_of_strided_views_is_zero_copy() -> None:
+    src = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    for view in (src.T, src[:, ::2, ::-1], src[::-1, 1:, ::3], np.broadcast_to(src[0, 0], (5, 4))):
+        t = tb.from_numpy(view)
+        out = t.numpy()
+        assert np.shares_memory(out, src)
+        assert_same_array(out, view)
+
+
+def test_tensor_copies_its_input() -> None:
+    src = np.arange(6.0)
+    t = tb.tensor(src)
+    assert not np.shares_memory(t.numpy(), src)
+    src[0] = 99.0
+    assert t[0].item() == 0.0
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        pytest.param(lambda t: t.T, id="T"),
+        pytest.param(lambda t: t.transpose(1, 0, 2), id="transpose"),
+        pytest.param(lambda t: t[:, ::2], id="step-slice"),
+        pytest.param(lambda t: t[::-1, :, ::-2], id="negative-steps"),
+        pytest.param(lambda t: t[1, ..., None], id="int-ellipsis-newaxis"),
+        pytest.param(lambda t: t[:, 1:1], id="empty-slice"),
+        pytest.param(lambda t: t[0].broadcast_to([5, 3, 4]), id="broadcast_to"),
+        pytest.param(lambda t: t.reshape(6, 4), id="reshape"),
+        pytest.param(lambda t: t.swapaxes(0, 2).unsqueeze(1), id="swapaxes-unsqueeze"),
+    ],
+)
+def test_strided_views_stay_zero_copy_in_numpy(view: Any) -> None:
+    a = np.arange(24.0).reshape(2, 3, 4)
+    base = tb.tensor(a)
+    v = view(base)
+    expected = np.asarray(view(_NumpyLike(a)))
+    for out in (v.numpy(), np.asarray(v), np.asarray(v, copy=False), v.numpy(copy=False)):
+        assert_same_array(out, expected)
+        assert _effective_strides(out) == _effective_strides(expected)
+        if out.size:
+            assert np.shares_memory(out, base.numpy())
+        assert not out.flags.writeable
+
+
+def _effective_strides(a: np.ndarray) -> tuple[int, ...]:
+    """Strides of the axes longer than 1 (NumPy lets the others be anything)."""
+    if a.size == 0:
+        return ()
+    return tuple(s for s, d in zip(a.strides, a.shape) if d > 1)
+
+
+class _NumpyLike:
+    """Applies the tensorbridge view methods used above to an ndarray (the NumPy reference)."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __getitem__(self, key: Any) -> Any:
+        return _NumpyLike(self.a[key])
+
+    @property
+    def T(self) -> Any:  # noqa: N802
+        return _NumpyLike(self.a.T)
+
+    def transpose(self, *axes: int) -> Any:
+        return _NumpyLike(self.a.transpose(axes))
+
+    def broadcast_to(self, shape: list[int]) -> Any:
+        return _NumpyLike(np.broadcast_to(self.a, shape))
+
+    def reshape(self, *shape: int) -> Any:
+        return _NumpyLike(self.a.reshape(shape))
+
+    def swapaxes(self, a: int, b: int) -> Any:
+        return _NumpyLike(self.a.swapaxes(a, b))
+
+    def unsqueeze(self, axis: int) -> Any:
+        return _NumpyLike(np.expand_dims(self.a, axis))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.a
+
+
+# ---- copy semantics (NumPy 2) -----------------------------------------------------------------------
+
+
+def test_views_are_read_only_and_writing_raises_value_error() -> None:
+    t = tb.tensor([1, 2, 3])
+    for out in (t.numpy(), np.asarray(t), t.numpy(copy=False), np.asarray(t, copy=False)):
+        assert not out.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            out[0] = 7
+    assert t.tolist() == [1, 2, 3]
+
+
+def test_copy_true_gives_a_new_writable_array() -> None:
+    t = tb.tensor([[1, 2], [3, 4]])
+    for out in (t.numpy(copy=True), np.array(t), np.asarray(t, copy=True), t.__array__(copy=True)):
+        assert out.flags.writeable and out.flags.c_contiguous and out.flags.owndata
+        assert not np.shares_memory(out, t.numpy())
+        out[0, 0] = 99
+        assert t[0, 0].item() == 1
+
+
+def test_copy_true_of_a_strided_view_is_c_contiguous() -> None:
+    t = tb.tensor(np.arange(12).reshape(3, 4))[::-1, ::2].T
+    out = t.numpy(copy=True)
+    assert out.flags.c_contiguous and out.flags.writeable
+    assert_same_array(out, np.arange(12).reshape(3, 4)[::-1, ::2].T)
+
+
+def test_copy_none_copies_only_when_needed() -> None:
+    t = tb.tensor([1, 2, 3], dtype="int32")
+    same = np.asarray(t, dtype=np.int32)
+    assert np.shares_memory(same, t.numpy())
+    converted = np.asarray(t, dtype=np.float64)
+    assert_same_array(converted, np.array([1.0, 2.0, 3.0]))
+    assert converted.flags.writeable
+
+
+def test_copy_false_never_copies() -> None:
+    t = tb.tensor([1.0, 2.0])
+    for out in (np.asarray(t, copy=False), np.array(t, copy=False), t.__array__(copy=False)):
+        assert np.shares_memory(out, t.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.complex64, np.dtype(">i8")])
+def test_copy_false_raises_value_error_when_a_dtype_conversion_is_needed(dtype: Any) -> None:
+    t = tb.tensor([1, 2, 3])
+    with pytest.raises(ValueError, match="copy"):
+        np.asarray(t, dtype=dtype, copy=False)
+    with pytest.raises(ValueError, match="copy"):
+        t.__array__(dtype=np.dtype(dtype), copy=False)
+
+
+def test_dunder_array_converts_to_dtypes_tensorbridge_lacks() -> None:
+    t = tb.tensor([1, 2])
+    assert_same_array(np.asarray(t, dtype=np.complex64), np.array([1, 2], np.complex64))
+    big_endian = np.asarray(t, dtype=">i8")
+    assert big_endian.dtype == np.dtype(">i8")
+    assert big_endian.tolist() == [1, 2]
+    assert t.__array__(np.dtype(">i8")).dtype == np.dtype(">i8")
+
+
+def test_dunder_array_signature_and_defaults() -> None:
+    t = tb.tensor([1.5])
+    assert np.shares_memory(t.__array__(), t.numpy())
+    assert np.shares_memory(t.__array__(None, None), t.numpy())
+    out = t.__array__(np.float16, None)
+    assert out.dtype == np.float16
+
+
+def test_numpy_functions_and_ufuncs_return_ndarrays() -> None:
+    t = tb.tensor([[1, 2], [4, 8]])
+    out = np.add(t, 1)
+    assert type(out) is np.ndarray
+    assert_same_array(out, np.array([[2, 3], [5, 9]]))
+    assert type(np.multiply(t, t)) is np.ndarray
+    assert np.array([1, 2]) + tb.tensor([1, 2]) is not NotImplemented
+    assert type(np.array([1, 2]) + tb.tensor([1, 2])) is np.ndarray
+    assert_same_array(np.concatenate([t, t]), np.array([[1, 2], [4, 8]] * 2))
+    assert_same_array(np.asarray([t, t]), np.array([[[1, 2], [4, 8]]] * 2))
+
+
+def test_numpy_copy_keyword_only() -> None:
+    t = tb.tensor([1])
+    with pytest.raises(TypeError):
+        t.numpy(True)  # type: ignore[misc]
+
+
+# ---- lifetime ------------------------------------------------------------------------------------------
+
+
+def test_view_keeps_storage_alive_after_the_tensor_is_gone() -> None:
+    t = tb.tensor(np.arange(1000.0).reshape(10, 100))[::2, ::-3]
+    expected = np.arange(1000.0).reshape(10, 100)[::2, ::-3]
+    out = t.numpy()
+    del t
+    gc.collect()
+    _churn()
+    assert_same_array(out, expected)
+
+
+def test_from_numpy_keeps_the_source_alive_through_tensor_and_views() -> None:
+    src = np.arange(100, dtype=np.int64)
+    src_ref = weakref.ref(src)
+    t = tb.from_numpy(src)
+    del src
+    gc.collect()
+    assert src_ref() is not None
+    out = t.T[::-1].numpy()
+    del t
+    gc.collect()
+    _churn()
+    assert src_ref() is not None
+    assert_same_array(out, np.arange(100)[::-1])
+    del out
+    gc.collect()
+    assert src_ref() is None, "the source array is released with the last view"
+
+
+def test_tensor_is_released_when_its_last_view_is_gone() -> None:
+    t = tb.tensor([1.0, 2.0, 3.0])
+    ref = weakref.ref(t)
+    out = np.asarray(t)
+    del t
+    gc.collect()
+    assert ref() is not None
+    assert out.base is ref()
+    del out
+    gc.collect()
+    assert ref() is None
+
+
+def _churn() -> None:
+    """Allocates and frees memory so a dangling pointer would read reused memory."""
+    for _ in range(20):
+        junk = [np.full(1000, -1.0) for _ in range(50)]
+        del junk
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_100k_numpy_calls_keep_memory_flat() -> None:
+    t = tb.tensor(np.arange(10_000.0)).reshape(100, 100).T
+    for _ in range(1_000):  # warm up allocator pools and caches
+        t.numpy()
+        np.asarray(t)
+    gc.collect()
+    before = _rss_bytes()
+    for _ in range(100_000):
+        t.numpy()
+    for _ in range(100_000):
+        np.asarray(t)
+    gc.collect()
+    grown = _rss_bytes() - before
+    assert grown < 20 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 200,000 conversions"

@@ -2,14 +2,20 @@
 //! `tensorbridge-core`), each next to a peer and/or a limit measured in the same group:
 //!
 //! - `overhead`: a 4-element `to_host_array` (per-call cost, not bandwidth);
-//! - `contiguous_64MiB_f32`: a dense copy vs `Vec` clone (memcpy into fresh memory: the limit);
+//! - `contiguous_64MiB_f32`: a dense copy vs memcpy of the same bytes, twice: `Vec` clone (into
+//!   fresh memory, what a plain Rust copy costs) and `copy_from_slice` into a buffer already paged
+//!   in (pure memory bandwidth, the hard limit);
 //! - `transpose_8192_f32`: `t.t().to_host()` vs ndarray's `a.t().as_standard_layout().into_owned()`
-//!   (the naive peer) and memcpy of the same bytes (the limit);
+//!   (the naive peer) and the same two memcpy limits;
 //! - `step_slice_8_f32`: the `[:, ::8]` view of the 8192² tensor vs ndarray's `.slice(..).to_owned()`;
 //! - `bf16_to_f32_256MiB`: `to_host_as(F32)` of 256 MiB of bf16 vs ndarray's `mapv(bf16::to_f32)`.
 //!
 //! Throughput is in bytes of *output* written. Fresh output memory is page-faulted in every
 //! iteration, as it is for a real caller; dropping the result (munmap) is left out of the timing.
+//! On Linux tensorbridge asks for transparent huge pages for large outputs (as NumPy does), a plain
+//! `Vec` does not: that difference is most of the gap to `memcpy_vec_clone`. Page-fault cost also
+//! depends on the machine's memory state (a VM returning freed memory to its host makes fresh
+//! pages dearer), so a group run alone can read faster than in a full run.
 //!
 //! Run: `cargo bench -p tensorbridge-cpu --bench to_host`.
 
@@ -53,6 +59,7 @@ fn overhead(c: &mut Criterion) {
     let t = tensor_of(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
     let mut g = c.benchmark_group("overhead");
     g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Bytes(16));
     g.bench_function("tensorbridge_to_host_array_4xf32", |b| {
@@ -72,6 +79,10 @@ fn contiguous(c: &mut Criterion) {
     });
     g.bench_function("memcpy_vec_clone", |b| {
         b.iter_with_large_drop(|| src.to_vec())
+    });
+    let mut warm = src.to_vec();
+    g.bench_function("memcpy_into_warm_buffer", |b| {
+        b.iter(|| warm.copy_from_slice(black_box(src)))
     });
     g.finish();
 }
@@ -98,6 +109,11 @@ fn transpose_and_step_slice(c: &mut Criterion) {
     g.bench_function("memcpy_vec_clone", |b| {
         b.iter_with_large_drop(|| flat.to_vec())
     });
+    let mut warm = flat.to_vec();
+    g.bench_function("memcpy_into_warm_buffer", |b| {
+        b.iter(|| warm.copy_from_slice(black_box(flat)))
+    });
+    drop(warm);
     g.finish();
 
     let sliced = t.slice(1, None, None, 8).expect("valid slice");

@@ -217,8 +217,7 @@ impl PyTensor {
         axis: Option<isize>,
         dtype: Option<&Bound<'_, PyAny>>,
         out: Option<&Bound<'_, PyAny>>,
-        keepdims: bool,
-        keepdim: Option<bool>,
+        keep: bool,
     ) -> PyResult<PyTensor> {
         if out.is_some_and(|o| !o.is_none()) {
             return Err(PyTypeError::new_err(
@@ -226,8 +225,10 @@ impl PyTensor {
             ));
         }
         // NumPy's `dtype=`: the dtype the reduction computes in and returns.
-        let dtype = dtype.filter(|d| !d.is_none()).map(parse_dtype).transpose()?;
-        let keep = keepdim.unwrap_or(keepdims);
+        let dtype = dtype
+            .filter(|d| !d.is_none())
+            .map(parse_dtype)
+            .transpose()?;
         let t = &self.inner;
         let result = detached(py, bytes_of(t), || {
             let src = match dtype {
@@ -627,7 +628,14 @@ impl PyTensor {
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Sum, axis, dtype, out, keepdims, keepdim)
+        self.reduce(
+            py,
+            tensorbridge::ReduceOp::Sum,
+            axis,
+            dtype,
+            out,
+            keepdim.unwrap_or(keepdims),
+        )
     }
 
     /// Mean over all elements or one axis.
@@ -641,7 +649,14 @@ impl PyTensor {
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Mean, axis, dtype, out, keepdims, keepdim)
+        self.reduce(
+            py,
+            tensorbridge::ReduceOp::Mean,
+            axis,
+            dtype,
+            out,
+            keepdim.unwrap_or(keepdims),
+        )
     }
 
     /// Maximum over all elements or one axis (NaN propagates).
@@ -654,7 +669,14 @@ impl PyTensor {
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Max, axis, None, out, keepdims, keepdim)
+        self.reduce(
+            py,
+            tensorbridge::ReduceOp::Max,
+            axis,
+            None,
+            out,
+            keepdim.unwrap_or(keepdims),
+        )
     }
 
     /// Minimum over all elements or one axis (NaN propagates).
@@ -667,7 +689,14 @@ impl PyTensor {
         keepdims: bool,
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
-        self.reduce(py, tensorbridge::ReduceOp::Min, axis, None, out, keepdims, keepdim)
+        self.reduce(
+            py,
+            tensorbridge::ReduceOp::Min,
+            axis,
+            None,
+            out,
+            keepdim.unwrap_or(keepdims),
+        )
     }
 
     /// `e^x` (integers compute in NumPy's float result type).

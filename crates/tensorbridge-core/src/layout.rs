@@ -514,9 +514,13 @@ mod tests {
 
     #[test]
     fn huge_step_selects_one_element_without_overflow() {
-        let l = Layout::contiguous(&[4, 5]).slice(1, None, None, isize::MAX).unwrap();
+        let l = Layout::contiguous(&[4, 5])
+            .slice(1, None, None, isize::MAX)
+            .unwrap();
         assert_eq!((l.shape()[1], l.strides()[1]), (1, 1));
-        let l = Layout::contiguous(&[4, 5]).slice(0, None, None, isize::MIN + 1).unwrap();
+        let l = Layout::contiguous(&[4, 5])
+            .slice(0, None, None, isize::MIN + 1)
+            .unwrap();
         assert_eq!((l.shape()[0], l.offset()), (1, 15));
     }
 

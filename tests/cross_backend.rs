@@ -1,0 +1,303 @@
+//! Cross-backend contract: the same inputs, built through [`AnyTensor`] on every compiled backend,
+//! give the same host arrays (dtype, shape and values), checked against expectations computed with
+//! `ndarray`. Mixing backends or devices in one op is an error that tells the user to move a
+//! tensor with `.to(...)`, never a silent copy.
+//!
+//! With only the CPU backend compiled, every assertion still runs against the `ndarray`
+//! expectations; each further backend (torch, cuda) joins by being listed in
+//! `BackendKind::compiled()` and given a device in `device_for`.
+
+use half::bf16;
+use tensorbridge::ndarray::{arr1, arr2, Array, ArrayD, ArrayViewMutD, IxDyn, ShapeBuilder};
+use tensorbridge::{
+    AnyTensor, Backend, BackendKind, BinaryOp, CmpOp, Cpu, DType, Device, Element, Error,
+    HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+};
+
+/// The device each backend's tensors are built on in these tests.
+fn device_for(kind: BackendKind) -> Device {
+    match kind {
+        BackendKind::Cpu => Device::Cpu,
+    }
+}
+
+fn placements() -> Vec<(BackendKind, Device)> {
+    BackendKind::compiled()
+        .iter()
+        .map(|&k| (k, device_for(k)))
+        .collect()
+}
+
+fn on(kind: BackendKind, device: &Device, data: impl Into<HostArray>) -> AnyTensor {
+    AnyTensor::from_host(kind, data.into(), device)
+        .unwrap_or_else(|e| panic!("{kind}:{device}: from_host failed: {e}"))
+}
+
+fn host(t: Result<AnyTensor>) -> Result<HostArray> {
+    t.and_then(|t| t.to_host())
+}
+
+#[test]
+fn every_backend_gives_the_same_host_arrays_for_ops_and_views() {
+    let ints = arr2(&[[1i64, 2], [4, 8]]).into_dyn();
+    let grid = Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32 - 5.5).into_dyn();
+    let row = arr1(&[0.5f32, -1.0, 2.0, 4.0]).into_dyn();
+    let cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 12 + j * 4 + k) as i32).into_dyn();
+    let lhs = arr2(&[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let rhs = arr2(&[[1.0f32, 0.5], [-1.0, 2.0], [0.0, 3.0]]);
+
+    for (kind, device) in placements() {
+        let t = on(kind, &device, ints.clone());
+        let g = on(kind, &device, grid.clone());
+        let r = on(kind, &device, row.clone());
+        let c = on(kind, &device, cube.clone());
+        let (a, b) = (
+            on(kind, &device, lhs.clone().into_dyn()),
+            on(kind, &device, rhs.clone().into_dyn()),
+        );
+        let cases: Vec<(&str, Result<HostArray>, HostArray)> = vec![
+            ("round trip int64", t.to_host(), ints.clone().into()),
+            (
+                "multiply by a weak scalar keeps int64",
+                host(t.mul_scalar(Scalar::Int(2))),
+                (&ints * 2).into(),
+            ),
+            (
+                "true division of int64 gives float64",
+                host(t.div_scalar(Scalar::Int(2))),
+                ints.mapv(|v| v as f64 / 2.0).into(),
+            ),
+            (
+                "transposed view",
+                t.t().to_host(),
+                ints.t().as_standard_layout().into_owned().into(),
+            ),
+            (
+                "negative-step slice view",
+                host(g.slice(1, None, None, -2)),
+                Array::from_shape_fn((3, 2), |(i, j)| grid[[i, 3 - 2 * j]])
+                    .into_dyn()
+                    .into(),
+            ),
+            (
+                "permuted 3-d view",
+                host(c.permute(&[2, 0, 1])),
+                cube.clone()
+                    .permuted_axes(IxDyn(&[2, 0, 1]))
+                    .as_standard_layout()
+                    .into_owned()
+                    .into(),
+            ),
+            (
+                "broadcast add of a row",
+                host(g.add(&r)),
+                (&grid + &row).into(),
+            ),
+            (
+                "sum over an axis of int64",
+                host(t.sum(Some(0), false)),
+                arr1(&[5i64, 10]).into_dyn().into(),
+            ),
+            (
+                "mean of everything is a 0-d float64",
+                host(t.mean(None, false)),
+                ArrayD::from_elem(IxDyn(&[]), 3.75f64).into(),
+            ),
+            (
+                "matmul",
+                host(a.matmul(&b)),
+                lhs.dot(&rhs).into_dyn().into(),
+            ),
+            (
+                "comparison gives bool",
+                host(g.gt_scalar(Scalar::Float(0.0))),
+                grid.mapv(|v| v > 0.0).into(),
+            ),
+            (
+                "bf16 storage read back as f32 in one pass",
+                g.cast(DType::BF16).and_then(|h| h.to_host_as(DType::F32)),
+                grid.mapv(|v| bf16::from_f32(v).to_f32()).into(),
+            ),
+            (
+                "zero-size slice keeps its shape",
+                host(g.slice(0, Some(1), Some(1), 1)),
+                ArrayD::<f32>::zeros(IxDyn(&[0, 4])).into(),
+            ),
+        ];
+        for (name, got, want) in cases {
+            let got = got.unwrap_or_else(|e| panic!("{kind}:{device}: {name}: {e}"));
+            assert_eq!(got.dtype(), want.dtype(), "{kind}:{device}: {name}: dtype");
+            assert_eq!(got.shape(), want.shape(), "{kind}:{device}: {name}: shape");
+            assert_eq!(got, want, "{kind}:{device}: {name}: values");
+        }
+
+        // A caller's buffer in Fortran order receives the same values as a fresh array.
+        let mut out = Array::<f64, _>::zeros((4, 3).f()).into_dyn();
+        let mut view: ArrayViewMutD<'_, f64> = out.view_mut();
+        g.t().to_host_into(&mut view).unwrap();
+        assert_eq!(
+            out,
+            grid.t().mapv(f64::from),
+            "{kind}:{device}: to_host_into"
+        );
+
+        // Typed reads never cast behind the user's back.
+        let e = t.to_host().unwrap().into_typed::<f32>().unwrap_err();
+        assert!(matches!(e, Error::DTypeMismatch { .. }), "{kind}: {e}");
+    }
+}
+
+/// Asserts that `r` is a backend/device mismatch whose message tells the user to move a tensor.
+fn assert_mismatch<T: std::fmt::Debug>(what: &str, r: Result<T>) {
+    let e = r.expect_err(what);
+    assert!(
+        matches!(e, Error::BackendMismatch { .. }),
+        "{what}: expected BackendMismatch, got {e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(".to("),
+        "{what}: message should name .to(: {msg}"
+    );
+}
+
+#[test]
+fn mixing_compiled_backends_is_an_error_that_names_to() {
+    let ps = placements();
+    for (ka, da) in &ps {
+        for (kb, db) in &ps {
+            let x = on(*ka, da, arr1(&[1.0f32, 2.0]).into_dyn());
+            let y = on(*kb, db, arr1(&[3.0f32, 4.0]).into_dyn());
+            if (ka, da) == (kb, db) {
+                assert!(x.add(&y).is_ok(), "{ka}:{da} with itself");
+                continue;
+            }
+            let what = format!("{ka}:{da} + {kb}:{db}");
+            assert_mismatch(&what, x.add(&y));
+            assert_mismatch(&what, x.matmul(&y));
+            assert_mismatch(&what, x.eq(&y));
+            // Moving one side explicitly is the way out.
+            let moved = y.to(*ka, da).unwrap();
+            assert!(x.add(&moved).is_ok(), "{what} after .to()");
+        }
+    }
+}
+
+#[test]
+fn asking_a_backend_for_a_device_it_lacks_is_a_clear_error() {
+    for (kind, device) in placements() {
+        let t = on(kind, &device, arr1(&[1i64, 2]).into_dyn());
+        let missing = Device::Cuda(7);
+        let e = t.to(kind, &missing).unwrap_err();
+        assert!(
+            matches!(e, Error::DeviceUnavailable(_)),
+            "{kind}: moving to {missing}: {e:?}"
+        );
+        assert!(e.to_string().contains("cuda:7"), "{kind}: {e}");
+    }
+}
+
+/// Ops between tensors of one backend on two devices. No compiled backend has two devices on
+/// this machine, so this backend is the CPU backend's storage reporting whichever device it was
+/// created for: the core's device check is what is under test.
+#[test]
+fn mixing_devices_of_one_backend_is_an_error_that_names_to() {
+    let dev0 = Device::Cuda(0);
+    let x = Tensor::<Placed>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &dev0).unwrap();
+    let y =
+        Tensor::<Placed>::from_slice(&[1.0f32, 0.0, 0.0, 1.0], &[2, 2], &Device::Cuda(1)).unwrap();
+    assert_mismatch("add", x.add(&y));
+    assert_mismatch("div", x.div(&y));
+    assert_mismatch("matmul", x.matmul(&y));
+    assert_mismatch("lt", x.lt(&y));
+    let msg = x.mul(&y).unwrap_err().to_string();
+    assert!(msg.contains("cuda:0") && msg.contains("cuda:1"), "{msg}");
+
+    // The explicit move: through the host onto the other tensor's device.
+    let y0 = Tensor::<Placed>::from_host(y.to_host().unwrap(), &dev0).unwrap();
+    let product = x.matmul(&y0).unwrap().to_host_array::<f32>().unwrap();
+    assert_eq!(product, arr2(&[[1.0f32, 2.0], [3.0, 4.0]]).into_dyn());
+}
+
+/// CPU storage that reports the device it was created for (see the test above).
+struct Placed {
+    inner: Cpu,
+    device: Device,
+}
+
+impl Placed {
+    fn on(&self, inner: Cpu) -> Placed {
+        Placed {
+            inner,
+            device: self.device,
+        }
+    }
+}
+
+impl Backend for Placed {
+    const NAME: &'static str = "placed";
+
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn dtype(&self) -> DType {
+        self.inner.dtype()
+    }
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    fn from_host(device: &Device, data: HostArray) -> Result<Self> {
+        Ok(Placed {
+            inner: Cpu::from_host(&Device::Cpu, data)?,
+            device: *device,
+        })
+    }
+    fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
+        Ok(Placed {
+            inner: Cpu::full(&Device::Cpu, len, dtype, value)?,
+            device: *device,
+        })
+    }
+    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
+        Ok(Placed {
+            inner: Cpu::arange(&Device::Cpu, start, step, len, dtype)?,
+            device: *device,
+        })
+    }
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        Ok(self.on(self.inner.unary(layout, op)?))
+    }
+    fn binary(&self, layout: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
+        Ok(self.on(self.inner.binary(layout, &rhs.inner, rl, op)?))
+    }
+    fn compare(&self, layout: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
+        Ok(self.on(self.inner.compare(layout, &rhs.inner, rl, op)?))
+    }
+    fn matmul(&self, layout: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
+        Ok(self.on(self.inner.matmul(layout, &rhs.inner, rl)?))
+    }
+    fn reduce(&self, l: &Layout, op: ReduceOp, axis: Option<usize>, dt: DType) -> Result<Self> {
+        Ok(self.on(self.inner.reduce(l, op, axis, dt)?))
+    }
+    fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        Ok(self.on(self.inner.cast(layout, dtype)?))
+    }
+    fn contiguous(&self, layout: &Layout) -> Result<Self> {
+        Ok(self.on(self.inner.contiguous(layout)?))
+    }
+    fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        self.inner.to_host(layout, dtype)
+    }
+    fn into_host(self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        self.inner.into_host(layout, dtype)
+    }
+    fn to_host_into<T: Element>(&self, l: &Layout, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
+        self.inner.to_host_into(l, out)
+    }
+    fn host_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+}

@@ -1,0 +1,36 @@
+"""The seed walkthrough: a tensor into NumPy, one contract on every backend.
+
+Run with `make demo` (or `.venv/bin/python examples/tensor_to_numpy.py` after `make develop`).
+"""
+
+import numpy as np
+
+import tensorbridge as tb
+
+# A constant tensor, like tf.constant([[1, 2], [4, 8]]).
+t = tb.tensor([[1, 2], [4, 8]])
+
+# TF2's t.numpy(), PyTorch's t.detach().cpu().numpy(), JAX's np.asarray(t): here all of them work.
+a = t.numpy()
+print(a)
+print(type(a))
+print("zero-copy view of the tensor's memory:", np.shares_memory(a, np.asarray(t)))
+print("read-only (tensors are immutable):", not a.flags.writeable)
+
+# Ops stay tensors ...
+t2 = t * 2
+print(t2)
+
+# ... and NumPy functions convert a tensor implicitly, returning an ndarray.
+b = np.add(t2, 1)
+print(b)
+print(type(b))
+
+# bfloat16 converts to ml_dtypes.bfloat16, or to float32 in one fused pass.
+h = tb.tensor([0.5, 1.5], dtype="bfloat16")
+print(h.numpy().dtype, np.asarray(h, dtype=np.float32))
+
+# Device tensors: on a GPU backend (backend="torch" or "cuda", device="cuda:0"), t.numpy() makes
+# exactly one explicit device-to-host copy of the tensor's own elements; numpy(copy=False) refuses
+# to copy, and a missing device is a RuntimeError, never a hang. This build has:
+print("compiled backends:", tb.compiled_backends())

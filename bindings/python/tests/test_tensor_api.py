@@ -207,7 +207,9 @@ def test_numpy_reduction_functions_dispatch_to_tensor_methods() -> None:
     t = tb.tensor(a)
     # np.sum/np.mean/np.max/np.min call t.sum(axis=, dtype=, out=, ...) on non-ndarrays.
     assert_same_array(np.asarray(np.sum(t)), np.asarray(np.sum(a)))
-    assert_same_array(np.asarray(np.sum(t, axis=1, keepdims=True)), np.sum(a, axis=1, keepdims=True))
+    assert_same_array(
+        np.asarray(np.sum(t, axis=1, keepdims=True)), np.sum(a, axis=1, keepdims=True)
+    )
     assert_same_array(np.asarray(np.max(t, axis=0)), np.max(a, axis=0))
     assert_same_array(np.asarray(np.min(t)), np.asarray(np.min(a)))
     np.testing.assert_allclose(np.asarray(np.mean(t, axis=0)), np.mean(a, axis=0))

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.requirements-installed
 # Hypothesis examples per property test (CI runs the full count).
 export TB_HYPOTHESIS_EXAMPLES ?= 2000
 
-.PHONY: demo test develop lint rust-test py-test bench clean
+.PHONY: demo test develop lint rust-test py-test bench bench-peers clean
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ test: lint rust-test py-test
 bench: develop
 	cargo bench -p tensorbridge-cpu --bench to_host
 	$(PY) benches/python/conversion.py
+
+## The Python bench against torch, TensorFlow and JAX in an optional .venv-bench (~7 GB).
+bench-peers: develop
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet -r benches/python/requirements-bench.txt
+	VIRTUAL_ENV=$(abspath .venv-bench) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
+	.venv-bench/bin/python benches/python/conversion.py
 
 clean:
 	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so

@@ -5,6 +5,8 @@
 //! Every backend ends its device → host path here: it brings the bytes it must move into host memory
 //! (or already has them there) and lets this module lay them out.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
 use crate::dtype::{cast_element, DType, Element};
@@ -450,21 +452,29 @@ unsafe fn copy_kernel<S: Element, D: Element>(
         plan.run_items(0..items, src, dst);
         return;
     }
-    // A few tasks per thread keep the threads busy when one finishes early (page faults on fresh
-    // memory make item costs uneven), without paying rayon's per-task cost per item.
-    let tasks = (threads * 4).min(items);
-    let per_task = items.div_ceil(tasks);
+    // Chunks are claimed from a shared counter by the calling thread and `threads - 1` pool
+    // workers. The caller works instead of blocking, so a worker that wakes late (or shares a
+    // core) only takes fewer chunks rather than stalling the copy; a few chunks per thread keep
+    // the load even when page faults make chunk costs uneven.
+    let chunk = items.div_ceil(threads * 4);
+    let next = AtomicUsize::new(0);
     let (src, dst) = (SendPtr(src as *mut S), SendPtr(dst));
-    let (plan, src, dst) = (&plan, &src, &dst);
-    rayon::scope(|s| {
-        for start in (0..items).step_by(per_task) {
-            s.spawn(move |_| {
-                let range = start..(start + per_task).min(items);
-                // SAFETY: the tasks' item ranges are disjoint and items partition the index space,
-                // so no two tasks write the same destination position (see `SendPtr`).
-                unsafe { plan.run_items(range, src.0 as *const S, dst.0) };
-            });
+    let (plan, src, dst, next) = (&plan, &src, &dst, &next);
+    let work = move || loop {
+        let start = next.fetch_add(chunk, Ordering::Relaxed);
+        if start >= items {
+            break;
         }
+        let range = start..(start + chunk).min(items);
+        // SAFETY: each claimed range is handed out once (fetch_add), ranges are disjoint and items
+        // partition the index space, so no two threads write the same position (see `SendPtr`).
+        unsafe { plan.run_items(range, src.0 as *const S, dst.0) };
+    };
+    rayon::in_place_scope(|s| {
+        for _ in 1..threads {
+            s.spawn(move |_| work());
+        }
+        work();
     });
 }
 

@@ -627,32 +627,6 @@ macro_rules! with_dtype {
     };
 }
 
-/// Like [`with_dtype!`] for the float dtypes only; `$other` runs for the rest.
-#[macro_export]
-macro_rules! with_float_dtype {
-    ($dtype:expr, $T:ident => $body:expr, _ => $other:expr) => {
-        match $dtype {
-            $crate::DType::F16 => {
-                type $T = $crate::half::f16;
-                $body
-            }
-            $crate::DType::BF16 => {
-                type $T = $crate::half::bf16;
-                $body
-            }
-            $crate::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            _ => $other,
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

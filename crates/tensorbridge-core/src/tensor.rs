@@ -687,21 +687,6 @@ impl<B: Backend> Tensor<B> {
         let data = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, len) };
         strided_view(data, &self.layout)
     }
-
-    /// The single value of a one-element tensor as `f64` (convenience for tests and printing).
-    pub fn to_scalar_f64(&self) -> Result<f64> {
-        if self.elem_count() != 1 {
-            return Err(Error::InvalidArgument(format!(
-                "only one-element tensors can be converted to a scalar, got shape {:?}",
-                self.shape()
-            )));
-        }
-        let h = self.to_host_as(DType::F64)?.into_typed::<f64>()?;
-        h.iter()
-            .next()
-            .copied()
-            .ok_or_else(|| Error::InvalidArgument("empty".into()))
-    }
 }
 
 macro_rules! impl_operator {

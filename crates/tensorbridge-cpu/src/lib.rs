@@ -108,8 +108,6 @@ pub trait CpuElement: Element {
     fn wrap(b: Buffer<Self>) -> Cpu;
     /// Borrows the buffer when the storage has this dtype.
     fn buffer(s: &Cpu) -> Option<&Buffer<Self>>;
-    /// Takes the buffer when the storage has this dtype.
-    fn into_buffer(s: Cpu) -> Option<Buffer<Self>>;
     /// `exp`/`log`/`sqrt` for float dtypes; `None` for the others (the core promotes them first).
     fn transcendental(op: UnaryOp) -> Option<fn(Self) -> Self>;
 }
@@ -119,9 +117,6 @@ macro_rules! cpu_element {
         impl CpuElement for $t {
             fn wrap(b: Buffer<Self>) -> Cpu { Cpu::$v(b) }
             fn buffer(s: &Cpu) -> Option<&Buffer<Self>> {
-                match s { Cpu::$v(b) => Some(b), _ => None }
-            }
-            fn into_buffer(s: Cpu) -> Option<Buffer<Self>> {
                 match s { Cpu::$v(b) => Some(b), _ => None }
             }
             fn transcendental(op: UnaryOp) -> Option<fn(Self) -> Self> {

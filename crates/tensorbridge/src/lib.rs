@@ -21,6 +21,6 @@ pub use tensorbridge_core::{
     backend, cast_element, dtype, host, layout, ndarray, Backend, BinaryOp, CmpOp, DType, Device,
     Element, Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
 };
-pub use tensorbridge_core::{with_dtype, with_float_dtype, with_host_array};
+pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]
 pub use tensorbridge_cpu::{Buffer, Cpu};

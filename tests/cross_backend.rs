@@ -300,4 +300,7 @@ impl Backend for Placed {
     fn host_bytes(&self) -> Option<&[u8]> {
         None
     }
+    fn synchronize(&self) -> Result<()> {
+        self.inner.synchronize()
+    }
 }

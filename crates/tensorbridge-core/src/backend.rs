@@ -179,4 +179,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// The storage's bytes when it lives in host memory that others may read in place (zero-copy
     /// export); `None` for device memory.
     fn host_bytes(&self) -> Option<&[u8]>;
+    /// Blocks until every operation queued on this storage's device has finished (a no-op for
+    /// synchronous backends). Benchmarks call it inside the timed region so asynchronous devices
+    /// are timed honestly.
+    fn synchronize(&self) -> Result<()>;
 }

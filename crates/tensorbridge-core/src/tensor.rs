@@ -199,6 +199,11 @@ impl<B: Backend> Tensor<B> {
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
+    /// Blocks until the work queued on this tensor's device has finished (see
+    /// [`Backend::synchronize`]).
+    pub fn synchronize(&self) -> Result<()> {
+        self.storage.synchronize()
+    }
     /// The shared storage.
     pub fn storage(&self) -> &Arc<B> {
         &self.storage

@@ -151,6 +151,10 @@ impl AnyTensor {
     pub fn placement(&self) -> String {
         format!("{}:{}", self.backend(), self.device())
     }
+    /// Blocks until the work queued on this tensor's device has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        dispatch!(self, t => t.synchronize())
+    }
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
         dispatch!(self, t => t.shape())

@@ -1,0 +1,499 @@
+//! # tensorbridge-torch
+//!
+//! The libtorch backend (through `tch` 0.24 = libtorch 2.11): storage is a flat libtorch tensor on
+//! `cpu` or `cuda:N`, every op of the core [`Backend`] trait runs as libtorch kernels, and host
+//! transfer follows the same contract as every other backend. It owns the libtorch glue (kinds,
+//! exact casts, loading `libtorch_cuda`, the device→host path); dtype rules, broadcasting and
+//! views stay in `tensorbridge-core`.
+//!
+//! What it fixes compared with using tch directly:
+//! - bf16 is bf16 (tch maps `half::bf16` to `Kind::Half`, tch #995): kinds are mapped here, and
+//!   uint16/32/64, which tch cannot name, are stored in the signed kind of the same width with
+//!   unsigned semantics given by this crate;
+//! - CUDA is found when present (tch drops `libtorch_cuda` at link time, tch #907/#980): it is
+//!   loaded when a CUDA device is first asked for ([`cuda::load_libtorch_cuda`]);
+//! - host transfer copies once, into memory nobody zero-filled first; a contiguous CPU tensor is
+//!   read in place ([`Backend::host_bytes`]), so the Python `.numpy()` is zero-copy;
+//! - tensors from PyTorch that require grad are taken detached (`from_tch`).
+//!
+//! ```no_run
+//! use tensorbridge_core::{Device, Tensor};
+//! use tensorbridge_torch::Torch;
+//! let t = Tensor::<Torch>::from_slice(&[1.5f32, 2.0, 4.0, 8.0], &[2, 2], &Device::Cpu).unwrap();
+//! let host = (&t * 2.0).unwrap().t().to_host_array::<f32>().unwrap();
+//! assert_eq!(host.as_slice().unwrap(), &[3.0, 8.0, 4.0, 16.0]);
+//! ```
+#![warn(missing_docs)]
+
+pub mod cuda;
+mod kinds;
+mod transfer;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use ndarray::ArrayViewMutD;
+use tch::{Kind, Tensor as TchTensor};
+use tensorbridge_core::{
+    with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, Element,
+    Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+};
+
+pub use kinds::{dtype_of_kind, storage_kind};
+use kinds::{flip_sign, signed_storage, OrTch};
+
+/// Storage of the torch backend: a 1-D contiguous libtorch tensor (in [`storage_kind`] of its
+/// dtype) on one device, plus whatever keeps borrowed memory alive.
+pub struct Torch {
+    data: TchTensor,
+    dtype: DType,
+    device: Device,
+    /// Keeps memory that `data` borrows (a host array, a Python object) alive; dropped after
+    /// `data` (field order).
+    _owner: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+// SAFETY: `&Torch` only ever runs functional libtorch ops on `data` (never in-place ones), which
+// read the tensor and allocate new results; ATen's reference counts are atomic and concurrent reads
+// of one tensor are safe. The owner is `Send + Sync` itself.
+unsafe impl Sync for Torch {}
+
+impl std::fmt::Debug for Torch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torch")
+            .field("dtype", &self.dtype)
+            .field("device", &self.device)
+            .field("len", &self.data.numel())
+            .finish()
+    }
+}
+
+impl Torch {
+    /// Wraps a libtorch result as storage of `dtype` on `device` (made contiguous and flat).
+    fn wrap(t: TchTensor, dtype: DType, device: Device) -> Result<Self> {
+        let data = t.f_contiguous().and_then(|c| c.f_reshape([-1])).or_tch()?;
+        Ok(Torch {
+            data,
+            dtype,
+            device,
+            _owner: None,
+        })
+    }
+
+    /// Wraps an op's result. Some results are views of this storage (a contiguous view, a cast
+    /// between dtypes of the same storage kind, `abs` of unsigned values); those must keep our
+    /// borrowed memory alive too, or they would outlive it.
+    fn result(&self, t: TchTensor, dtype: DType) -> Result<Self> {
+        let mut out = Self::wrap(t, dtype, self.device)?;
+        if self.aliases(&out) {
+            out._owner = self._owner.clone();
+        }
+        Ok(out)
+    }
+
+    /// True when `other`'s first element lies inside this storage's memory.
+    fn aliases(&self, other: &Torch) -> bool {
+        let start = self.data_ptr() as usize;
+        let end = start + self.data.numel() * self.dtype.size_in_bytes();
+        let p = other.data_ptr() as usize;
+        other.data.numel() > 0 && start <= p && p < end
+    }
+
+    /// Storage over `len` elements of `dtype` at `ptr` in memory of `device`, read in place and
+    /// kept alive by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised elements of `dtype`, aligned for it, in memory of
+    /// `device` (host memory for `Device::Cpu`, device memory of that GPU otherwise), valid and
+    /// unmodified for as long as `owner` lives.
+    pub unsafe fn from_raw(
+        ptr: *const u8,
+        len: usize,
+        dtype: DType,
+        device: &Device,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> Result<Self> {
+        let dev = cuda::tch_device(device)?;
+        // SAFETY: the caller's contract above is exactly from_blob's.
+        let data = unsafe {
+            TchTensor::f_from_blob(ptr, &[len as i64], &[1], storage_kind(dtype), dev).or_tch()?
+        };
+        Ok(Torch {
+            data,
+            dtype,
+            device: *device,
+            _owner: Some(owner),
+        })
+    }
+
+    /// The storage as a libtorch tensor (1-D, contiguous; uint16/32/64 in the signed kind of the
+    /// same width).
+    pub fn tch_tensor(&self) -> &TchTensor {
+        &self.data
+    }
+
+    /// The first element's address (host or device memory).
+    pub fn data_ptr(&self) -> *const u8 {
+        self.data.data_ptr() as *const u8
+    }
+
+    /// The storage's elements as a host slice, when it lives in host memory.
+    fn host_slice<T: Element>(&self) -> Option<&[T]> {
+        if self.device != Device::Cpu || T::DTYPE != self.dtype {
+            return None;
+        }
+        let len = self.data.numel();
+        if len == 0 {
+            return Some(&[]);
+        }
+        // SAFETY: `data` is a contiguous CPU tensor of `len` elements whose kind has the size and
+        // bit layout of `T` (see `storage_kind`); libtorch allocations and the host arrays we
+        // borrow are aligned for their element type; tensors are immutable, so nothing writes
+        // while the slice (tied to `&self`, which keeps `data` alive) exists.
+        Some(unsafe { std::slice::from_raw_parts(self.data.data_ptr() as *const T, len) })
+    }
+
+    /// The elements of `layout` as a libtorch view of the storage (a copy only where a stride is
+    /// negative, which libtorch cannot express: those axes are flipped).
+    fn view(&self, layout: &Layout) -> Result<TchTensor> {
+        let shape: Vec<i64> = layout.shape().iter().map(|&d| d as i64).collect();
+        if layout.elem_count() == 0 {
+            return TchTensor::f_empty(&shape, (storage_kind(self.dtype), self.data.device()))
+                .or_tch();
+        }
+        let mut strides = Vec::with_capacity(shape.len());
+        let mut first = layout.offset() as i64;
+        let mut flips = Vec::new();
+        for (axis, (&d, &s)) in shape.iter().zip(layout.strides()).enumerate() {
+            if s < 0 && d > 1 {
+                first += (d - 1) * s as i64;
+                flips.push(axis as i64);
+            }
+            strides.push(s.unsigned_abs() as i64);
+        }
+        // `as_strided` counts its offset from the storage's start; starting from a one-element
+        // narrow at the lowest address makes it relative to our storage instead.
+        let v = self
+            .data
+            .f_narrow(0, first, 1)
+            .and_then(|n| n.f_as_strided(&shape, &strides, None::<i64>))
+            .or_tch()?;
+        if flips.is_empty() {
+            Ok(v)
+        } else {
+            v.f_flip(&flips).or_tch()
+        }
+    }
+
+    fn same_dtype(&self, rhs: &Self, op: &'static str) -> Result<()> {
+        if self.dtype != rhs.dtype {
+            return Err(Error::DTypeMismatch {
+                op,
+                actual: rhs.dtype,
+                requested: self.dtype,
+            });
+        }
+        if self.device != rhs.device {
+            return Err(Error::BackendMismatch {
+                op,
+                lhs: format!("torch:{}", self.device),
+                rhs: format!("torch:{}", rhs.device),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `[b.., m, k] @ [b.., k, n]` for integer kinds: libtorch has integer GEMM on the CPU only.
+fn int_matmul(a: &TchTensor, b: &TchTensor, kind: Kind) -> Result<TchTensor> {
+    if a.device() == tch::Device::Cpu {
+        return a.f_matmul(b).or_tch();
+    }
+    let prod = a
+        .f_unsqueeze(-1)
+        .and_then(|a| a.f_mul(&b.f_unsqueeze(-3)?))
+        .or_tch()?;
+    prod.f_sum_dim_intlist([-2i64].as_slice(), false, kind)
+        .or_tch()
+}
+
+impl Backend for Torch {
+    const NAME: &'static str = "torch";
+
+    fn device(&self) -> Device {
+        self.device
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn len(&self) -> usize {
+        self.data.numel()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn from_host(device: &Device, data: HostArray) -> Result<Self> {
+        let dev = cuda::tch_device(device)?;
+        let dtype = data.dtype();
+        let host = with_host_array!(data, a => {
+            let a = if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+            let (ptr, len) = (a.as_ptr().cast::<u8>(), a.len());
+            let owner: Arc<dyn Any + Send + Sync> = Arc::new(a);
+            // SAFETY: `a` is a standard-layout array of `len` elements of `dtype` starting at
+            // `ptr`; moving it into the Arc does not move its heap buffer, and the Arc keeps it
+            // alive (and unmodified: nobody else can reach it) as long as the storage.
+            unsafe { Torch::from_raw(ptr, len, dtype, &Device::Cpu, owner)? }
+        });
+        if *device == Device::Cpu {
+            return Ok(host);
+        }
+        let on_device = host.data.f_to_device(dev).or_tch()?;
+        Torch::wrap(on_device, dtype, *device)
+    }
+
+    fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
+        let dev = cuda::tch_device(device)?;
+        // The value is converted on the host, with the core's rules, then broadcast.
+        let one = with_dtype!(dtype, T => {
+            let v: T = value.to_element::<T>();
+            // SAFETY: reading the bytes of one plain-old-data element.
+            let bytes = unsafe {
+                std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+            };
+            TchTensor::f_from_data_size(bytes, &[1], storage_kind(dtype)).or_tch()?
+        });
+        let t = one
+            .f_to_device(dev)
+            .and_then(|t| t.f_expand([len as i64], false))
+            .or_tch()?;
+        Torch::wrap(t, dtype, *device)
+    }
+
+    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
+        let dev = cuda::tch_device(device)?;
+        // start + i * step in f64, the same two roundings as the core's reference.
+        let t = TchTensor::f_arange(len as i64, (Kind::Double, dev))
+            .and_then(|t| t.f_mul_scalar(step))
+            .and_then(|t| t.f_add_scalar(start))
+            .or_tch()?;
+        let t = kinds::cast(&t, DType::F64, dtype)?;
+        Torch::wrap(t, dtype, *device)
+    }
+
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        let x = self.view(layout)?;
+        let kind = self.dtype.kind();
+        let r = match op {
+            UnaryOp::Neg if kind == DTypeKind::Bool => {
+                return Err(Error::Unsupported(
+                    "negation of bool is not supported; use logical not".into(),
+                ))
+            }
+            UnaryOp::Neg => x.f_neg(),
+            UnaryOp::Abs if matches!(kind, DTypeKind::Bool | DTypeKind::Unsigned) => {
+                return self.result(x, self.dtype)
+            }
+            UnaryOp::Abs => x.f_abs(),
+            _ if kind != DTypeKind::Float => {
+                return Err(Error::UnsupportedDType {
+                    op: "unary",
+                    dtype: self.dtype,
+                })
+            }
+            UnaryOp::Exp => x.f_exp(),
+            UnaryOp::Log => x.f_log(),
+            UnaryOp::Sqrt => x.f_sqrt(),
+        };
+        self.result(r.or_tch()?, self.dtype)
+    }
+
+    fn binary(
+        &self,
+        layout: &Layout,
+        rhs: &Self,
+        rhs_layout: &Layout,
+        op: BinaryOp,
+    ) -> Result<Self> {
+        self.same_dtype(rhs, "binary")?;
+        let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
+        let kind = self.dtype.kind();
+        // Integer arithmetic wraps in the storage kind; uint16/32/64 have the same bits in the
+        // signed kind of their width, so the wrapped result is also the unsigned one.
+        let r = match (kind, op) {
+            (DTypeKind::Bool, BinaryOp::Add) => a.f_logical_or(&b),
+            (DTypeKind::Bool, BinaryOp::Mul) => a.f_logical_and(&b),
+            (DTypeKind::Float, BinaryOp::Div) => a.f_div(&b),
+            (DTypeKind::Bool, _) | (_, BinaryOp::Div) => {
+                return Err(Error::UnsupportedDType {
+                    op: "binary",
+                    dtype: self.dtype,
+                })
+            }
+            (_, BinaryOp::Add) => a.f_add(&b),
+            (_, BinaryOp::Sub) => a.f_sub(&b),
+            (_, BinaryOp::Mul) => a.f_mul(&b),
+        };
+        self.result(r.or_tch()?, self.dtype)
+    }
+
+    fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
+        self.same_dtype(rhs, "compare")?;
+        let (mut a, mut b) = (self.view(layout)?, rhs.view(rhs_layout)?);
+        if signed_storage(self.dtype) && op != CmpOp::Eq {
+            a = flip_sign(&a, self.dtype)?;
+            b = flip_sign(&b, self.dtype)?;
+        }
+        let r = match op {
+            CmpOp::Eq => a.f_eq_tensor(&b),
+            CmpOp::Lt => a.f_lt_tensor(&b),
+            CmpOp::Gt => a.f_gt_tensor(&b),
+        };
+        self.result(r.or_tch()?, DType::Bool)
+    }
+
+    fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
+        self.same_dtype(rhs, "matmul")?;
+        let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
+        let kind = storage_kind(self.dtype);
+        let r = match self.dtype {
+            DType::F32 | DType::F64 => a.f_matmul(&b).or_tch()?,
+            // As the CPU backend: computed in f32, rounded once.
+            DType::F16 | DType::BF16 => a
+                .f_to_kind(Kind::Float)
+                .and_then(|a| a.f_matmul(&b.f_to_kind(Kind::Float)?))
+                .and_then(|c| c.f_to_kind(kind))
+                .or_tch()?,
+            // Logical: any (a_ik and b_kj).
+            DType::Bool => {
+                let (a, b) = (
+                    a.f_to_kind(Kind::Int64).or_tch()?,
+                    b.f_to_kind(Kind::Int64).or_tch()?,
+                );
+                int_matmul(&a, &b, Kind::Int64)?.f_ne(0i64).or_tch()?
+            }
+            _ => int_matmul(&a, &b, kind)?,
+        };
+        self.result(r, self.dtype)
+    }
+
+    fn reduce(
+        &self,
+        layout: &Layout,
+        op: ReduceOp,
+        axis: Option<usize>,
+        out_dtype: DType,
+    ) -> Result<Self> {
+        let x = self.view(layout)?;
+        let dims: Vec<i64> = axis.map(|a| vec![a as i64]).unwrap_or_default();
+        let out_kind = storage_kind(out_dtype);
+        let r = match op {
+            ReduceOp::Sum | ReduceOp::Mean => {
+                let x = if out_dtype == self.dtype {
+                    x
+                } else {
+                    kinds::cast(&x, self.dtype, out_dtype)?
+                };
+                match (op, axis) {
+                    (ReduceOp::Sum, None) => x.f_sum(out_kind),
+                    (ReduceOp::Sum, Some(_)) => {
+                        x.f_sum_dim_intlist(dims.as_slice(), false, out_kind)
+                    }
+                    (_, None) => x.f_mean(out_kind),
+                    (_, Some(_)) => x.f_mean_dim(dims.as_slice(), false, out_kind),
+                }
+                .or_tch()?
+            }
+            ReduceOp::Max | ReduceOp::Min => {
+                let flip = signed_storage(self.dtype);
+                let x = if flip { flip_sign(&x, self.dtype)? } else { x };
+                let r = if op == ReduceOp::Max {
+                    x.f_amax(dims.as_slice(), false)
+                } else {
+                    x.f_amin(dims.as_slice(), false)
+                }
+                .or_tch()?;
+                if flip {
+                    flip_sign(&r, self.dtype)?
+                } else {
+                    r
+                }
+            }
+        };
+        self.result(r, out_dtype)
+    }
+
+    fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        let x = self.view(layout)?;
+        if dtype == self.dtype {
+            return self.result(x, dtype);
+        }
+        self.result(kinds::cast(&x, self.dtype, dtype)?, dtype)
+    }
+
+    fn contiguous(&self, layout: &Layout) -> Result<Self> {
+        self.result(self.view(layout)?, self.dtype)
+    }
+
+    fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        transfer::to_host(self, layout, dtype)
+    }
+
+    fn into_host(self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        // libtorch owns the memory; it cannot become a Vec without a copy.
+        transfer::to_host(&self, layout, dtype)
+    }
+
+    fn to_host_into<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
+        transfer::to_host_into(self, layout, out)
+    }
+
+    fn host_bytes(&self) -> Option<&[u8]> {
+        with_dtype!(self.dtype, T => self.host_slice::<T>().map(|s| {
+            // SAFETY: any initialised memory may be viewed as bytes; same length in bytes.
+            unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
+        }))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        Ok(())
+    }
+}
+
+/// A tch tensor as a tensorbridge tensor on the same device, sharing its memory where it is
+/// contiguous (else one copy by libtorch). A tensor that requires grad is taken detached, as a
+/// value: conversion never fails because of autograd.
+pub fn from_tch(t: &TchTensor) -> Result<Tensor<Torch>> {
+    let kind = t.f_kind().or_tch()?;
+    let dtype = dtype_of_kind(kind).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "the torch backend has no dtype for libtorch kind {kind:?}"
+        ))
+    })?;
+    let device = cuda::our_device(t.device())?;
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let storage = Torch::wrap(t.f_detach().or_tch()?, dtype, device)?;
+    Tensor::from_storage(Arc::new(storage), Layout::contiguous(&shape))
+}
+
+/// A tensorbridge tensor as a tch tensor (a view of the same memory where libtorch can express
+/// the layout, else a copy). uint16/32/64 have no tch kind and are refused; cast first.
+pub fn to_tch(t: &Tensor<Torch>) -> Result<TchTensor> {
+    if signed_storage(t.dtype()) {
+        return Err(Error::UnsupportedDType {
+            op: "to_tch (tch has no unsigned 16/32/64-bit kind)",
+            dtype: t.dtype(),
+        });
+    }
+    t.storage().view(t.layout())
+}

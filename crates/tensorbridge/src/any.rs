@@ -10,6 +10,8 @@ use tensorbridge_core::{DType, Device, Element, Error, HostArray, Layout, Result
 
 #[cfg(feature = "cpu")]
 use tensorbridge_cpu::Cpu;
+#[cfg(feature = "torch")]
+use tensorbridge_torch::Torch;
 
 #[cfg(not(feature = "cpu"))]
 compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
@@ -19,6 +21,9 @@ compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
 pub enum BackendKind {
     /// `tensorbridge-cpu` (ndarray).
     Cpu,
+    /// `tensorbridge-torch` (libtorch through tch; CPU and CUDA devices).
+    #[cfg(feature = "torch")]
+    Torch,
 }
 
 impl BackendKind {
@@ -26,12 +31,18 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Cpu => "cpu",
+            #[cfg(feature = "torch")]
+            BackendKind::Torch => "torch",
         }
     }
 
     /// The backends compiled into this build.
     pub fn compiled() -> &'static [BackendKind] {
-        &[BackendKind::Cpu]
+        &[
+            BackendKind::Cpu,
+            #[cfg(feature = "torch")]
+            BackendKind::Torch,
+        ]
     }
 }
 
@@ -47,10 +58,19 @@ impl FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
             "cpu" => Ok(BackendKind::Cpu),
-            "torch" | "cuda" => Err(Error::DeviceUnavailable(format!(
-                "backend '{s}' is not compiled into this build of tensorbridge (compiled: cpu); \
-                 build the '{s}' variant (cargo feature `{s}`) to use it"
-            ))),
+            #[cfg(feature = "torch")]
+            "torch" => Ok(BackendKind::Torch),
+            #[allow(unreachable_patterns)]
+            "torch" | "cuda" | "lazy:cpu" => {
+                let compiled: Vec<&str> =
+                    BackendKind::compiled().iter().map(|k| k.name()).collect();
+                Err(Error::DeviceUnavailable(format!(
+                    "backend '{s}' is not compiled into this build of tensorbridge (compiled: {}); \
+                     build the '{s}' variant (cargo feature `{}`) to use it",
+                    compiled.join(", "),
+                    s.split(':').next().unwrap_or(s)
+                )))
+            }
             other => Err(Error::InvalidArgument(format!(
                 "unknown backend '{other}'; expected one of: cpu, torch, cuda"
             ))),
@@ -64,6 +84,9 @@ impl FromStr for BackendKind {
 pub enum AnyTensor {
     /// A CPU tensor.
     Cpu(Tensor<Cpu>),
+    /// A libtorch tensor (CPU or CUDA).
+    #[cfg(feature = "torch")]
+    Torch(Tensor<Torch>),
 }
 
 /// Runs `$body` with `$t` bound to the inner `Tensor<B>`.
@@ -71,6 +94,8 @@ macro_rules! dispatch {
     ($s:expr, $t:ident => $body:expr) => {
         match $s {
             AnyTensor::Cpu($t) => $body,
+            #[cfg(feature = "torch")]
+            AnyTensor::Torch($t) => $body,
         }
     };
 }
@@ -80,6 +105,8 @@ macro_rules! map_tensor {
     ($s:expr, $t:ident => $body:expr) => {
         Ok(match $s {
             AnyTensor::Cpu($t) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "torch")]
+            AnyTensor::Torch($t) => AnyTensor::Torch($body?),
         })
     };
 }
@@ -89,6 +116,8 @@ macro_rules! zip_tensors {
     ($a:expr, $b:expr, $op:expr, ($x:ident, $y:ident) => $body:expr) => {
         Ok(match ($a, $b) {
             (AnyTensor::Cpu($x), AnyTensor::Cpu($y)) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "torch")]
+            (AnyTensor::Torch($x), AnyTensor::Torch($y)) => AnyTensor::Torch($body?),
             #[allow(unreachable_patterns)]
             (l, r) => {
                 return Err(Error::BackendMismatch {
@@ -106,6 +135,8 @@ macro_rules! create {
     ($kind:expr, $ctor:ident($($arg:expr),*)) => {
         Ok(match $kind {
             BackendKind::Cpu => AnyTensor::Cpu(Tensor::<Cpu>::$ctor($($arg),*)?),
+            #[cfg(feature = "torch")]
+            BackendKind::Torch => AnyTensor::Torch(Tensor::<Torch>::$ctor($($arg),*)?),
         })
     };
 }
@@ -145,6 +176,8 @@ impl AnyTensor {
     pub fn backend(&self) -> BackendKind {
         match self {
             AnyTensor::Cpu(_) => BackendKind::Cpu,
+            #[cfg(feature = "torch")]
+            AnyTensor::Torch(_) => BackendKind::Torch,
         }
     }
     /// `"backend:device"`, for error messages.
@@ -376,6 +409,13 @@ impl From<Tensor<Cpu>> for AnyTensor {
     }
 }
 
+#[cfg(feature = "torch")]
+impl From<Tensor<Torch>> for AnyTensor {
+    fn from(t: Tensor<Torch>) -> Self {
+        AnyTensor::Torch(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,8 +424,15 @@ mod tests {
     fn unknown_and_missing_backends_have_clear_errors() {
         let e = "tpu".parse::<BackendKind>().unwrap_err().to_string();
         assert!(e.contains("unknown backend 'tpu'"), "{e}");
-        let e = "torch".parse::<BackendKind>().unwrap_err().to_string();
-        assert!(e.contains("not compiled"), "{e}");
+        let compiled: Vec<&str> = BackendKind::compiled().iter().map(|k| k.name()).collect();
+        for name in ["torch", "cuda"]
+            .into_iter()
+            .filter(|n| !compiled.contains(n))
+        {
+            let e = name.parse::<BackendKind>().unwrap_err().to_string();
+            assert!(e.contains("not compiled"), "{e}");
+            assert!(e.contains(&format!("feature `{name}`")), "{e}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Get tensors from any runtime into host arrays (`ndarray`), correctly and fast. This facade
 //! re-exports the core vocabulary (`tensorbridge-core`) and the backends compiled in by feature
-//! (`cpu`, default; `torch` and `cuda` arrive in their own crates), and offers [`AnyTensor`], one
+//! (`cpu`, default; `torch`: libtorch through tch), and offers [`AnyTensor`], one
 //! type-erased handle over every compiled backend, which the Python bindings are built on.
 //!
 //! ```
@@ -24,3 +24,8 @@ pub use tensorbridge_core::{
 pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]
 pub use tensorbridge_cpu::{Buffer, Cpu};
+/// The libtorch backend crate (`from_tch`, `to_tch`, CUDA helpers).
+#[cfg(feature = "torch")]
+pub use tensorbridge_torch as torch;
+#[cfg(feature = "torch")]
+pub use tensorbridge_torch::Torch;

@@ -11,7 +11,23 @@ STAMP := $(VENV)/.requirements-installed
 # Hypothesis examples per property test (CI runs the full count).
 export TB_HYPOTHESIS_EXAMPLES ?= 2000
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers clean
+# libtorch for the torch backend is the `torch` wheel in .venv (pinned in $(REQS)); nothing is
+# downloaded by a build script. tch's build finds it through LIBTORCH, a stable symlink (so the
+# cached build of one clone stays valid for the next) that `make` points at this clone's .venv.
+# Test binaries get an rpath to it (crates' build.rs), so no LD_LIBRARY_PATH is needed; the
+# Python extension finds it by `import torch` (tensorbridge/__init__.py).
+export LIBTORCH ?= $(HOME)/.cache/tensorbridge/libtorch
+TORCH_STAMP := $(VENV)/.libtorch-linked
+# Backends compiled into the Python extension and the Rust tests (besides cpu, always there).
+FEATURES ?= torch
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# As cargo features of the facade (tests, examples) and of the bindings (clippy, maturin).
+RUST_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f))))
+ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
+
+.PHONY: demo test develop lint rust-test py-test bench bench-peers clean libtorch
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -19,24 +35,31 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --quiet -r $(REQS)
 	touch $@
 
+# (Re)points $(LIBTORCH) at this clone's torch; always runs, it is one symlink.
+libtorch: $(STAMP)
+	@mkdir -p $(dir $(LIBTORCH))
+	@ln -sfn "$$($(PY) -c 'import os, torch; print(os.path.dirname(torch.__file__))')" $(LIBTORCH)
+	@test -f $(LIBTORCH)/lib/libtorch_cpu.so || { echo "no libtorch under $(LIBTORCH)"; exit 1; }
+
 ## Build the extension (release, abi3) into .venv.
-develop: $(STAMP)
+develop: libtorch
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
+		$(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
+		--features "$(subst $(space),$(comma),$(strip $(FEATURES)))"
 
 ## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
 demo: develop
 	$(PY) examples/tensor_to_numpy.py
-	cargo run --release --quiet -p tensorbridge --example tensor_to_ndarray
+	cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 
-lint: $(STAMP)
+lint: libtorch
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --release -- -D warnings
+	cargo clippy --workspace --all-targets --release --features "$(ALL_FEATURES)" -- -D warnings
 	$(VENV)/bin/ruff format --check bindings/python benches/python examples
 	$(VENV)/bin/ruff check bindings/python benches/python examples
 
-rust-test:
-	cargo test --release
+rust-test: libtorch
+	cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
 
 py-test: develop
 	$(PY) -m pytest bindings/python/tests -q

@@ -9,6 +9,8 @@
 mod convert;
 mod errors;
 mod index;
+#[cfg(feature = "torch")]
+mod torch_import;
 
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
@@ -927,6 +929,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_full, m)?)?;
     m.add_function(wrap_pyfunction!(_arange, m)?)?;
     m.add_function(wrap_pyfunction!(_compiled_backends, m)?)?;
+    #[cfg(feature = "torch")]
+    m.add_function(wrap_pyfunction!(torch_import::_from_torch, m)?)?;
     m.add("BF16_NEEDS_ML_DTYPES", convert::BF16_NEEDS_ML_DTYPES)?;
     Ok(())
 }

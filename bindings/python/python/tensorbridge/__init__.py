@@ -26,13 +26,45 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
-from ._native import Tensor
+# The torch variant of the extension links libtorch from the installed `torch` package; the
+# dynamic loader finds it once `torch` is imported (never through LD_LIBRARY_PATH).
+_TORCH_VERSION = "2.11.0"
+
+
+def _require_torch(why: str) -> None:
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "this build of tensorbridge includes the torch backend, which loads libtorch from "
+            f"PyTorch: pip install torch=={_TORCH_VERSION} ({why or e})"
+        ) from None
+    found = str(torch.__version__)
+    if found.split("+")[0] != _TORCH_VERSION:
+        raise ImportError(
+            f"this build of tensorbridge's torch backend needs torch=={_TORCH_VERSION} "
+            f"(the libtorch it was built against), found torch {found}; "
+            f"pip install torch=={_TORCH_VERSION}"
+        )
+
+
+try:
+    from . import _native
+except ImportError as _e:
+    if "libtorch" not in str(_e) and "libc10" not in str(_e):
+        raise
+    _require_torch(str(_e))
+    from . import _native
+if "torch" in _native._compiled_backends():
+    _require_torch("")
+
+from ._native import Tensor  # noqa: E402
 
 __all__ = [
     "Tensor",
     "tensor",
     "from_numpy",
+    "from_torch",
     "zeros",
     "ones",
     "full",
@@ -110,7 +142,29 @@ def _check_dtype(arr: np.ndarray[Any, Any], what: str) -> None:
     )
 
 
+def _is_torch_tensor(data: Any) -> bool:
+    # Without importing torch: it is only loaded if the user already has a torch tensor.
+    return type(data).__module__.startswith("torch") and hasattr(data, "detach")
+
+
+def _torch_to_ndarray(x: Any) -> np.ndarray[Any, Any]:
+    """A torch tensor's values as NumPy: detached (requires_grad is no obstacle), on the host,
+    and bfloat16 as ``ml_dtypes.bfloat16`` (torch's own ``.numpy()`` refuses all three)."""
+    import torch
+
+    x = x.detach()
+    if x.device.type != "cpu":
+        x = x.cpu()
+    if x.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return np.asarray(x.view(torch.int16).numpy().view(ml_dtypes.bfloat16))
+    return np.asarray(x.resolve_conj().resolve_neg().numpy())
+
+
 def _as_ndarray(data: Any, what: str) -> np.ndarray[Any, Any]:
+    if _is_torch_tensor(data):
+        return _torch_to_ndarray(data)
     if isinstance(data, (str, bytes, dict, set)) or data is None:
         raise TypeError(f"{what}: cannot make a tensor from {type(data).__name__}")
     try:
@@ -135,8 +189,10 @@ def tensor(
 ) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
-    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, or a
-    Tensor. dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
+    ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
+    or a Tensor. ``backend`` is ``"cpu"`` or, when compiled in, ``"torch"`` (devices ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``). dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
     ``dtype`` casts with NumPy ``astype`` semantics.
     """
     if isinstance(data, Tensor):
@@ -144,8 +200,38 @@ def tensor(
         if dtype is not None:
             t = t.astype(dtype)
         return t
+    if backend == "torch" and _is_torch_tensor(data):
+        # One copy, made by torch on the tensor's own device, then shared.
+        t = from_torch(data.detach().clone(memory_format=_contiguous_format()))
+        if device is not None and device != t.device:
+            t = t.to(device=device)
+        return t if dtype is None else t.astype(dtype)
     arr = _as_ndarray(data, "tb.tensor")
     return _native._from_numpy(arr, copy=True, dtype=dtype, backend=backend, device=device)
+
+
+def _contiguous_format() -> Any:
+    import torch
+
+    return torch.contiguous_format
+
+
+def from_torch(tensor: Any) -> Tensor:
+    """A torch-backend tensor sharing a ``torch.Tensor``'s memory (zero-copy, CPU or CUDA).
+
+    Like ``tb.from_numpy``: the tensor keeps the torch tensor alive, and later in-place writes
+    through PyTorch are visible. A tensor that requires grad is taken detached (its value, no
+    error); a non-contiguous one is made contiguous by torch first (one copy). Needs the torch
+    build of tensorbridge (``"torch" in tb.compiled_backends()``).
+    """
+    if "torch" not in _native._compiled_backends():
+        raise RuntimeError(
+            "tb.from_torch needs the torch backend, which is not compiled into this build "
+            f"(compiled: {', '.join(_native._compiled_backends())}); build with feature `torch`"
+        )
+    if not _is_torch_tensor(tensor):
+        raise TypeError(f"tb.from_torch expects a torch.Tensor, got {type(tensor).__name__}")
+    return _native._from_torch(tensor)
 
 
 def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:

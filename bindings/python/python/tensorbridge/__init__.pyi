@@ -35,6 +35,7 @@ __all__ = [
     "Tensor",
     "tensor",
     "from_numpy",
+    "from_torch",
     "zeros",
     "ones",
     "full",
@@ -98,7 +99,7 @@ float32: Final = "float32"
 float64: Final = "float64"
 
 def compiled_backends() -> list[str]:
-    """Names of the backends compiled into this build of the extension (``["cpu"]``)."""
+    """Names of the backends compiled into this build (``["cpu"]``, ``["cpu", "torch"]``, ...)."""
 
 # ---- creation ------------------------------------------------------------------------------------
 
@@ -110,8 +111,10 @@ def tensor(
 ) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
-    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, or a
-    Tensor. dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
+    ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
+    or a Tensor. ``backend`` is ``"cpu"`` or, when compiled in, ``"torch"`` (devices ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``). dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
     ``dtype`` casts with NumPy ``astype`` semantics.
 
     Raises ``ValueError`` for ragged nested lists, ``TypeError`` for unknown dtypes and data that
@@ -124,6 +127,16 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
 
     Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
     whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    """
+
+def from_torch(tensor: Any) -> Tensor:
+    """A torch-backend tensor sharing a ``torch.Tensor``'s memory (zero-copy, CPU or CUDA).
+
+    Like ``tb.from_numpy``: the tensor keeps the torch tensor alive, and later in-place writes
+    through PyTorch are visible. A tensor that requires grad is taken detached (its value, no
+    error); a non-contiguous one is made contiguous by torch first (one copy). ``RuntimeError``
+    when the torch backend is not compiled in, ``TypeError`` for anything but a dense
+    ``torch.Tensor``.
     """
 
 def zeros(

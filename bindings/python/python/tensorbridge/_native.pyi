@@ -10,6 +10,7 @@ __all__ = [
     "_full",
     "_arange",
     "_compiled_backends",
+    "_from_torch",
     "BF16_NEEDS_ML_DTYPES",
 ]
 
@@ -144,3 +145,5 @@ def _arange(
     device: str | None = None,
 ) -> Tensor: ...
 def _compiled_backends() -> list[str]: ...
+def _from_torch(x: Any) -> Tensor:
+    """Shares a torch.Tensor's memory (only in builds with the torch backend)."""

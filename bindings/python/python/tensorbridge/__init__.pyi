@@ -35,6 +35,7 @@ __all__ = [
     "Tensor",
     "tensor",
     "from_numpy",
+    "from_dlpack",
     "zeros",
     "ones",
     "full",
@@ -124,6 +125,15 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
 
     Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
     whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    """
+
+def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = None) -> Tensor:
+    """A tensor over the memory of any DLPack producer (NumPy, PyTorch, JAX, CuPy, a tensor).
+
+    Zero-copy for host memory (the tensor keeps the producer's buffer alive and calls its deleter
+    once, when the last view is gone); ``copy=True`` always copies, ``copy=False`` never does
+    (``BufferError`` when a copy is needed). ``x`` may also be a DLPack capsule. Device memory
+    needs a device backend (cuda or torch); ``device="cpu"`` asks the producer for a host copy.
     """
 
 def zeros(

@@ -287,7 +287,8 @@ impl ExportRequest {
                 })
             }
         };
-        let stream = parse_stream(dl_device(&t.device()), stream)?;
+        // The stream belongs to the device the capsule will describe (kDLCPU takes only None).
+        let stream = parse_stream(device.unwrap_or_else(|| dl_device(&t.device())), stream)?;
         Ok(ExportRequest {
             versioned,
             device,
@@ -729,8 +730,9 @@ fn request_capsule<'py>(
         kwargs.set_item("dl_device", w)?;
     }
     match x.call_method("__dlpack__", (), Some(&kwargs)) {
-        Err(e) if e.is_instance_of::<PyTypeError>(py) && copy.is_none() && wanted.is_none() => {
-            // A pre-1.0 producer: no max_version keyword.
+        Err(e) if e.is_instance_of::<PyTypeError>(py) && wanted.is_none() => {
+            // A pre-1.0 producer without the keywords: a bare call gives its own memory, which
+            // `import_capsule` copies when `copy=True` (a legacy capsule is never IS_COPIED).
             x.call_method0("__dlpack__").map_err(|_| e)
         }
         other => other,
@@ -806,29 +808,50 @@ fn import_capsule(
         let inc = unsafe { describe(&(*p).dl_tensor, 0)? };
         (inc, Managed::Legacy(p))
     };
-    if !is_host_readable(incoming.device) {
-        return import_device_memory(py, &incoming, device);
-    }
-    if let Some(d) = device.filter(|d| *d != Device::Cpu) {
-        return import_device_memory(py, &incoming, Some(d));
-    }
-    // From here on the memory is ours to release: mark the capsule consumed first, so its
-    // destructor can never call the deleter a second time.
-    let used = if versioned {
-        NAME_VERSIONED_USED
-    } else {
-        NAME_LEGACY_USED
-    };
-    // SAFETY: `ptr` is a valid capsule; the name is 'static.
-    if unsafe { ffi::PyCapsule_SetName(ptr, used.as_ptr()) } != 0 {
-        return Err(PyErr::fetch(py));
-    }
-    let owner = Arc::new(ProducerOwner {
+    let pending = Pending {
+        capsule: ptr,
+        versioned,
         managed,
-        read_only: incoming.flags & FLAG_READ_ONLY != 0,
-    });
+        incoming,
+    };
+    let wants_device = device.is_some_and(|d| d != Device::Cpu);
+    if !is_host_readable(pending.incoming.device) || wants_device {
+        return import_device_memory(py, pending, device);
+    }
+    let (incoming, owner) = pending.consume(py)?;
     let producer_copied = incoming.flags & FLAG_IS_COPIED != 0;
     host_tensor(py, &incoming, owner, copy == Some(true) && !producer_copied)
+}
+
+/// A capsule read and checked but not yet consumed. Until [`Pending::consume`] runs, an error
+/// leaves the capsule to its destructor (which calls the producer's deleter).
+struct Pending {
+    capsule: *mut ffi::PyObject,
+    versioned: bool,
+    managed: Managed,
+    incoming: Incoming,
+}
+
+impl Pending {
+    /// Marks the capsule consumed (renamed first, so its destructor can never call the deleter a
+    /// second time) and returns the owner that calls the producer's deleter once, on drop.
+    fn consume(self, py: Python<'_>) -> PyResult<(Incoming, Arc<ProducerOwner>)> {
+        let used = if self.versioned {
+            NAME_VERSIONED_USED
+        } else {
+            NAME_LEGACY_USED
+        };
+        // SAFETY: `capsule` is the valid capsule this was read from (the caller holds a reference
+        // for the duration of the import); the name is 'static.
+        if unsafe { ffi::PyCapsule_SetName(self.capsule, used.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let owner = Arc::new(ProducerOwner {
+            managed: self.managed,
+            read_only: self.incoming.flags & FLAG_READ_ONLY != 0,
+        });
+        Ok((self.incoming, owner))
+    }
 }
 
 /// Copies the producer's description out of its `DLTensor`, checking what can be checked.
@@ -893,24 +916,26 @@ unsafe fn describe(t: &DLTensor, flags: u64) -> PyResult<Incoming> {
 }
 
 /// Device memory from a producer (CUDA, ROCm, ...), or a request for a device tensor. The torch
-/// and cuda backends plug in here: wrap `incoming.data` in their storage, keeping the capsule's
-/// managed tensor alive the way [`ProducerOwner`] does. This build has no device backend.
+/// and cuda backends plug in here: `pending.consume(py)` hands over `Incoming` (data pointer,
+/// device, dtype, shape, element strides) and the owner that keeps the producer's memory alive;
+/// wrap them in the backend's storage (the cuda stream was already passed to `__dlpack__`). This
+/// build has no device backend, so the capsule is left unconsumed and the error names the fix.
 fn import_device_memory(
     py: Python<'_>,
-    incoming: &Incoming,
+    pending: Pending,
     device: Option<Device>,
 ) -> PyResult<AnyTensor> {
     let _ = py;
+    let incoming = &pending.incoming;
     let compiled: Vec<&str> = BackendKind::compiled().iter().map(|b| b.name()).collect();
     let source = describe_device(incoming.device);
-    let wanted = device.map(|d| d.to_string());
     let need = match incoming.device.device_type {
         KDL_CUDA | KDL_CUDA_MANAGED => "the cuda or torch backend",
         _ => "a backend for that device (tensorbridge has cpu, cuda, torch)",
     };
-    Err(PyBufferError::new_err(match wanted {
+    Err(PyBufferError::new_err(match device {
         Some(w) if is_host_readable(incoming.device) => format!(
-            "tb.from_dlpack(device={w:?}) needs the cuda or torch backend; this build has: {}. \
+            "tb.from_dlpack(device=\"{w}\") needs the cuda or torch backend; this build has: {}. \
              Import to the cpu backend, then use .to(...)",
             compiled.join(", ")
         ),

@@ -221,6 +221,22 @@ def test_stream_must_be_none_on_cpu() -> None:
     t.__dlpack__(stream=None, max_version=(1, 0))
 
 
+def test_cuda_stream_rules_are_checked_against_the_requested_device() -> None:
+    """The stream belongs to the capsule's device: for kDLCUDA, 0 is ambiguous (ValueError); the
+    valid values pass the check and the export then fails only because this tensor is on the
+    CPU. The same checks serve CUDA tensors on the torch/cuda backends."""
+    t = sample("float32")
+    with pytest.raises(ValueError, match="ambiguous"):
+        t.__dlpack__(stream=0, max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+    with pytest.raises(ValueError, match="not valid"):
+        t.__dlpack__(stream=-2, max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+    for ok in (None, 1, 2, -1, 0x7F00_0000):
+        with pytest.raises(BufferError, match="cannot export"):
+            t.__dlpack__(stream=ok, max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+    with pytest.raises(BufferError, match="stream must be None"):
+        t.__dlpack__(stream=1, max_version=(1, 0), dl_device=(KDL_CPU, 0))
+
+
 def test_dl_device_is_honoured() -> None:
     t = sample("float32")
     assert managed(t.__dlpack__(max_version=(1, 0), dl_device=(KDL_CPU, 0))).flags == READ_ONLY
@@ -694,3 +710,25 @@ def test_capsules_and_imports_alive_at_interpreter_exit_are_safe() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+class PreKeywordProducer:
+    """A producer from before DLPack 1.0: ``__dlpack__`` takes no keywords, gives a legacy capsule."""
+
+    def __init__(self, a: np.ndarray[Any, Any]) -> None:
+        self.a = a
+
+    def __dlpack__(self) -> Any:
+        return self.a.__dlpack__()
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (KDL_CPU, 0)
+
+
+def test_producers_without_keywords_are_read_through_legacy_capsules() -> None:
+    a = np.arange(6, dtype=np.int32)
+    shared = tb.from_dlpack(PreKeywordProducer(a))
+    assert ptr(shared) == a.ctypes.data
+    copied = tb.from_dlpack(PreKeywordProducer(a), copy=True)
+    assert ptr(copied) != a.ctypes.data
+    np.testing.assert_array_equal(np.asarray(copied), a)

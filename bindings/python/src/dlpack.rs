@@ -579,7 +579,7 @@ unsafe extern "C" fn delete_legacy(p: *mut DLManagedTensor) {
 /// has its unconsumed name). Runs with the GIL held (capsule deallocation).
 unsafe extern "C" fn capsule_destructor_versioned(capsule: *mut ffi::PyObject) {
     // SAFETY: `capsule` is the capsule being deallocated; IsValid/GetPointer do not raise for the
-    // name it was checked against.
+    // name it was checked against; the pointer under that name is our versioned managed tensor.
     unsafe {
         if ffi::PyCapsule_IsValid(capsule, NAME_VERSIONED.as_ptr()) == 0 {
             return;
@@ -587,22 +587,42 @@ unsafe extern "C" fn capsule_destructor_versioned(capsule: *mut ffi::PyObject) {
         let p = ffi::PyCapsule_GetPointer(capsule, NAME_VERSIONED.as_ptr())
             as *mut DLManagedTensorVersioned;
         if let Some(deleter) = p.as_ref().and_then(|m| m.deleter) {
-            deleter(p);
+            preserving_error(|| deleter(p));
         }
     }
 }
 
 /// Capsule destructor for the legacy name (as above).
 unsafe extern "C" fn capsule_destructor_legacy(capsule: *mut ffi::PyObject) {
-    // SAFETY: as in `capsule_destructor_versioned`.
+    // SAFETY: as in `capsule_destructor_versioned`, for the legacy struct.
     unsafe {
         if ffi::PyCapsule_IsValid(capsule, NAME_LEGACY.as_ptr()) == 0 {
             return;
         }
         let p = ffi::PyCapsule_GetPointer(capsule, NAME_LEGACY.as_ptr()) as *mut DLManagedTensor;
         if let Some(deleter) = p.as_ref().and_then(|m| m.deleter) {
-            deleter(p);
+            preserving_error(|| deleter(p));
         }
+    }
+}
+
+/// Runs `release` with any pending Python exception set aside: a capsule can be freed while an
+/// exception propagates, and the Python objects the deleter releases must neither see nor clear it.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn preserving_error(release: impl FnOnce()) {
+    let (mut ty, mut value, mut tb) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: the GIL is held (caller's contract); Fetch moves the exception into our three
+    // references and Restore hands them back, so ownership balances.
+    unsafe {
+        ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
+        release();
+        ffi::PyErr_Restore(ty, value, tb);
     }
 }
 

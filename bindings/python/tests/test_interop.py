@@ -732,3 +732,21 @@ def test_producers_without_keywords_are_read_through_legacy_capsules() -> None:
     copied = tb.from_dlpack(PreKeywordProducer(a), copy=True)
     assert ptr(copied) != a.ctypes.data
     np.testing.assert_array_equal(np.asarray(copied), a)
+
+
+def test_an_unconsumed_capsule_freed_while_an_exception_propagates() -> None:
+    """A capsule left in a frame that raises: freeing it must not clobber or lose the exception."""
+    src = np.arange(10.0)
+    src_ref = weakref.ref(src)
+    t = tb.from_numpy(src)
+    del src
+
+    def fail_holding_a_capsule(x: tb.Tensor) -> None:
+        cap = x.__dlpack__(max_version=(1, 0))  # noqa: F841 (freed while the error unwinds)
+        raise KeyError("the original error")
+
+    with pytest.raises(KeyError, match="the original error"):
+        fail_holding_a_capsule(t)
+    del t
+    gc.collect()
+    assert src_ref() is None

@@ -18,6 +18,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tensorbridge as tb
 
@@ -750,3 +752,55 @@ def test_an_unconsumed_capsule_freed_while_an_exception_propagates() -> None:
     del t
     gc.collect()
     assert src_ref() is None
+
+
+def test_import_holds_one_reference_to_the_producer_until_the_last_view_drops() -> None:
+    a = np.arange(8.0)
+    before = sys.getrefcount(a)
+    t = tb.from_dlpack(a)
+    assert sys.getrefcount(a) == before + 1, "NumPy's capsule context holds the array"
+    v = t[2:]
+    del t
+    assert sys.getrefcount(a) == before + 1
+    del v
+    gc.collect()
+    assert sys.getrefcount(a) == before
+
+
+@given(
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
+    data=st.data(),
+)
+def test_round_trips_through_every_consumer_preserve_views(
+    dtype: str, shape: list[int], data: st.DataObject
+) -> None:
+    """Any strided view goes to NumPy/PyTorch and back without a copy and without changing a
+    value, stride or shape."""
+    base = sample(dtype, tuple(shape))
+    key = tuple(
+        slice(
+            data.draw(st.integers(0, max(d - 1, 0))),
+            None,
+            data.draw(st.sampled_from([1, 2, -1, -2])),
+        )
+        for d in shape
+    )
+    t = base[key] if shape else base
+    want = host_values(t)
+    if all(k.step > 0 for k in key):
+        # torch.from_dlpack aborts the process on negative strides (NumPy's exports too).
+        x = torch.from_dlpack(t)
+        assert tuple(x.shape) == t.shape
+        if t.size:
+            assert x.data_ptr() == ptr(t)
+        back = tb.from_dlpack(x)
+        np.testing.assert_array_equal(host_values(back), want)
+        assert back.shape == t.shape and (not t.size or ptr(back) == ptr(t))
+    again = tb.from_dlpack(t)
+    np.testing.assert_array_equal(host_values(again), want)
+    assert again.shape == t.shape and (not t.size or ptr(again) == ptr(t))
+    if dtype != "bfloat16":
+        n = np.from_dlpack(t)
+        assert n.strides == np.asarray(t).strides
+        np.testing.assert_array_equal(tb.from_dlpack(n).numpy(), want)

@@ -1,4 +1,4 @@
-# tensorbridge: `make demo` and `make test` work on a fresh machine (Rust + CPython 3.10+ + the
+# tensorbridge: `make demo` and `make test` work on a fresh machine (Rust + CPython 3.11+ + the
 # package registries). Everything Python goes into .venv from pinned requirements.
 
 PYTHON ?= python3

@@ -6,14 +6,16 @@
 //! writable independent array; `copy=False` fails when a copy is unavoidable (NumPy 2 semantics).
 //! The Python-level conveniences (`tb.tensor`, `tb.zeros`, ...) live in `tensorbridge/__init__.py`.
 
+mod buffer;
 mod convert;
+mod dlpack;
 mod errors;
 mod index;
 #[cfg(feature = "torch")]
 mod torch_import;
 
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray};
-use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
 use tensorbridge::{AnyTensor, BackendKind, DType, Device, Scalar};
@@ -471,6 +473,54 @@ impl PyTensor {
         Self::to_numpy(slf, None, None)?.call_method1("astype", (dtype,))
     }
 
+    /// DLPack export (array API): a `dltensor_versioned` capsule flagged read-only when the
+    /// consumer passes `max_version >= (1, 0)`, else a legacy `dltensor` capsule, which needs
+    /// `copy=True` because it cannot say read-only. `dl_device=(1, 0)` asks for host memory;
+    /// `copy=True` always copies (flagged IS_COPIED), `copy=False` never does.
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__<'py>(
+        slf: &Bound<'py, Self>,
+        stream: Option<&Bound<'py, PyAny>>,
+        max_version: Option<&Bound<'py, PyAny>>,
+        dl_device: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = &slf.get().inner;
+        let req = dlpack::ExportRequest::parse(t, stream, max_version, dl_device, copy)?;
+        dlpack::export(slf.py(), t, &req)
+    }
+
+    /// `(device_type, device_id)` as DLPack numbers them: `(1, 0)` for the CPU.
+    fn __dlpack_device__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        dlpack::device_tuple(py, &self.inner)
+    }
+
+    /// The CUDA array interface (v3) of CUDA tensors; CPU tensors have none (AttributeError, so
+    /// `hasattr(t, "__cuda_array_interface__")` is False).
+    #[getter]
+    fn __cuda_array_interface__(&self) -> PyResult<Py<PyAny>> {
+        Err(PyAttributeError::new_err(format!(
+            "__cuda_array_interface__: the tensor is on {}, not a CUDA device",
+            self.inner.placement()
+        )))
+    }
+
+    /// The buffer protocol: a read-only view of host memory (not for bfloat16 or device tensors).
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let t = slf.get().inner.clone();
+        // SAFETY: CPython passes the Py_buffer of this request.
+        unsafe { buffer::get_buffer(slf.as_any(), &t, view, flags) }
+    }
+
+    unsafe fn __releasebuffer__(&self, view: *mut pyo3::ffi::Py_buffer) {
+        // SAFETY: CPython passes a Py_buffer that __getbuffer__ filled, once.
+        unsafe { buffer::release_buffer(view) }
+    }
+
     /// The single value of a one-element tensor as a Python scalar.
     fn item<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Self::one_element(slf, "item()")
@@ -842,6 +892,19 @@ fn _from_numpy(
     Ok(PyTensor::wrap(out))
 }
 
+/// `tb.from_dlpack`: a CPU tensor over a DLPack producer's memory (zero-copy unless `copy`).
+#[pyfunction]
+#[pyo3(signature = (x, *, device=None, copy=None))]
+fn _from_dlpack(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    device: Option<&str>,
+    copy: Option<bool>,
+) -> PyResult<PyTensor> {
+    let dev = device.map(|d| d.parse::<Device>()).transpose().py(py)?;
+    Ok(PyTensor::wrap(dlpack::from_dlpack(py, x, dev, copy)?))
+}
+
 fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<DType> {
     use numpy::PyUntypedArrayMethods;
     convert::dtype_of_descr(&a.dtype())
@@ -926,6 +989,7 @@ fn _compiled_backends() -> Vec<&'static str> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTensor>()?;
     m.add_function(wrap_pyfunction!(_from_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(_from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(_full, m)?)?;
     m.add_function(wrap_pyfunction!(_arange, m)?)?;
     m.add_function(wrap_pyfunction!(_compiled_backends, m)?)?;

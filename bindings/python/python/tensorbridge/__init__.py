@@ -65,6 +65,7 @@ __all__ = [
     "tensor",
     "from_numpy",
     "from_torch",
+    "from_dlpack",
     "zeros",
     "ones",
     "full",
@@ -246,6 +247,18 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     return _native._from_numpy(array, copy=False)
+
+
+def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = None) -> Tensor:
+    """A tensor over the memory of any DLPack producer (NumPy, PyTorch, JAX, CuPy, a tensor).
+
+    Array API semantics: zero-copy where the memory is host memory (the tensor keeps the
+    producer's buffer alive and calls its deleter once, when the last view is gone);
+    ``copy=True`` always copies, ``copy=False`` never does (BufferError when a copy is needed).
+    ``x`` may also be a DLPack capsule. Device memory needs a device backend (cuda or torch);
+    ``device="cpu"`` asks the producer for a host copy instead.
+    """
+    return _native._from_dlpack(x, device=device, copy=copy)
 
 
 def _shape(shape: int | Sequence[int]) -> list[int]:

@@ -36,6 +36,7 @@ __all__ = [
     "tensor",
     "from_numpy",
     "from_torch",
+    "from_dlpack",
     "zeros",
     "ones",
     "full",
@@ -137,6 +138,15 @@ def from_torch(tensor: Any) -> Tensor:
     error); a non-contiguous one is made contiguous by torch first (one copy). ``RuntimeError``
     when the torch backend is not compiled in, ``TypeError`` for anything but a dense
     ``torch.Tensor``.
+    """
+
+def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = None) -> Tensor:
+    """A tensor over the memory of any DLPack producer (NumPy, PyTorch, JAX, CuPy, a tensor).
+
+    Zero-copy for host memory (the tensor keeps the producer's buffer alive and calls its deleter
+    once, when the last view is gone); ``copy=True`` always copies, ``copy=False`` never does
+    (``BufferError`` when a copy is needed). ``x`` may also be a DLPack capsule. Device memory
+    needs a device backend (cuda or torch); ``device="cpu"`` asks the producer for a host copy.
     """
 
 def zeros(

@@ -1,5 +1,6 @@
 """Type stubs of the native extension (kept in sync with bindings/python/src/lib.rs)."""
 
+import sys
 from typing import Any, final
 
 import numpy as np
@@ -7,6 +8,7 @@ import numpy as np
 __all__ = [
     "Tensor",
     "_from_numpy",
+    "_from_dlpack",
     "_full",
     "_arange",
     "_compiled_backends",
@@ -47,6 +49,27 @@ class Tensor:
         else one copy. ``copy=True``: always a new writable array. ``copy=False``: ValueError
         when a copy is needed."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: int | Any | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule: ``dltensor_versioned`` flagged READ_ONLY when ``max_version >= (1, 0)``
+        (IS_COPIED when ``copy=True`` or a device copy was made), else a legacy ``dltensor``
+        capsule, which needs ``copy=True`` (BufferError otherwise). On the CPU ``stream`` must be
+        None. ``dl_device=(1, 0)``: host memory."""
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """``(device_type, device_id)`` as DLPack numbers them: ``(1, 0)`` for the CPU."""
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        """The CUDA array interface (v3) of CUDA tensors; AttributeError on CPU tensors."""
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview:
+            """The buffer protocol: a read-only view of host memory (not bfloat16, not device)."""
+        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def item(self) -> Any: ...
     def tolist(self) -> Any: ...
     def __bool__(self) -> bool: ...
@@ -127,6 +150,7 @@ def _from_numpy(
     backend: str | None = None,
     device: str | None = None,
 ) -> Tensor: ...
+def _from_dlpack(x: Any, *, device: str | None = None, copy: bool | None = None) -> Tensor: ...
 def _full(
     shape: list[int],
     value: Any,

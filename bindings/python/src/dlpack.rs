@@ -386,6 +386,25 @@ pub fn export<'py>(
 /// plug in here (data pointer of the view, `DLDevice`, and an event recorded on the tensor's
 /// stream that `req.stream` waits for); this build has none of them.
 fn export_device_memory(t: &AnyTensor, req: &ExportRequest) -> PyResult<(*mut c_void, DLDevice)> {
+    #[cfg(feature = "torch")]
+    if let AnyTensor::Torch(x) = t {
+        if let Device::Cuda(ordinal) = x.device() {
+            // Ordering: our kernels run on libtorch's current stream. Rather than an event
+            // per consumer stream, wait for all queued work on the device (a superset of what
+            // the consumer's stream needs), unless the consumer opted out with stream=-1.
+            if req.stream != StreamRequest::NoSync {
+                x.synchronize()
+                    .map_err(|e| PyBufferError::new_err(e.to_string()))?;
+            }
+            return Ok((
+                device_data_ptr(x.storage().data_ptr(), x),
+                DLDevice {
+                    device_type: KDL_CUDA,
+                    device_id: ordinal as i32,
+                },
+            ));
+        }
+    }
     let _ = req.stream;
     Err(PyBufferError::new_err(format!(
         "cannot export {} memory through DLPack in this build (backends: {}); pass \
@@ -397,6 +416,17 @@ fn export_device_memory(t: &AnyTensor, req: &ExportRequest) -> PyResult<(*mut c_
             .collect::<Vec<_>>()
             .join(", ")
     )))
+}
+
+/// The address of a view's first element in a device storage starting at `base`.
+#[cfg(feature = "torch")]
+fn device_data_ptr<B: tensorbridge::Backend>(base: *const u8, t: &Tensor<B>) -> *mut c_void {
+    let offset = if t.elem_count() == 0 {
+        0
+    } else {
+        t.layout().offset() * t.dtype().size_in_bytes()
+    };
+    base.wrapping_add(offset) as *mut c_void
 }
 
 /// What an exported capsule owns: the tensor (keeping its storage alive) and the shape/strides
@@ -945,6 +975,15 @@ fn import_device_memory(
     pending: Pending,
     device: Option<Device>,
 ) -> PyResult<AnyTensor> {
+    #[cfg(feature = "torch")]
+    if matches!(
+        pending.incoming.device.device_type,
+        KDL_CUDA | KDL_CUDA_MANAGED
+    ) && device.is_none_or(|d| d == Device::Cuda(pending.incoming.device.device_id as usize))
+    {
+        let (incoming, owner) = pending.consume(py)?;
+        return torch_cuda_tensor(py, &incoming, owner);
+    }
     let _ = py;
     let incoming = &pending.incoming;
     let compiled: Vec<&str> = BackendKind::compiled().iter().map(|b| b.name()).collect();
@@ -1025,6 +1064,51 @@ fn host_tensor(
     })
 }
 
+/// A torch-backend CUDA tensor over the producer's device memory (zero-copy, kept alive by
+/// `owner`, which calls the producer's deleter when the last view drops).
+#[cfg(feature = "torch")]
+fn torch_cuda_tensor(
+    py: Python<'_>,
+    inc: &Incoming,
+    owner: Arc<ProducerOwner>,
+) -> PyResult<AnyTensor> {
+    let item = inc.dtype.size_in_bytes();
+    let device = Device::Cuda(inc.device.device_id as usize);
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&dim, &s) in inc.shape.iter().zip(&inc.strides) {
+        if dim == 0 {
+            (lo, hi) = (0, -1);
+            break;
+        }
+        let reach = s
+            .checked_mul(dim as isize - 1)
+            .ok_or_else(|| PyBufferError::new_err("DLPack strides overflow"))?;
+        if reach < 0 {
+            lo += reach;
+        } else {
+            hi += reach;
+        }
+    }
+    let len = (hi - lo + 1).max(0) as usize;
+    let base = inc.data.wrapping_offset(lo * item as isize);
+    if (base as usize) % item != 0 {
+        return Err(PyBufferError::new_err(
+            "DLPack CUDA memory misaligned for its dtype",
+        ));
+    }
+    let layout = Layout::new(inc.shape.clone(), inc.strides.clone(), (-lo) as usize).py(py)?;
+    let keep: Arc<dyn Any + Send + Sync> = owner;
+    // SAFETY: the producer guarantees its elements lie in `base .. base + len * item` of the
+    // device memory of `device`, valid until its deleter runs, which `keep` (dropped with the
+    // storage) calls; `base` is aligned for the dtype (checked above).
+    let storage =
+        unsafe { tensorbridge::torch::Torch::from_raw(base, len, inc.dtype, &device, keep) }
+            .py(py)?;
+    Ok(AnyTensor::from(
+        Tensor::from_storage(Arc::new(storage), layout).py(py)?,
+    ))
+}
+
 /// The elements of a (possibly misaligned) strided view, C order, as bytes.
 fn gather(inc: &Incoming, item: usize, n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * item);
@@ -1076,4 +1160,51 @@ fn owned_from_bytes<T: tensorbridge::Element>(
 pub fn device_tuple<'py>(py: Python<'py>, t: &AnyTensor) -> PyResult<Bound<'py, PyTuple>> {
     let d = dl_device(&t.device());
     PyTuple::new(py, [d.device_type, d.device_id])
+}
+
+/// `__cuda_array_interface__` (version 3) of a torch-backend CUDA tensor: the view in place,
+/// read-only. All work queued on the device is waited for first, so `stream` is `None` (the
+/// consumer needs no synchronisation). bfloat16 has no typestr: AttributeError, so consumers fall
+/// back to DLPack.
+#[cfg(feature = "torch")]
+pub fn cuda_array_interface(
+    py: Python<'_>,
+    t: &Tensor<tensorbridge::torch::Torch>,
+) -> PyResult<Py<PyAny>> {
+    let typestr = match t.dtype() {
+        DType::Bool => "|b1",
+        DType::U8 => "|u1",
+        DType::I8 => "|i1",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::U64 => "<u8",
+        DType::I16 => "<i2",
+        DType::I32 => "<i4",
+        DType::I64 => "<i8",
+        DType::F16 => "<f2",
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+        DType::BF16 => {
+            return Err(pyo3::exceptions::PyAttributeError::new_err(
+                "__cuda_array_interface__ has no typestr for bfloat16; use __dlpack__",
+            ))
+        }
+    };
+    t.synchronize().py(py)?;
+    let item = t.dtype().size_in_bytes() as isize;
+    let ptr = device_data_ptr(t.storage().data_ptr(), t) as usize;
+    let d = PyDict::new(py);
+    d.set_item("version", 3)?;
+    d.set_item("shape", PyTuple::new(py, t.shape())?)?;
+    d.set_item("typestr", typestr)?;
+    d.set_item("data", (ptr, true))?;
+    if t.is_contiguous() {
+        d.set_item("strides", py.None())?;
+    } else {
+        let strides: Vec<isize> = t.layout().strides().iter().map(|s| s * item).collect();
+        d.set_item("strides", PyTuple::new(py, strides)?)?;
+    }
+    d.set_item("descr", vec![("", typestr)])?;
+    d.set_item("stream", py.None())?;
+    Ok(d.into_any().unbind())
 }

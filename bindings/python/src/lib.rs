@@ -498,7 +498,14 @@ impl PyTensor {
     /// The CUDA array interface (v3) of CUDA tensors; CPU tensors have none (AttributeError, so
     /// `hasattr(t, "__cuda_array_interface__")` is False).
     #[getter]
-    fn __cuda_array_interface__(&self) -> PyResult<Py<PyAny>> {
+    fn __cuda_array_interface__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        #[cfg(feature = "torch")]
+        if let AnyTensor::Torch(t) = &self.inner {
+            if matches!(t.device(), Device::Cuda(_)) {
+                return dlpack::cuda_array_interface(py, t);
+            }
+        }
+        let _ = py;
         Err(PyAttributeError::new_err(format!(
             "__cuda_array_interface__: the tensor is on {}, not a CUDA device",
             self.inner.placement()

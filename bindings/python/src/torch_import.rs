@@ -34,7 +34,9 @@ pub fn _from_torch(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     // A value, not a graph node: conversion never fails because of autograd.
     let mut x = x.call_method0("detach")?;
     if x.call_method0("is_conj")?.extract::<bool>()? || x.call_method0("is_neg")?.extract()? {
-        x = x.call_method0("resolve_conj")?.call_method0("resolve_neg")?;
+        x = x
+            .call_method0("resolve_conj")?
+            .call_method0("resolve_neg")?;
     }
     if !x.call_method0("is_contiguous")?.extract::<bool>()? {
         x = x.call_method0("contiguous")?;
@@ -55,7 +57,8 @@ pub fn _from_torch(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     // object just now; `owner` holds that very tensor object, so its storage stays allocated as
     // long as our storage lives. Writes made later through PyTorch are visible (documented, like
     // `torch.from_numpy`).
-    let storage = unsafe { Torch::from_raw(ptr as *const u8, numel, dtype, &device, owner) }.py(py)?;
+    let storage =
+        unsafe { Torch::from_raw(ptr as *const u8, numel, dtype, &device, owner) }.py(py)?;
     let t = Tensor::from_storage(Arc::new(storage), Layout::contiguous(&shape)).py(py)?;
     Ok(PyTensor::wrap(AnyTensor::Torch(t)))
 }

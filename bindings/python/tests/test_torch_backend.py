@@ -268,3 +268,25 @@ def test_cuda_tensors_convert_with_one_explicit_copy() -> None:
         t.numpy(copy=False)
     b = tb.tensor(np.ones((3, 3), ml_dtypes.bfloat16), backend="torch", device="cuda:0")
     assert b.numpy().dtype == ml_dtypes.bfloat16
+
+
+@NEEDS_GPU
+def test_cuda_interop_dlpack_both_ways_and_cuda_array_interface() -> None:
+    x = torch.arange(64, dtype=torch.float32, device="cuda").reshape(8, 8)
+    t = tb.from_torch(x)
+    y = torch.from_dlpack(t)  # versioned capsule, zero-copy on the GPU
+    assert y.device.type == "cuda" and y.data_ptr() == x.data_ptr()
+    back = tb.from_dlpack(x.T)  # CUDA memory -> the torch backend, zero-copy
+    assert back.backend == "torch" and back.device == "cuda:0"
+    np.testing.assert_array_equal(back.numpy(), x.T.cpu().numpy())
+    cai = t.T.__cuda_array_interface__
+    assert cai["version"] == 3 and cai["data"] == (x.data_ptr(), True)
+    assert cai["strides"] == (4, 32) and cai["typestr"] == "<f4"
+
+
+def test_cpu_tensors_have_no_cuda_array_interface() -> None:
+    t = tb.tensor([1.0], backend="torch")
+    assert not hasattr(t, "__cuda_array_interface__")
+    # Host torch storage exports through DLPack zero-copy like any host tensor.
+    y = torch.from_dlpack(t)
+    assert y.data_ptr() == t.numpy().ctypes.data

@@ -27,7 +27,7 @@ space := $(empty) $(empty)
 RUST_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers clean libtorch
+.PHONY: demo test develop lint rust-test py-test bench bench-peers clean libtorch cpu-ext
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -61,8 +61,13 @@ lint: libtorch
 rust-test: libtorch
 	cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
 
-py-test: develop
-	$(PY) -m pytest bindings/python/tests -q
+# The default (cpu-only) variant of the extension, for the test that it imports without torch.
+cpu-ext:
+	cargo build --release --quiet -p tensorbridge-python --lib
+
+py-test: develop cpu-ext
+	TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
+		$(PY) -m pytest bindings/python/tests -q
 
 ## Every Rust and Python test, plus formatting and lints.
 test: lint rust-test py-test

@@ -233,10 +233,7 @@ impl<B: Backend> Run<'_, B> {
         // already counts them (the inlined node is `fusable`).
         Ok((0..n)
             .filter(|&i| {
-                needs[i]
-                    && !self.inline[i]
-                    && self.canon[i] == i
-                    && !self.order[i].is_evaluated()
+                needs[i] && !self.inline[i] && self.canon[i] == i && !self.order[i].is_evaluated()
             })
             .collect())
     }

@@ -98,11 +98,23 @@ fn map2<T: Copy, U>(
         (Lane::Splat(x), Lane::Splat(y)) => Lane::Splat(f(*x, *y)),
         (Lane::Splat(x), _) => {
             let x = *x;
-            Lane::Owned(b.as_slice().unwrap_or(&[]).iter().map(|&y| f(x, y)).collect())
+            Lane::Owned(
+                b.as_slice()
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&y| f(x, y))
+                    .collect(),
+            )
         }
         (_, Lane::Splat(y)) => {
             let y = *y;
-            Lane::Owned(a.as_slice().unwrap_or(&[]).iter().map(|&x| f(x, y)).collect())
+            Lane::Owned(
+                a.as_slice()
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&x| f(x, y))
+                    .collect(),
+            )
         }
         _ => {
             let (a, b) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
@@ -270,7 +282,9 @@ impl Program {
                     let input = inputs.get(i).ok_or_else(|| internal("input index"))?;
                     with_dtype!(input.dtype, T => T::wrap(T::load(input, start, len)?))
                 }
-                Step::Const(v) => with_dtype!(*dtype, T => T::wrap(Lane::Splat(v.to_element::<T>()))),
+                Step::Const(v) => {
+                    with_dtype!(*dtype, T => T::wrap(Lane::Splat(v.to_element::<T>())))
+                }
                 Step::Unary(op, a) => {
                     let a = cols.get(a).ok_or_else(|| internal("operand index"))?;
                     with_dtype!(*dtype, T => T::wrap(T::unary(op, T::lane(a)?)?))

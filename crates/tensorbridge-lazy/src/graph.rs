@@ -18,12 +18,18 @@ pub(crate) enum Op {
     /// `len` copies of a scalar (also every Python-scalar operand of `x * 2`).
     Full(Scalar),
     /// `start + i * step`.
-    Arange { start: f64, step: f64 },
+    Arange {
+        start: f64,
+        step: f64,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Compare(CmpOp),
     Matmul,
-    Reduce { op: ReduceOp, axis: Option<usize> },
+    Reduce {
+        op: ReduceOp,
+        axis: Option<usize>,
+    },
     /// To the node's dtype.
     Cast,
     /// A view materialised.
@@ -235,7 +241,10 @@ pub(crate) fn render_text<B: Backend>(root: &Arc<Node<B>>, layout: &Layout) -> S
             .inputs
             .iter()
             .map(|inp| {
-                let j = index.get(&node_key(&inp.node)).copied().unwrap_or(usize::MAX);
+                let j = index
+                    .get(&node_key(&inp.node))
+                    .copied()
+                    .unwrap_or(usize::MAX);
                 if inp.layout.shape() == inp.node.shape.as_slice() && inp.is_flat_identity() {
                     format!("%{j}")
                 } else {
@@ -248,7 +257,11 @@ pub(crate) fn render_text<B: Backend>(root: &Arc<Node<B>>, layout: &Layout) -> S
         } else {
             format!("{}({})", n.op.name(), args.join(", "))
         };
-        let state = if n.is_evaluated() { "  [evaluated]" } else { "" };
+        let state = if n.is_evaluated() {
+            "  [evaluated]"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "  %{i} = {call} -> {}{state}",
@@ -286,7 +299,10 @@ pub(crate) fn render_dot<B: Backend>(root: &Arc<Node<B>>) -> String {
         let label = format!("%{i} {}\\n{}", n.op.name(), type_text(n.dtype, &n.shape));
         let _ = writeln!(out, "  n{i} [label=\"{}\"{style}];", dot_escape(&label));
         for inp in &n.inputs {
-            let j = index.get(&node_key(&inp.node)).copied().unwrap_or(usize::MAX);
+            let j = index
+                .get(&node_key(&inp.node))
+                .copied()
+                .unwrap_or(usize::MAX);
             if inp.is_flat_identity() && inp.layout.shape() == inp.node.shape.as_slice() {
                 let _ = writeln!(out, "  n{j} -> n{i};");
             } else {

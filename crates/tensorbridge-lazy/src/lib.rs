@@ -100,13 +100,10 @@ impl<B: Backend> Lazy<B> {
             self.node.device,
             SessionOptions::default(),
         )?;
-        self.node
-            .value
-            .get()
-            .ok_or_else(|| Error::Backend {
-                backend: "lazy",
-                message: "evaluation finished without a value".into(),
-            })
+        self.node.value.get().ok_or_else(|| Error::Backend {
+            backend: "lazy",
+            message: "evaluation finished without a value".into(),
+        })
     }
 
     fn record(&self, op: Op, inputs: Vec<Input<B>>, dtype: DType, shape: Vec<usize>) -> Self {
@@ -123,7 +120,13 @@ impl<B: Backend> Lazy<B> {
     }
 
     /// Checks the contract of a binary op the way an eager backend would fail it.
-    fn check_pair(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: &'static str) -> Result<()> {
+    fn check_pair(
+        &self,
+        layout: &Layout,
+        rhs: &Self,
+        rhs_layout: &Layout,
+        op: &'static str,
+    ) -> Result<()> {
         if rhs.dtype() != self.dtype() {
             return Err(Error::DTypeMismatch {
                 op,
@@ -190,7 +193,13 @@ impl<B: Backend> Backend for Lazy<B> {
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
         Self::check_device(device, dtype)?;
         Ok(Lazy {
-            node: Node::new(Op::Arange { start, step }, Vec::new(), dtype, vec![len], *device),
+            node: Node::new(
+                Op::Arange { start, step },
+                Vec::new(),
+                dtype,
+                vec![len],
+                *device,
+            ),
         })
     }
 
@@ -210,7 +219,13 @@ impl<B: Backend> Backend for Lazy<B> {
         ))
     }
 
-    fn binary(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: BinaryOp) -> Result<Self> {
+    fn binary(
+        &self,
+        layout: &Layout,
+        rhs: &Self,
+        rhs_layout: &Layout,
+        op: BinaryOp,
+    ) -> Result<Self> {
         self.check_pair(layout, rhs, rhs_layout, "binary")?;
         Ok(self.record(
             Op::Binary(op),
@@ -258,7 +273,13 @@ impl<B: Backend> Backend for Lazy<B> {
         ))
     }
 
-    fn reduce(&self, layout: &Layout, op: ReduceOp, axis: Option<usize>, out_dtype: DType) -> Result<Self> {
+    fn reduce(
+        &self,
+        layout: &Layout,
+        op: ReduceOp,
+        axis: Option<usize>,
+        out_dtype: DType,
+    ) -> Result<Self> {
         let shape = match axis {
             None => Vec::new(),
             Some(a) if a < layout.ndim() => {
@@ -284,7 +305,12 @@ impl<B: Backend> Backend for Lazy<B> {
     }
 
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
-        Ok(self.record(Op::Cast, vec![self.input(layout)], dtype, layout.shape().to_vec()))
+        Ok(self.record(
+            Op::Cast,
+            vec![self.input(layout)],
+            dtype,
+            layout.shape().to_vec(),
+        ))
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
@@ -318,7 +344,11 @@ impl<B: Backend> Backend for Lazy<B> {
         }
     }
 
-    fn to_host_into<T: Element>(&self, layout: &Layout, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
+    fn to_host_into<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
         self.materialize()?.to_host_into(layout, out)
     }
 

@@ -10,6 +10,8 @@ use tensorbridge_core::{DType, Device, Element, Error, HostArray, Layout, Result
 
 #[cfg(feature = "cpu")]
 use tensorbridge_cpu::Cpu;
+#[cfg(feature = "lazy")]
+use tensorbridge_lazy::{Lazy, LazyTensor};
 
 #[cfg(not(feature = "cpu"))]
 compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
@@ -19,6 +21,9 @@ compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
 pub enum BackendKind {
     /// `tensorbridge-cpu` (ndarray).
     Cpu,
+    /// `tensorbridge-lazy` over the CPU backend: ops are recorded, evaluated on demand, fused.
+    #[cfg(feature = "lazy")]
+    LazyCpu,
 }
 
 impl BackendKind {
@@ -26,12 +31,17 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Cpu => "cpu",
+            #[cfg(feature = "lazy")]
+            BackendKind::LazyCpu => "lazy:cpu",
         }
     }
 
     /// The backends compiled into this build.
     pub fn compiled() -> &'static [BackendKind] {
-        &[BackendKind::Cpu]
+        #[cfg(feature = "lazy")]
+        return &[BackendKind::Cpu, BackendKind::LazyCpu];
+        #[cfg(not(feature = "lazy"))]
+        return &[BackendKind::Cpu];
     }
 }
 
@@ -47,12 +57,19 @@ impl FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
             "cpu" => Ok(BackendKind::Cpu),
+            #[cfg(feature = "lazy")]
+            "lazy:cpu" | "lazy" => Ok(BackendKind::LazyCpu),
+            #[cfg(not(feature = "lazy"))]
+            "lazy:cpu" | "lazy" => Err(Error::DeviceUnavailable(format!(
+                "backend '{s}' is not compiled into this build of tensorbridge; build with the \
+                 cargo feature `lazy` to use it"
+            ))),
             "torch" | "cuda" => Err(Error::DeviceUnavailable(format!(
                 "backend '{s}' is not compiled into this build of tensorbridge (compiled: cpu); \
                  build the '{s}' variant (cargo feature `{s}`) to use it"
             ))),
             other => Err(Error::InvalidArgument(format!(
-                "unknown backend '{other}'; expected one of: cpu, torch, cuda"
+                "unknown backend '{other}'; expected one of: cpu, lazy:cpu, torch, cuda"
             ))),
         }
     }
@@ -64,6 +81,9 @@ impl FromStr for BackendKind {
 pub enum AnyTensor {
     /// A CPU tensor.
     Cpu(Tensor<Cpu>),
+    /// A lazy tensor over the CPU backend (a node of a recorded graph).
+    #[cfg(feature = "lazy")]
+    LazyCpu(Tensor<Lazy<Cpu>>),
 }
 
 /// Runs `$body` with `$t` bound to the inner `Tensor<B>`.
@@ -71,6 +91,8 @@ macro_rules! dispatch {
     ($s:expr, $t:ident => $body:expr) => {
         match $s {
             AnyTensor::Cpu($t) => $body,
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu($t) => $body,
         }
     };
 }
@@ -80,6 +102,8 @@ macro_rules! map_tensor {
     ($s:expr, $t:ident => $body:expr) => {
         Ok(match $s {
             AnyTensor::Cpu($t) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu($t) => AnyTensor::LazyCpu($body?),
         })
     };
 }
@@ -89,6 +113,8 @@ macro_rules! zip_tensors {
     ($a:expr, $b:expr, $op:expr, ($x:ident, $y:ident) => $body:expr) => {
         Ok(match ($a, $b) {
             (AnyTensor::Cpu($x), AnyTensor::Cpu($y)) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "lazy")]
+            (AnyTensor::LazyCpu($x), AnyTensor::LazyCpu($y)) => AnyTensor::LazyCpu($body?),
             #[allow(unreachable_patterns)]
             (l, r) => {
                 return Err(Error::BackendMismatch {
@@ -106,6 +132,8 @@ macro_rules! create {
     ($kind:expr, $ctor:ident($($arg:expr),*)) => {
         Ok(match $kind {
             BackendKind::Cpu => AnyTensor::Cpu(Tensor::<Cpu>::$ctor($($arg),*)?),
+            #[cfg(feature = "lazy")]
+            BackendKind::LazyCpu => AnyTensor::LazyCpu(Tensor::<Lazy<Cpu>>::$ctor($($arg),*)?),
         })
     };
 }
@@ -145,6 +173,8 @@ impl AnyTensor {
     pub fn backend(&self) -> BackendKind {
         match self {
             AnyTensor::Cpu(_) => BackendKind::Cpu,
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(_) => BackendKind::LazyCpu,
         }
     }
     /// `"backend:device"`, for error messages.
@@ -366,13 +396,79 @@ impl AnyTensor {
         if kind == self.backend() && *device == self.device() {
             return Ok(self.clone());
         }
+        // Between the CPU backend and the lazy one over it nothing moves: a lazy leaf shares the
+        // eager storage, an evaluated lazy tensor hands over its value.
+        #[cfg(feature = "lazy")]
+        match (self, kind) {
+            (AnyTensor::Cpu(t), BackendKind::LazyCpu) if *device == t.device() => {
+                return Ok(AnyTensor::LazyCpu(Lazy::lift(t)?));
+            }
+            (AnyTensor::LazyCpu(t), BackendKind::Cpu) if *device == t.device() => {
+                let s = tensorbridge_lazy::Session::<Cpu>::new(t.device());
+                return Ok(AnyTensor::Cpu(t.eval(&s)?));
+            }
+            _ => {}
+        }
         Self::from_host(kind, self.to_host()?, device)
+    }
+}
+
+/// Deferred execution: these see through the lazy variant; on eager tensors they are trivial.
+impl AnyTensor {
+    /// True for tensors of a lazy backend.
+    pub fn is_lazy(&self) -> bool {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(_) => true,
+            _ => false,
+        }
+    }
+    /// True when the values exist (always, for eager tensors); nothing is computed by asking.
+    pub fn is_evaluated(&self) -> bool {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) => t.is_evaluated(),
+            _ => true,
+        }
+    }
+    /// Computes the values of a lazy tensor now (implicitly, on its own device); a no-op for
+    /// eager tensors and evaluated ones.
+    pub fn evaluate(&self) -> Result<()> {
+        self.synchronize()
+    }
+    /// The pending computation of an unevaluated lazy tensor as one expression; `None` otherwise.
+    pub fn pending_expression(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) if !t.is_evaluated() => Some(t.expression()),
+            _ => None,
+        }
+    }
+    /// The graph behind a lazy tensor, as text or Graphviz DOT; an error for eager tensors.
+    pub fn graph(&self, dot: bool) -> Result<String> {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) => Ok(if dot { t.graph_dot() } else { t.graph() }),
+            other => Err(Error::InvalidArgument(format!(
+                "graph(): the tensor is on the eager backend {} and has no graph; make it lazy \
+                 with .to(backend='lazy:{}') or tb.lazy(...)",
+                other.backend(),
+                other.backend()
+            ))),
+        }
     }
 }
 
 impl From<Tensor<Cpu>> for AnyTensor {
     fn from(t: Tensor<Cpu>) -> Self {
         AnyTensor::Cpu(t)
+    }
+}
+
+#[cfg(feature = "lazy")]
+impl From<Tensor<Lazy<Cpu>>> for AnyTensor {
+    fn from(t: Tensor<Lazy<Cpu>>) -> Self {
+        AnyTensor::LazyCpu(t)
     }
 }
 

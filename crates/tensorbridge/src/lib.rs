@@ -24,3 +24,5 @@ pub use tensorbridge_core::{
 pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]
 pub use tensorbridge_cpu::{Buffer, Cpu};
+#[cfg(feature = "lazy")]
+pub use tensorbridge_lazy::{Lazy, LazyTensor, RunStats, Session, SessionOptions};

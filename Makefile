@@ -11,7 +11,7 @@ STAMP := $(VENV)/.requirements-installed
 # Hypothesis examples per property test (CI runs the full count).
 export TB_HYPOTHESIS_EXAMPLES ?= 2000
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers clean
+.PHONY: demo test develop lint rust-test py-test bench bench-peers bench-lazy clean
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ develop: $(STAMP)
 ## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
 demo: develop
 	$(PY) examples/tensor_to_numpy.py
+	$(PY) examples/graph_session.py
 	cargo run --release --quiet -p tensorbridge --example tensor_to_ndarray
 
 lint: $(STAMP)
@@ -48,6 +49,11 @@ test: lint rust-test py-test
 bench: develop
 	cargo bench -p tensorbridge-cpu --bench to_host
 	$(PY) benches/python/conversion.py
+
+## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
+bench-lazy:
+	cargo bench -p tensorbridge-lazy --bench lazy_fused
+	$(PYTHON) benches/python/lazy_ratio.py
 
 ## The Python bench against torch, TensorFlow and JAX in an optional .venv-bench (~7 GB).
 bench-peers: develop

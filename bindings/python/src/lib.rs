@@ -877,7 +877,10 @@ fn _from_numpy(
     let t = import_array(
         py,
         array,
-        copy && !needs_cast && kind == BackendKind::Cpu && dev == Device::Cpu,
+        // The lazy CPU backend shares the imported storage (`to` lifts it), so it needs the copy too.
+        copy && !needs_cast
+            && matches!(kind, BackendKind::Cpu | BackendKind::LazyCpu)
+            && dev == Device::Cpu,
     )?;
     let bytes = bytes_of(&t);
     let out = detached(py, bytes, || {

@@ -211,6 +211,9 @@ fn type_text(dtype: DType, shape: &[usize]) -> String {
 }
 
 fn view_text(layout: &Layout) -> String {
+    if layout.strides().iter().all(|&s| s == 0) {
+        return format!("broadcast({:?})", layout.shape());
+    }
     format!(
         "view(shape={:?}, strides={:?}, offset={})",
         layout.shape(),

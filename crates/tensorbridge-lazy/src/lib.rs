@@ -81,7 +81,10 @@ impl<B: Backend> Lazy<B> {
     pub fn lift(t: &Tensor<B>) -> Result<Tensor<Lazy<B>>> {
         let storage = Arc::clone(t.storage());
         let len = storage.len();
-        let node = Node::source(storage, vec![len]);
+        let l = t.layout();
+        let whole = l.is_contiguous() && l.offset() == 0 && l.elem_count() == len;
+        let shape = if whole { l.shape().to_vec() } else { vec![len] };
+        let node = Node::source(storage, shape);
         Tensor::from_storage(Arc::new(Lazy { node }), t.layout().clone())
     }
 

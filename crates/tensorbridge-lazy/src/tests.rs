@@ -238,7 +238,7 @@ fn graph_text_and_dot_name_the_ops_scalars_and_views() {
     assert!(g.contains("%0 = input -> float32[3]  [evaluated]"), "{g}");
     assert!(g.contains("full(2.0) -> float32[1]"), "{g}");
     assert!(
-        g.contains("mul(%0, %1.view(shape=[3], strides=[0], offset=0)) -> float32[3]"),
+        g.contains("mul(%0, %1.broadcast([3])) -> float32[3]"),
         "{g}"
     );
     assert!(g.contains("sqrt(%"), "{g}");

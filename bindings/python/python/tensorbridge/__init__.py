@@ -328,7 +328,9 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
     return t.transpose() if axes is None else t.transpose(*axes)
 
 
-def lazy(data: Any = None, dtype: Any = None, backend: str = "cpu", device: str | None = None) -> Any:
+def lazy(
+    data: Any = None, dtype: Any = None, backend: str = "cpu", device: str | None = None
+) -> Any:
     """Deferred execution over ``backend`` (``"cpu"``): ops on the result are recorded into a
     graph and computed when a value is needed (``t.eval(session=...)``, ``Session.run``,
     ``t.numpy()``, ``np.asarray(t)``), elementwise chains fused into one pass over memory.

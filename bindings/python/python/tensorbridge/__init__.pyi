@@ -218,6 +218,7 @@ def reshape(a: _TensorLike, shape: _ShapeLike) -> Tensor:
 
 def transpose(a: _TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """NumPy ``transpose``: reverse the axes, or permute them by ``axes`` (a view)."""
+
 @overload
 def lazy(
     data: None = None, dtype: None = None, backend: str = "cpu", device: str | None = None
@@ -226,7 +227,10 @@ def lazy(
 
 @overload
 def lazy(
-    data: _TensorLike, dtype: _DTypeLike | None = None, backend: str = "cpu", device: str | None = None
+    data: _TensorLike,
+    dtype: _DTypeLike | None = None,
+    backend: str = "cpu",
+    device: str | None = None,
 ) -> Tensor:
     """A lazy tensor holding ``data`` (a Tensor is shared, not copied): ops on it are recorded
     and computed when a value is needed (``t.eval(session=...)``, ``Session.run``,

@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 rust-test:
 	cargo test --release
+	cargo test --release -p tensorbridge --features lazy
 
 py-test: develop
 	$(PY) -m pytest bindings/python/tests -q

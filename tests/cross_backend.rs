@@ -18,6 +18,8 @@ use tensorbridge::{
 fn device_for(kind: BackendKind) -> Device {
     match kind {
         BackendKind::Cpu => Device::Cpu,
+        #[cfg(feature = "lazy")]
+        BackendKind::LazyCpu => Device::Cpu,
     }
 }
 

@@ -192,8 +192,8 @@ impl<B: Backend> Run<'_, B> {
             }
         }
         let mut depth = vec![0usize; n];
-        for i in 0..n {
-            let node = &self.order[i];
+        let order = self.order;
+        for (i, node) in order.iter().enumerate() {
             if !live[i] || self.canon[i] != i || node.is_evaluated() {
                 continue;
             }
@@ -215,8 +215,7 @@ impl<B: Backend> Run<'_, B> {
         for &r in roots {
             needs[r] = true;
         }
-        for i in 0..n {
-            let node = &self.order[i];
+        for (i, node) in order.iter().enumerate() {
             if !live[i] || self.canon[i] != i || node.is_evaluated() {
                 continue;
             }
@@ -250,7 +249,8 @@ impl<B: Backend> Run<'_, B> {
 
     /// Computes node `i` (its inputs have values, or are inlined into it).
     fn compute(&mut self, i: usize) -> Result<Arc<B>> {
-        let node = &self.order[i];
+        let order = self.order;
+        let node = &order[i];
         if self.fusable(node) {
             if let Some(v) = self.compute_fused(i)? {
                 return Ok(v);
@@ -269,7 +269,8 @@ impl<B: Backend> Run<'_, B> {
     /// Computes `i` op by op, inlined inputs and constants included (for storage that is not
     /// host memory).
     fn compute_unfused(&mut self, i: usize) -> Result<Arc<B>> {
-        let node = &self.order[i];
+        let order = self.order;
+        let node = &order[i];
         let mut inputs: Vec<(Arc<B>, &Layout)> = Vec::with_capacity(node.inputs.len());
         for inp in &node.inputs {
             let j = self.ix(&inp.node)?;

@@ -34,7 +34,7 @@
 //! use tensorbridge_cpu::Cpu;
 //! use tensorbridge_lazy::{Lazy, LazyTensor, Session};
 //!
-//! let x = Tensor::<Lazy<Cpu>>::from_slice(&[1.0f32, 4.0, 12.0], &[3], &Device::Cpu)?;
+//! let x = Tensor::<Lazy<Cpu>>::from_slice(&[4.0f32, 4.0, 12.0], &[3], &Device::Cpu)?;
 //! let y = (&(&x * 2.0)? + 1.0)?.sqrt()?; // recorded, not computed
 //! assert!(!y.is_evaluated());
 //! let session = Session::<Cpu>::new(Device::Cpu);

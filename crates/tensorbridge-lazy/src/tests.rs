@@ -132,8 +132,8 @@ fn identical_subexpressions_built_twice_are_computed_once() {
 
 #[test]
 fn broadcasts_views_casts_and_comparisons_fuse_and_match_the_eager_backend() {
-    let n = 300 * 50;
-    let ints: Vec<i32> = (0..n as i32).map(|i| (i * 7919) % 1000 - 500).collect();
+    let n: i32 = 300 * 50;
+    let ints: Vec<i32> = (0..n).map(|i| (i * 7919) % 1000 - 500).collect();
     let row: Vec<f64> = (0..300).map(|i| i as f64 * 0.5 - 10.0).collect();
     fn chain<B: Backend>(ints: &[i32], row: &[f64]) -> Vec<Tensor<B>> {
         let a = Tensor::<B>::from_slice(ints, &[300, 50], &Device::Cpu).unwrap();

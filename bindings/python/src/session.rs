@@ -190,7 +190,8 @@ impl PySession {
     }
 
     /// What the last `run` / `eval` did: nodes evaluated, common subexpressions merged, kernels
-    /// launched, of which fused, and the ops computed inside fused kernels.
+    /// launched, of which fused, the ops computed inside fused kernels, and the most
+    /// intermediate values held at once.
     fn last_run_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.last.lock().map(|s| *s).unwrap_or_default();
         let d = PyDict::new(py);
@@ -199,6 +200,7 @@ impl PySession {
         d.set_item("kernels", s.kernels)?;
         d.set_item("fused_kernels", s.fused_kernels)?;
         d.set_item("fused_ops", s.fused_ops)?;
+        d.set_item("peak_live_values", s.peak_live_values)?;
         Ok(d)
     }
 

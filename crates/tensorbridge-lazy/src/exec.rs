@@ -41,6 +41,9 @@ pub struct RunStats {
     pub fused_kernels: usize,
     /// Ops computed inside fused kernels.
     pub fused_ops: usize,
+    /// Most intermediate values held at once: a value is dropped as soon as the last kernel
+    /// reading it has run (fetches are kept).
+    pub peak_live_values: usize,
 }
 
 /// Longest chain computed in one fused kernel; longer chains are cut (bounds the per-chunk
@@ -60,6 +63,9 @@ struct Run<'g, B: Backend> {
     index: HashMap<usize, usize>,
     canon: Vec<usize>,
     inline: Vec<bool>,
+    is_root: Vec<bool>,
+    /// Kernels still to run that read each node's value.
+    readers: Vec<usize>,
     values: HashMap<usize, Arc<B>>,
     device: Device,
     options: SessionOptions,
@@ -92,6 +98,8 @@ pub(crate) fn evaluate<B: Backend>(
         index,
         canon: (0..order.len()).collect(),
         inline: vec![false; order.len()],
+        is_root: vec![false; order.len()],
+        readers: vec![0; order.len()],
         values: HashMap::new(),
         device,
         options,
@@ -106,6 +114,8 @@ pub(crate) fn evaluate<B: Backend>(
     for i in needed {
         let v = run.compute(i)?;
         run.values.insert(i, v);
+        run.release_inputs(i)?;
+        run.stats.peak_live_values = run.stats.peak_live_values.max(run.values.len());
     }
     for (r, &i) in roots.iter().zip(&root_ix) {
         if r.is_evaluated() {
@@ -175,6 +185,7 @@ impl<B: Backend> Run<'_, B> {
             live[r] = true;
             is_root[r] = true;
         }
+        self.is_root.clone_from(&is_root);
         // Consumers come after their inputs in `order`: walk backwards to find the live nodes
         // and, per node, its uses and whether its only use could compute it inline.
         let mut uses = vec![0usize; n];
@@ -225,6 +236,7 @@ impl<B: Backend> Run<'_, B> {
                 let constant = matches!(self.order[j].op, Op::Full(_));
                 if !(fused_here && (constant || self.inline[j])) {
                     needs[j] = true;
+                    self.readers[j] += 1;
                 }
             }
         }
@@ -235,6 +247,31 @@ impl<B: Backend> Run<'_, B> {
                 needs[i] && !self.inline[i] && self.canon[i] == i && !self.order[i].is_evaluated()
             })
             .collect())
+    }
+
+    /// After the kernel computing `i` ran: drops the values nobody else will read. Walks the same
+    /// edges as `plan` counted (those of `i` and of the nodes inlined into it).
+    fn release_inputs(&mut self, i: usize) -> Result<()> {
+        let order = self.order;
+        let mut stack = vec![i];
+        while let Some(k) = stack.pop() {
+            let fused_here = self.fusable(&order[k]);
+            for inp in &order[k].inputs {
+                let j = self.ix(&inp.node)?;
+                let constant = matches!(order[j].op, Op::Full(_));
+                if fused_here && (constant || self.inline[j]) {
+                    if self.inline[j] {
+                        stack.push(j);
+                    }
+                    continue;
+                }
+                self.readers[j] = self.readers[j].saturating_sub(1);
+                if self.readers[j] == 0 && !self.is_root[j] {
+                    self.values.remove(&j);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn value_of(&self, i: usize) -> Result<Arc<B>> {

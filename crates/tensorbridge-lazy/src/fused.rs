@@ -332,17 +332,23 @@ impl Program {
             limit: isize::MAX as u128,
         })?;
         let spare = &mut v.spare_capacity_mut()[..n];
-        spare
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .try_for_each(|(c, out)| {
-                let cols = self.run_chunk(inputs, c * CHUNK, out.len())?;
-                let last = cols.last().ok_or_else(|| internal("empty program"))?;
-                write_out(D::lane(last)?, out)
-            })?;
-        // SAFETY: `try_for_each` returned Ok, so every chunk of `spare` (which together cover all
-        // `n` elements exactly once) went through `write_out`, which writes each element of its
-        // chunk or fails; hence the first `n` elements are initialised.
+        let chunk = |c: usize, out: &mut [MaybeUninit<D>]| {
+            let cols = self.run_chunk(inputs, c * CHUNK, out.len())?;
+            let last = cols.last().ok_or_else(|| internal("empty program"))?;
+            write_out(D::lane(last)?, out)
+        };
+        if n <= CHUNK {
+            // One chunk: on the calling thread, without a round trip through the rayon pool.
+            chunk(0, spare)?;
+        } else {
+            spare
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .try_for_each(|(c, out)| chunk(c, out))?;
+        }
+        // SAFETY: both paths returned Ok, so every chunk of `spare` (which together cover all `n`
+        // elements exactly once) went through `write_out`, which writes each element of its chunk
+        // or fails; hence the first `n` elements are initialised.
         unsafe { v.set_len(n) };
         let a = ArrayD::from_shape_vec(IxDyn(shape), v)
             .map_err(|e| internal(&format!("result shape: {e}")))?;

@@ -446,6 +446,8 @@ impl AnyTensor {
     }
     /// The graph behind a lazy tensor, as text or Graphviz DOT; an error for eager tensors.
     pub fn graph(&self, dot: bool) -> Result<String> {
+        #[cfg(not(feature = "lazy"))]
+        let _ = dot;
         match self {
             #[cfg(feature = "lazy")]
             AnyTensor::LazyCpu(t) => Ok(if dot { t.graph_dot() } else { t.graph() }),

@@ -18,16 +18,17 @@ export TB_HYPOTHESIS_EXAMPLES ?= 2000
 # Python extension finds it by `import torch` (tensorbridge/__init__.py).
 export LIBTORCH ?= $(HOME)/.cache/tensorbridge/libtorch
 TORCH_STAMP := $(VENV)/.libtorch-linked
-# Backends compiled into the Python extension and the Rust tests (besides cpu, always there).
+# Backends with native dependencies compiled into the Python extension and the Rust tests (cpu and
+# lazy:cpu are always there).
 FEATURES ?= torch
 comma := ,
 empty :=
 space := $(empty) $(empty)
 # As cargo features of the facade (tests, examples) and of the bindings (clippy, maturin).
-RUST_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f))))
+RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers clean libtorch cpu-ext
+.PHONY: demo test develop lint rust-test py-test bench bench-peers bench-lazy clean libtorch cpu-ext
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,7 @@ develop: libtorch
 ## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
 demo: develop
 	$(PY) examples/tensor_to_numpy.py
+	$(PY) examples/graph_session.py
 	cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 
 lint: libtorch
@@ -76,6 +78,11 @@ test: lint rust-test py-test
 bench: develop
 	cargo bench -p tensorbridge-cpu --bench to_host
 	$(PY) benches/python/conversion.py
+
+## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
+bench-lazy:
+	cargo bench -p tensorbridge-lazy --bench lazy_fused
+	$(PYTHON) benches/python/lazy_ratio.py
 
 ## The Python bench against torch, TensorFlow and JAX in an optional .venv-bench (~7 GB).
 bench-peers: develop

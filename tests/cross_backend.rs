@@ -20,6 +20,8 @@ fn device_for(kind: BackendKind) -> Device {
         BackendKind::Cpu => Device::Cpu,
         #[cfg(feature = "torch")]
         BackendKind::Torch => Device::Cpu,
+        #[cfg(feature = "lazy")]
+        BackendKind::LazyCpu => Device::Cpu,
     }
 }
 

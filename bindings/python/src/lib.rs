@@ -11,6 +11,7 @@ mod convert;
 mod dlpack;
 mod errors;
 mod index;
+mod session;
 #[cfg(feature = "torch")]
 mod torch_import;
 
@@ -270,6 +271,11 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let t = &slf.get().inner;
+        if !t.is_evaluated() {
+            // Conversion is the moment of evaluation (no session needed); the view below then
+            // points into the evaluated value.
+            detached(py, bytes_of(t), || t.evaluate())?;
+        }
         let target = dtype.unwrap_or(t.dtype());
         if target == t.dtype() && copy != Some(true) {
             if let Some(view) = export_view(py, slf.as_any(), t)? {
@@ -562,6 +568,16 @@ impl PyTensor {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let t = &slf.get().inner;
+        if let Some(expr) = t.pending_expression() {
+            // An unevaluated lazy tensor: show what it will compute, compute nothing.
+            return Ok(format!(
+                "tb.Tensor(<unevaluated {expr}>, shape={}, dtype={}, backend={}, device={})",
+                PyTuple::new(py, t.shape())?.repr()?,
+                t.dtype(),
+                t.backend(),
+                t.device()
+            ));
+        }
         let arr = Self::host_for_python(slf)?;
         let np = py.import("numpy")?;
         let body: String = np.call_method1("array2string", (arr,))?.extract()?;
@@ -572,6 +588,40 @@ impl PyTensor {
             t.backend(),
             t.device()
         ))
+    }
+
+    /// The value of a lazy tensor as a NumPy array, evaluated in `session` or else in the
+    /// thread's default session (`with tb.Session() as s:`); without either, a ValueError (as
+    /// TF1). A read-only zero-copy view of the evaluated value.
+    #[pyo3(signature = (session=None))]
+    fn eval<'py>(
+        slf: &Bound<'py, Self>,
+        session: Option<&Bound<'py, session::PySession>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        session::eval_tensor(slf, session)
+    }
+
+    /// True when the values exist: always for eager tensors, after evaluation for lazy ones.
+    /// Asking computes nothing.
+    #[getter]
+    fn is_evaluated(&self) -> bool {
+        self.inner.is_evaluated()
+    }
+
+    /// The graph behind a lazy tensor, one line per node (`format="dot"`: Graphviz DOT).
+    /// Computes nothing; a ValueError for eager tensors.
+    #[pyo3(signature = (format="text"))]
+    fn graph(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        let dot = match format {
+            "text" => false,
+            "dot" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "graph(format={other:?}): expected 'text' or 'dot'"
+                )))
+            }
+        };
+        self.inner.graph(dot).py(py)
     }
 
     fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -886,7 +936,10 @@ fn _from_numpy(
     let t = import_array(
         py,
         array,
-        copy && !needs_cast && kind == BackendKind::Cpu && dev == Device::Cpu,
+        // The lazy CPU backend shares the imported storage (`to` lifts it), so it needs the copy too.
+        copy && !needs_cast
+            && matches!(kind, BackendKind::Cpu | BackendKind::LazyCpu)
+            && dev == Device::Cpu,
     )?;
     let bytes = bytes_of(&t);
     let out = detached(py, bytes, || {
@@ -995,6 +1048,7 @@ fn _compiled_backends() -> Vec<&'static str> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTensor>()?;
+    m.add_class::<session::PySession>()?;
     m.add_function(wrap_pyfunction!(_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(_from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(_full, m)?)?;

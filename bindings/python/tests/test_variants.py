@@ -36,7 +36,8 @@ def test_the_cpu_only_extension_imports_without_torch(tmp_path: Path) -> None:
         import numpy as np
         import tensorbridge as tb
         assert tb.__file__.startswith(sys.argv[1]), tb.__file__
-        assert tb.compiled_backends() == ["cpu"], tb.compiled_backends()
+        assert "torch" not in tb.compiled_backends(), tb.compiled_backends()
+        assert "cpu" in tb.compiled_backends(), tb.compiled_backends()
         t = tb.tensor([[1, 2], [3, 4]])
         assert (np.asarray(t.T) == np.array([[1, 3], [2, 4]])).all()
         try:

@@ -10,6 +10,8 @@ use tensorbridge_core::{DType, Device, Element, Error, HostArray, Layout, Result
 
 #[cfg(feature = "cpu")]
 use tensorbridge_cpu::Cpu;
+#[cfg(feature = "lazy")]
+use tensorbridge_lazy::{Lazy, LazyTensor};
 #[cfg(feature = "torch")]
 use tensorbridge_torch::Torch;
 
@@ -24,6 +26,9 @@ pub enum BackendKind {
     /// `tensorbridge-torch` (libtorch through tch; CPU and CUDA devices).
     #[cfg(feature = "torch")]
     Torch,
+    /// `tensorbridge-lazy` over the CPU backend: ops are recorded, evaluated on demand, fused.
+    #[cfg(feature = "lazy")]
+    LazyCpu,
 }
 
 impl BackendKind {
@@ -33,6 +38,8 @@ impl BackendKind {
             BackendKind::Cpu => "cpu",
             #[cfg(feature = "torch")]
             BackendKind::Torch => "torch",
+            #[cfg(feature = "lazy")]
+            BackendKind::LazyCpu => "lazy:cpu",
         }
     }
 
@@ -42,6 +49,8 @@ impl BackendKind {
             BackendKind::Cpu,
             #[cfg(feature = "torch")]
             BackendKind::Torch,
+            #[cfg(feature = "lazy")]
+            BackendKind::LazyCpu,
         ]
     }
 }
@@ -60,8 +69,10 @@ impl FromStr for BackendKind {
             "cpu" => Ok(BackendKind::Cpu),
             #[cfg(feature = "torch")]
             "torch" => Ok(BackendKind::Torch),
+            #[cfg(feature = "lazy")]
+            "lazy:cpu" | "lazy" => Ok(BackendKind::LazyCpu),
             #[allow(unreachable_patterns)]
-            "torch" | "cuda" | "lazy:cpu" => {
+            "torch" | "cuda" | "lazy:cpu" | "lazy" => {
                 let compiled: Vec<&str> =
                     BackendKind::compiled().iter().map(|k| k.name()).collect();
                 Err(Error::DeviceUnavailable(format!(
@@ -72,7 +83,7 @@ impl FromStr for BackendKind {
                 )))
             }
             other => Err(Error::InvalidArgument(format!(
-                "unknown backend '{other}'; expected one of: cpu, torch, cuda"
+                "unknown backend '{other}'; expected one of: cpu, lazy:cpu, torch, cuda"
             ))),
         }
     }
@@ -87,6 +98,9 @@ pub enum AnyTensor {
     /// A libtorch tensor (CPU or CUDA).
     #[cfg(feature = "torch")]
     Torch(Tensor<Torch>),
+    /// A lazy tensor over the CPU backend (a node of a recorded graph).
+    #[cfg(feature = "lazy")]
+    LazyCpu(Tensor<Lazy<Cpu>>),
 }
 
 /// Runs `$body` with `$t` bound to the inner `Tensor<B>`.
@@ -96,6 +110,8 @@ macro_rules! dispatch {
             AnyTensor::Cpu($t) => $body,
             #[cfg(feature = "torch")]
             AnyTensor::Torch($t) => $body,
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu($t) => $body,
         }
     };
 }
@@ -107,6 +123,8 @@ macro_rules! map_tensor {
             AnyTensor::Cpu($t) => AnyTensor::Cpu($body?),
             #[cfg(feature = "torch")]
             AnyTensor::Torch($t) => AnyTensor::Torch($body?),
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu($t) => AnyTensor::LazyCpu($body?),
         })
     };
 }
@@ -118,6 +136,8 @@ macro_rules! zip_tensors {
             (AnyTensor::Cpu($x), AnyTensor::Cpu($y)) => AnyTensor::Cpu($body?),
             #[cfg(feature = "torch")]
             (AnyTensor::Torch($x), AnyTensor::Torch($y)) => AnyTensor::Torch($body?),
+            #[cfg(feature = "lazy")]
+            (AnyTensor::LazyCpu($x), AnyTensor::LazyCpu($y)) => AnyTensor::LazyCpu($body?),
             #[allow(unreachable_patterns)]
             (l, r) => {
                 return Err(Error::BackendMismatch {
@@ -137,6 +157,8 @@ macro_rules! create {
             BackendKind::Cpu => AnyTensor::Cpu(Tensor::<Cpu>::$ctor($($arg),*)?),
             #[cfg(feature = "torch")]
             BackendKind::Torch => AnyTensor::Torch(Tensor::<Torch>::$ctor($($arg),*)?),
+            #[cfg(feature = "lazy")]
+            BackendKind::LazyCpu => AnyTensor::LazyCpu(Tensor::<Lazy<Cpu>>::$ctor($($arg),*)?),
         })
     };
 }
@@ -178,6 +200,8 @@ impl AnyTensor {
             AnyTensor::Cpu(_) => BackendKind::Cpu,
             #[cfg(feature = "torch")]
             AnyTensor::Torch(_) => BackendKind::Torch,
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(_) => BackendKind::LazyCpu,
         }
     }
     /// `"backend:device"`, for error messages.
@@ -399,7 +423,68 @@ impl AnyTensor {
         if kind == self.backend() && *device == self.device() {
             return Ok(self.clone());
         }
+        // Between the CPU backend and the lazy one over it nothing moves: a lazy leaf shares the
+        // eager storage, an evaluated lazy tensor hands over its value.
+        #[cfg(feature = "lazy")]
+        match (self, kind) {
+            (AnyTensor::Cpu(t), BackendKind::LazyCpu) if *device == t.device() => {
+                return Ok(AnyTensor::LazyCpu(Lazy::lift(t)?));
+            }
+            (AnyTensor::LazyCpu(t), BackendKind::Cpu) if *device == t.device() => {
+                let s = tensorbridge_lazy::Session::<Cpu>::new(t.device());
+                return Ok(AnyTensor::Cpu(t.eval(&s)?));
+            }
+            _ => {}
+        }
         Self::from_host(kind, self.to_host()?, device)
+    }
+}
+
+/// Deferred execution: these see through the lazy variant; on eager tensors they are trivial.
+impl AnyTensor {
+    /// True for tensors of a lazy backend.
+    pub fn is_lazy(&self) -> bool {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(_) => true,
+            _ => false,
+        }
+    }
+    /// True when the values exist (always, for eager tensors); nothing is computed by asking.
+    pub fn is_evaluated(&self) -> bool {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) => t.is_evaluated(),
+            _ => true,
+        }
+    }
+    /// Computes the values of a lazy tensor now (implicitly, on its own device); a no-op for
+    /// eager tensors and evaluated ones.
+    pub fn evaluate(&self) -> Result<()> {
+        self.synchronize()
+    }
+    /// The pending computation of an unevaluated lazy tensor as one expression; `None` otherwise.
+    pub fn pending_expression(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) if !t.is_evaluated() => Some(t.expression()),
+            _ => None,
+        }
+    }
+    /// The graph behind a lazy tensor, as text or Graphviz DOT; an error for eager tensors.
+    pub fn graph(&self, dot: bool) -> Result<String> {
+        #[cfg(not(feature = "lazy"))]
+        let _ = dot;
+        match self {
+            #[cfg(feature = "lazy")]
+            AnyTensor::LazyCpu(t) => Ok(if dot { t.graph_dot() } else { t.graph() }),
+            other => Err(Error::InvalidArgument(format!(
+                "graph(): the tensor is on the eager backend {} and has no graph; make it lazy \
+                 with .to(backend='lazy:{}') or tb.lazy(...)",
+                other.backend(),
+                other.backend()
+            ))),
+        }
     }
 }
 
@@ -413,6 +498,13 @@ impl From<Tensor<Cpu>> for AnyTensor {
 impl From<Tensor<Torch>> for AnyTensor {
     fn from(t: Tensor<Torch>) -> Self {
         AnyTensor::Torch(t)
+    }
+}
+
+#[cfg(feature = "lazy")]
+impl From<Tensor<Lazy<Cpu>>> for AnyTensor {
+    fn from(t: Tensor<Lazy<Cpu>>) -> Self {
+        AnyTensor::LazyCpu(t)
     }
 }
 

@@ -24,6 +24,8 @@ pub use tensorbridge_core::{
 pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]
 pub use tensorbridge_cpu::{Buffer, Cpu};
+#[cfg(feature = "lazy")]
+pub use tensorbridge_lazy::{Lazy, LazyTensor, RunStats, Session, SessionOptions};
 /// The libtorch backend crate (`from_tch`, `to_tch`, CUDA helpers).
 #[cfg(feature = "torch")]
 pub use tensorbridge_torch as torch;

@@ -17,6 +17,11 @@ The conversion contract (the same on every backend; see the README's table):
 * ``copy=False`` when a copy is unavoidable: ``ValueError`` (NumPy 2 semantics).
 * bfloat16 converts to ``ml_dtypes.bfloat16`` (``pip install ml_dtypes``), or use
   ``t.astype("float32")`` / ``np.asarray(t, dtype=np.float32)`` (one fused pass).
+
+Deferred execution (TF1's graph and session): tensors of ``backend="lazy:cpu"`` (or made with
+``tb.lazy(...)``) record ops instead of running them; ``t.eval(session=tb.Session())``,
+``sess.run([a, b])``, ``t.numpy()`` and ``np.asarray(t)`` evaluate, fusing elementwise chains
+into one pass over memory.
 """
 
 from __future__ import annotations
@@ -58,10 +63,12 @@ except ImportError as _e:
 if "torch" in _native._compiled_backends():
     _require_torch("")
 
-from ._native import Tensor  # noqa: E402
+from ._native import Session, Tensor  # noqa: E402
 
 __all__ = [
     "Tensor",
+    "Session",
+    "lazy",
     "tensor",
     "from_numpy",
     "from_torch",
@@ -418,3 +425,25 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
     """NumPy ``transpose``: reverse the axes, or permute them by ``axes``."""
     t = _t(a)
     return t.transpose() if axes is None else t.transpose(*axes)
+
+
+def lazy(
+    data: Any = None, dtype: Any = None, backend: str = "cpu", device: str | None = None
+) -> Any:
+    """Deferred execution over ``backend`` (``"cpu"``): ops on the result are recorded into a
+    graph and computed when a value is needed (``t.eval(session=...)``, ``Session.run``,
+    ``t.numpy()``, ``np.asarray(t)``), elementwise chains fused into one pass over memory.
+
+    ``tb.lazy(data)``: a lazy tensor holding ``data`` (a Tensor is shared, not copied; anything
+    else as ``tb.tensor``). ``tb.lazy()`` with no data: the backend name, ``"lazy:cpu"``, for any
+    ``backend=`` argument (``tb.zeros(3, backend=tb.lazy())``).
+    """
+    name = backend if backend.startswith("lazy") else f"lazy:{backend}"
+    if data is None:
+        if name not in compiled_backends():
+            raise ValueError(
+                f"no lazy backend over {backend!r} in this build (compiled: "
+                f"{', '.join(compiled_backends())})"
+            )
+        return name
+    return tensor(data, dtype=dtype, backend=name, device=device)

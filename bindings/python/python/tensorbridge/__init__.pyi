@@ -24,15 +24,18 @@ devices that are not available).
 """
 
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from ._native import Session as Session
 from ._native import Tensor as Tensor
 
 __all__ = [
     "Tensor",
+    "Session",
+    "lazy",
     "tensor",
     "from_numpy",
     "from_torch",
@@ -238,3 +241,20 @@ def reshape(a: _TensorLike, shape: _ShapeLike) -> Tensor:
 
 def transpose(a: _TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """NumPy ``transpose``: reverse the axes, or permute them by ``axes`` (a view)."""
+
+@overload
+def lazy(
+    data: None = None, dtype: None = None, backend: str = "cpu", device: str | None = None
+) -> Literal["lazy:cpu"]:
+    """The lazy backend's name over ``backend`` (``"lazy:cpu"``), for any ``backend=``."""
+
+@overload
+def lazy(
+    data: _TensorLike,
+    dtype: _DTypeLike | None = None,
+    backend: str = "cpu",
+    device: str | None = None,
+) -> Tensor:
+    """A lazy tensor holding ``data`` (a Tensor is shared, not copied): ops on it are recorded
+    and computed when a value is needed (``t.eval(session=...)``, ``Session.run``,
+    ``t.numpy()``), elementwise chains fused into one pass over memory."""

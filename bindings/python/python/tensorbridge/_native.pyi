@@ -1,12 +1,13 @@
 """Type stubs of the native extension (kept in sync with bindings/python/src/lib.rs)."""
 
 import sys
-from typing import Any, final
+from typing import Any, final, overload
 
 import numpy as np
 
 __all__ = [
     "Tensor",
+    "Session",
     "_from_numpy",
     "_from_dlpack",
     "_full",
@@ -141,6 +142,39 @@ class Tensor:
     def __le__(self, other: Any, /) -> Tensor: ...
     def __gt__(self, other: Any, /) -> Tensor: ...
     def __ge__(self, other: Any, /) -> Tensor: ...
+    def eval(self, session: Session | None = None) -> np.ndarray[Any, Any]:
+        """The value of a lazy tensor as a read-only ndarray (a zero-copy view of the evaluated
+        value), evaluated in ``session`` or else the thread's default session (``with
+        tb.Session() as s:``); ValueError without either (as TF1), TypeError for eager tensors."""
+    @property
+    def is_evaluated(self) -> bool:
+        """True when the values exist (always for eager tensors); asking computes nothing."""
+    def graph(self, format: str = "text") -> str:
+        """The graph behind a lazy tensor, one line per node, or Graphviz DOT with
+        ``format="dot"``. Computes nothing; ValueError for eager tensors."""
+
+@final
+class Session:
+    """Evaluates lazy tensors on one backend and device (TF1's ``tf.compat.v1.Session``).
+    ``with tb.Session() as s:`` makes it the thread's default session and closes it at the end."""
+
+    def __new__(cls, backend: str = "lazy:cpu", device: str | None = None) -> Session: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @overload
+    def run(self, fetches: Tensor) -> np.ndarray[Any, Any]: ...
+    @overload
+    def run(self, fetches: list[Tensor] | tuple[Tensor, ...]) -> list[np.ndarray[Any, Any]]: ...
+    def last_run_stats(self) -> dict[str, int]:
+        """What the last run did: nodes, cse_merged, kernels, fused_kernels, fused_ops,
+        peak_live_values."""
+    def close(self) -> None: ...
+    def __enter__(self) -> Session: ...
+    def __exit__(self, *_exc: object) -> bool: ...
 
 def _from_numpy(
     array: np.ndarray[Any, Any],

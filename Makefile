@@ -11,7 +11,7 @@ STAMP := $(VENV)/.requirements-installed
 # Hypothesis examples per property test (CI runs the full count).
 export TB_HYPOTHESIS_EXAMPLES ?= 2000
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers clean
+.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke clean
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -42,19 +42,43 @@ py-test: develop
 	$(PY) -m pytest bindings/python/tests -q
 
 ## Every Rust and Python test, plus formatting and lints.
-test: lint rust-test py-test
+test: lint rust-test py-test bench-smoke
 
-## Benchmarks (not part of `make test`).
-bench: develop
-	cargo bench -p tensorbridge-cpu --bench to_host
-	$(PY) benches/python/conversion.py
+## Benchmarks (not part of `make test`): every compiled backend and the peers side by side.
+## Rust criterion benches, then the Python harness in .venv-bench (torch, TensorFlow, JAX, ~7 GB);
+## results in bench-results/<UTC time>.{json,md,png}. BENCH_FEATURES: more Rust backends
+## (e.g. `torch,cuda`); BENCH_ARGS: more harness flags (e.g. `--wait-idle 120`).
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_REQS := benches/python/requirements-bench.txt
+BENCH_STAMP := $(BENCH_VENV)/.requirements-installed
+BENCH_FEATURES ?=
+BENCH_ARGS ?=
+BENCH_CARGO := cargo bench -p tensorbridge --bench backends $(if $(BENCH_FEATURES),--features $(BENCH_FEATURES))
+BENCH_HARNESS := benches/python/bench.py --criterion-dir $(CARGO_TARGET_DIR)/criterion
 
-## The Python bench against torch, TensorFlow and JAX in an optional .venv-bench (~7 GB).
-bench-peers: develop
-	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet -r benches/python/requirements-bench.txt
-	VIRTUAL_ENV=$(abspath .venv-bench) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
-	.venv-bench/bin/python benches/python/conversion.py
+$(BENCH_STAMP): $(BENCH_REQS)
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -r $(BENCH_REQS)
+	touch $@
+
+## The bench venv with this tree's extension installed (editable, shared with .venv).
+bench-venv: develop $(BENCH_STAMP)
+	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
+
+bench: bench-venv
+	start=$$(date +%s) && $(BENCH_CARGO) && \
+		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
+
+## A regression check in under 2 minutes: smaller sizes, shorter measurements.
+bench-quick: bench-venv
+	start=$$(date +%s) && TB_BENCH_QUICK=1 $(BENCH_CARGO) && \
+		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start --quick $(BENCH_ARGS)
+
+## The harness on tiny sizes (JSON, table, plot, --compare), in the dev venv, so it cannot rot.
+bench-smoke: develop
+	$(PY) -m pytest benches/python -q
 
 clean:
 	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so

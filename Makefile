@@ -63,8 +63,9 @@ $(BENCH_STAMP): $(BENCH_REQS)
 	$(BENCH_PY) -m pip install --quiet -r $(BENCH_REQS)
 	touch $@
 
-## The bench venv with this tree's extension installed (editable, shared with .venv).
-bench-venv: develop $(BENCH_STAMP)
+## The bench venv with this tree's extension built and installed (editable: the .so it builds
+## lands in the source tree, so .venv sees it too).
+bench-venv: $(STAMP) $(BENCH_STAMP)
 	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
 
 bench: bench-venv

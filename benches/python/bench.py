@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated subset (default: all: %(default)s)")  # fmt: skip
     p.add_argument("--peers", default=",".join(PEERS),
                    help="peers to try if installed (default %(default)s; '' for none)")  # fmt: skip
-    p.add_argument("--budget", type=float, help="seconds per statement (default 1, quick 0.25)")
+    p.add_argument("--budget", type=float, help="seconds per statement (default 1, quick 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller sizes and budget")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                    help="wait up to S s for other processes to use < 10%% of the CPUs")  # fmt: skip
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown workloads {unknown}; known: {', '.join(by_name)}")
     workloads = [by_name[x] for x in args.workloads.split(",") if x]
     sizes = args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES)
-    budget = args.budget if args.budget is not None else (0.25 if args.quick else 1.0)
+    budget = args.budget if args.budget is not None else (0.1 if args.quick else 1.0)
 
     peers = load_peers([x for x in args.peers.split(",") if x], log)
     peer_versions = {n: (peers[n].__version__ if n in peers else "not installed") for n in PEERS}

@@ -133,6 +133,7 @@ def time_group(workload: str, size: int, specs: list[Spec], budget: float, log: 
     numbers: list[int] = []
     reps: list[int] = []
     rows: list[Row] = []
+    settle()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. NumPy 2's __array__(copy=) deprecation for peers
         for s in specs:
@@ -144,7 +145,6 @@ def time_group(workload: str, size: int, specs: list[Spec], budget: float, log: 
             out_bytes = s.out_bytes if s.out_bytes is not None else result_bytes(result)
             del result
             timer = timeit.Timer(f"_r = {s.stmt}", globals=s.env)
-            settle()
             # Warm-up (the first calls may pay one-time costs: JIT, first touch of a source).
             per_call = min(timer.timeit(1), timer.timeit(1))
             if per_call >= batch_s:

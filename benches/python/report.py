@@ -198,9 +198,11 @@ def markdown(res: Result) -> str:
             lim, peer = limit_of(res.rows, r), best_peer(res.rows, r)
             lim_s = "—" if lim is None else f"{fmt_time(lim.median_s)} (`{lim.stmt}`)"
             peer_s = "—" if peer is None else f"{peer.library} {fmt_time(peer.median_s)}"
+            zero_copy = w in res.per_call and r.device_kind == "cpu"
+            gbps = "— (view)" if zero_copy else f"{r.gbps_median:.2f}"
             lines.append(
                 f"| {title} | {_size(r.size)} | {r.target} | {fmt_time(r.median_s)} | "
-                f"{r.gbps_median:.2f} | {lim_s} | {_x(speed_ratio(lim, r))} | {peer_s} | "
+                f"{gbps} | {lim_s} | {_x(speed_ratio(lim, r))} | {peer_s} | "
                 f"{_x(speed_ratio(peer, r))} |"
             )
     lines += [

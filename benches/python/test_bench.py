@@ -115,3 +115,24 @@ def test_criterion_results_are_collected_from_this_run_only(tmp_path: Path) -> N
     ours = next(r for r in rows if r.function == "cpu@cpu")
     assert ours.min_s == pytest.approx(100e-9) and ours.median_s == pytest.approx(150e-9)
     assert ours.per_iter == 4096 and ours.unit == "bytes"
+
+
+def test_ratios_compare_within_one_device_kind() -> None:
+    # No GPU here: synthetic rows stand in for a CUDA run, to pin that a CUDA subject is judged
+    # against CUDA peers and the pinned-copy limit, never against host rows.
+    def row(library: str, target: str, role: str, t: float) -> report.Row:
+        return report.Row("array_copy", 64, library, target, role, "stmt", 256, 1, [t, t])
+
+    rows = [
+        row("tensorbridge", "cpu@cpu", "subject", 2.0),
+        row("tensorbridge", "cuda@cuda:0", "subject", 4.0),
+        row("NumPy", "cpu", "peer", 1.0),
+        row("torch", "cuda:0", "peer", 8.0),
+        row("limit", "cpu", "limit", 0.5),
+        row("limit", "cuda:0", "limit", 2.0),
+    ]
+    cpu, cuda = rows[0], rows[1]
+    assert report.best_peer(rows, cpu) is rows[2] and report.limit_of(rows, cpu) is rows[4]
+    assert report.best_peer(rows, cuda) is rows[3] and report.limit_of(rows, cuda) is rows[5]
+    assert report.speed_ratio(report.best_peer(rows, cuda), cuda) == 2.0
+    assert report.speed_ratio(report.limit_of(rows, cuda), cuda) == 0.5

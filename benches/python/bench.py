@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="compare two result JSON files and exit (1 on any regression)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.10,
                    help="--compare: flag figures slower by more than this (default 0.10)")  # fmt: skip
+    p.add_argument("--vs-limit", action="store_true",
+                   help="--compare: judge each figure relative to its run's limit (cancels a "
+                   "machine-wide slowdown on a shared machine)")  # fmt: skip
     p.add_argument("--sizes", type=parse_sizes, help="elements, e.g. 4,1e4 (default: 4,1e4,1e6,"
                    "64e6; with --quick 4,1e4,1e6)")  # fmt: skip
     p.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS),
@@ -424,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.compare:
-        return report.compare(args.compare[0], args.compare[1], args.threshold)
+        return report.compare(
+            args.compare[0], args.compare[1], args.threshold, vs_limit=args.vs_limit
+        )
 
     started = time.perf_counter()
 

@@ -56,26 +56,36 @@ def test_device_discovery_probes_backends() -> None:
     assert set(tb.compiled_backends()) == {b for b, _ in bench.tensorbridge_targets()}
 
 
-def _result(rows: list[tuple[str, float]], rust: list[tuple[str, float]]) -> dict[str, Any]:
+def _result(
+    rows: list[tuple[str, float]],
+    rust: list[tuple[str, float]],
+    mins: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    mins = mins or {}
     return {
         "facts": {"cpu": "test CPU", "git_commit": "abc"},
-        "rows": [{"key": k, "median_s": t, "min_s": t * 0.9} for k, t in rows],
+        "rows": [{"key": k, "median_s": t, "min_s": mins.get(k, t * 0.9)} for k, t in rows],
         "rust": [{"key": k, "median_s": t, "min_s": t} for k, t in rust],
     }
 
 
-def test_compare_flags_only_figures_slower_by_more_than_the_threshold(
+def test_compare_flags_only_our_figures_slower_by_more_than_the_threshold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     old = _result(
         [("numpy/4/tensorbridge/cpu@cpu", 1e-7), ("transposed/64/tensorbridge/cpu@cpu", 1e-6),
-         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 1e-6)],
+         ("transposed/64/limit/cpu", 1e-7), ("transposed/64/torch/cpu", 1e-6),
+         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 1e-6), ("asarray/4/tensorbridge/cpu@cpu", 1e-7)],
         [("rust/add/4/cpu@cpu", 2e-8)],
     )  # fmt: skip
     new = _result(
         [("numpy/4/tensorbridge/cpu@cpu", 1.05e-7), ("transposed/64/tensorbridge/cpu@cpu", 1.3e-6),
-         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 0.5e-6), ("sliced/4/NumPy/cpu", 1e-6)],
+         ("transposed/64/limit/cpu", 1.3e-7), ("transposed/64/torch/cpu", 2e-6),
+         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 0.5e-6), ("sliced/4/NumPy/cpu", 1e-6),
+         ("asarray/4/tensorbridge/cpu@cpu", 2e-7)],
         [("rust/add/4/cpu@cpu", 2.5e-8)],
+        # the median doubled but the best repetition did not move: load, not a slower path
+        mins={"asarray/4/tensorbridge/cpu@cpu": 0.9e-7},
     )  # fmt: skip
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
@@ -83,13 +93,29 @@ def test_compare_flags_only_figures_slower_by_more_than_the_threshold(
     assert bench.main(argv) == 1
     lines = capsys.readouterr().out.splitlines()
     flagged = sorted(ln.split()[0] for ln in lines if "REGRESSION" in ln)
+    # the torch peer got 2x slower too, but peers are context, not regressions of ours
     assert flagged == ["rust/add/4/cpu@cpu", "transposed/64/tensorbridge/cpu@cpu"]
     assert any("bf16_to_f32" in ln and "faster" in ln for ln in lines)
     assert any("only in NEW" in ln for ln in lines)
     # a looser threshold lets the same runs pass
     assert bench.main([*argv, "--threshold", "0.3"]) == 0
+    # relative to the limit, the transpose kept pace with a machine 30% slower: no regression,
+    # and the Rust figure has no limit to judge by
+    capsys.readouterr()
+    assert bench.main([*argv, "--vs-limit"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "transposed/64/tensorb" in ln)
+    assert "/limit  1.00×" in line
     # a run compared with itself has no regressions
     assert bench.main(["--compare", argv[1], argv[1]]) == 0
+
+
+def test_limit_keys_pair_each_figure_with_its_own_limit() -> None:
+    assert report.limit_key("sliced/64/tensorbridge/cuda@cuda:0") == "sliced/64/limit/cuda:0"
+    assert report.limit_key("sliced/64/torch/cpu") == "sliced/64/limit/cpu"
+    assert report.limit_key("rust/from_host/4/cpu@cpu") == "rust/from_host/4/limit_memcpy"
+    assert report.is_ours("rust/from_host/4/cpu@cpu") and report.is_ours("a/4/tensorbridge/x@y")
+    assert not report.is_ours("rust/from_host/4/limit_memcpy")
+    assert not report.is_ours("a/4/torch/cpu")
 
 
 def test_criterion_results_are_collected_from_this_run_only(tmp_path: Path) -> None:

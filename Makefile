@@ -28,7 +28,7 @@ space := $(empty) $(empty)
 RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
-.PHONY: demo test develop lint rust-test py-test bench bench-peers bench-lazy clean libtorch cpu-ext
+.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -72,24 +72,52 @@ py-test: develop cpu-ext
 		$(PY) -m pytest bindings/python/tests -q
 
 ## Every Rust and Python test, plus formatting and lints.
-test: lint rust-test py-test
+test: lint rust-test py-test bench-smoke
 
-## Benchmarks (not part of `make test`).
-bench: develop
-	cargo bench -p tensorbridge-cpu --bench to_host
-	$(PY) benches/python/conversion.py
+## Benchmarks (not part of `make test`): every compiled backend and the peers side by side.
+## Rust criterion benches, then the Python harness in .venv-bench (torch, TensorFlow, JAX, ~7 GB);
+## results in bench-results/<UTC time>.{json,md,png}. BENCH_FEATURES: more Rust backends
+## (e.g. `torch,cuda`); BENCH_ARGS: more harness flags (e.g. `--wait-idle 120`).
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_REQS := benches/python/requirements-bench.txt
+BENCH_STAMP := $(BENCH_VENV)/.requirements-installed
+BENCH_FEATURES ?= $(subst $(space),$(comma),$(strip lazy $(FEATURES)))
+BENCH_ARGS ?=
+BENCH_CARGO := cargo bench -p tensorbridge --bench backends $(if $(BENCH_FEATURES),--features $(BENCH_FEATURES))
+BENCH_HARNESS := benches/python/bench.py --criterion-dir $(CARGO_TARGET_DIR)/criterion
+
+$(BENCH_STAMP): $(BENCH_REQS)
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -r $(BENCH_REQS)
+	touch $@
+
+## The bench venv with this tree's extension built and installed (editable: the .so it builds
+## lands in the source tree, so .venv sees it too).
+bench-venv: libtorch $(BENCH_STAMP)
+	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
+		--features "$(subst $(space),$(comma),$(strip $(FEATURES)))"
+
+bench: bench-venv
+	start=$$(date +%s) && $(BENCH_CARGO) && \
+		$(if $(filter torch,$(FEATURES)),cargo bench -p tensorbridge-torch --bench torch_transfer &&) \
+		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
+
+## A regression check in under 2 minutes: smaller sizes, shorter measurements.
+bench-quick: bench-venv
+	start=$$(date +%s) && TB_BENCH_QUICK=1 $(BENCH_CARGO) && \
+		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start --quick $(BENCH_ARGS)
+
+## The harness on tiny sizes (JSON, table, plot, --compare), in the dev venv, so it cannot rot.
+bench-smoke: develop
+	$(PY) -m pytest benches/python -q
 
 ## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
 bench-lazy:
 	cargo bench -p tensorbridge-lazy --bench lazy_fused
 	$(PYTHON) benches/python/lazy_ratio.py
 
-## The Python bench against torch, TensorFlow and JAX in an optional .venv-bench (~7 GB).
-bench-peers: develop
-	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet -r benches/python/requirements-bench.txt
-	VIRTUAL_ENV=$(abspath .venv-bench) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml
-	.venv-bench/bin/python benches/python/conversion.py
 
 clean:
 	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so

@@ -662,6 +662,19 @@ impl PyTensor {
         })?))
     }
 
+    /// Blocks until every operation queued on this tensor's device has finished (a no-op on
+    /// synchronous backends such as `cpu`); benchmarks call it to time asynchronous devices.
+    fn synchronize(&self, py: Python<'_>) -> PyResult<()> {
+        let t = &self.inner;
+        // Waiting on a device can take long: let other Python threads run meanwhile.
+        let wait = if t.device() == Device::Cpu {
+            0
+        } else {
+            usize::MAX
+        };
+        detached(py, wait, || t.synchronize())
+    }
+
     /// Reshape: `t.reshape(2, 3)` or `t.reshape((2, -1))`; a view when the strides allow.
     #[pyo3(signature = (*shape))]
     fn reshape(&self, py: Python<'_>, shape: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {

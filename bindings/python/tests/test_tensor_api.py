@@ -25,6 +25,13 @@ def test_properties() -> None:
     assert t.is_contiguous and not t.T.is_contiguous
 
 
+def test_synchronize_waits_for_the_device_and_returns_none() -> None:
+    t = tb.arange(6, dtype="float32") * 2
+    assert t.synchronize() is None
+    assert t.T.synchronize() is None  # views too
+    np.testing.assert_array_equal(t.numpy(), np.arange(6, dtype=np.float32) * 2)
+
+
 def test_properties_of_0d_and_zero_size_tensors() -> None:
     s = tb.tensor(5)
     assert (s.shape, s.ndim, s.size) == ((), 0, 1)

@@ -1,0 +1,164 @@
+"""The benchmark harness on tiny sizes (seconds), run by `make test` so it cannot rot: the grid,
+the JSON, the Markdown table, the plot, criterion collection and `--compare`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bench
+import report
+import tensorbridge as tb
+
+
+def run_tiny(out: Path) -> dict[str, Any]:
+    argv = ["--sizes", "4,64", "--budget", "0.002", "--peers", "", "--out-dir", str(out)]
+    assert bench.main(argv) == 0
+    (json_path,) = out.glob("*.json")
+    for ext in (".md", ".png"):  # matplotlib is in requirements-dev: the plot path runs too
+        assert json_path.with_suffix(ext).stat().st_size > 0
+    payload: dict[str, Any] = json.loads(json_path.read_text())
+    return payload
+
+
+def test_tiny_run_measures_every_workload_size_target_and_limit(tmp_path: Path) -> None:
+    payload = run_tiny(tmp_path)
+    targets = [f"{b}@{d}" for b, d in bench.tensorbridge_targets()]
+    assert "cpu@cpu" in targets
+    keys = {r["key"] for r in payload["rows"]}
+    for w in bench.WORKLOADS:
+        for size in (4, 64):
+            for target in targets:
+                assert f"{w.name}/{size}/tensorbridge/{target}" in keys
+            assert f"{w.name}/{size}/limit/cpu" in keys
+    for r in payload["rows"]:
+        assert r["reps"] >= 5 and r["min_s"] > 0 and r["min_s"] <= r["median_s"]
+        if r["role"] == "subject" and r["target"].endswith("@cpu"):
+            assert r["speed_vs_limit_median"] is not None
+        if r["workload"] == "transposed" and r["role"] == "subject":
+            # the NumPy peer is always there, so the best-peer ratio is too
+            assert r["best_peer"] == f"transposed/{r['size']}/NumPy/cpu"
+            assert r["speed_vs_best_peer_median"] > 0
+    facts = payload["facts"]
+    assert facts["logical_cpus"] and facts["versions"]["numpy"] and facts["git_commit"]
+    table = next(tmp_path.glob("*.md")).read_text()
+    assert "| transposed view → contiguous | 64 | cpu@cpu |" in table
+    assert "transposed → host vs NumPy (64 elements)" in table
+
+
+def test_device_discovery_probes_backends() -> None:
+    assert bench.devices_of("cpu")[0] == "cpu"
+    assert bench.devices_of("no-such-backend") == []
+    assert set(tb.compiled_backends()) == {b for b, _ in bench.tensorbridge_targets()}
+
+
+def _result(
+    rows: list[tuple[str, float]],
+    rust: list[tuple[str, float]],
+    mins: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    mins = mins or {}
+    return {
+        "facts": {"cpu": "test CPU", "git_commit": "abc"},
+        "rows": [{"key": k, "median_s": t, "min_s": mins.get(k, t * 0.9)} for k, t in rows],
+        "rust": [{"key": k, "median_s": t, "min_s": t} for k, t in rust],
+    }
+
+
+def test_compare_flags_only_our_figures_slower_by_more_than_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _result(
+        [("numpy/4/tensorbridge/cpu@cpu", 1e-7), ("transposed/64/tensorbridge/cpu@cpu", 1e-6),
+         ("transposed/64/limit/cpu", 1e-7), ("transposed/64/torch/cpu", 1e-6),
+         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 1e-6), ("asarray/4/tensorbridge/cpu@cpu", 1e-7)],
+        [("rust/add/4/cpu@cpu", 2e-8)],
+    )  # fmt: skip
+    new = _result(
+        [("numpy/4/tensorbridge/cpu@cpu", 1.05e-7), ("transposed/64/tensorbridge/cpu@cpu", 1.3e-6),
+         ("transposed/64/limit/cpu", 1.3e-7), ("transposed/64/torch/cpu", 2e-6),
+         ("bf16_to_f32/64/tensorbridge/cpu@cpu", 0.5e-6), ("sliced/4/NumPy/cpu", 1e-6),
+         ("asarray/4/tensorbridge/cpu@cpu", 2e-7)],
+        [("rust/add/4/cpu@cpu", 2.5e-8)],
+        # the median doubled but the best repetition did not move: load, not a slower path
+        mins={"asarray/4/tensorbridge/cpu@cpu": 0.9e-7},
+    )  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    argv = ["--compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+    assert bench.main(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    flagged = sorted(ln.split()[0] for ln in lines if "REGRESSION" in ln)
+    # the torch peer got 2x slower too, but peers are context, not regressions of ours
+    assert flagged == ["rust/add/4/cpu@cpu", "transposed/64/tensorbridge/cpu@cpu"]
+    assert any("bf16_to_f32" in ln and "faster" in ln for ln in lines)
+    assert any("only in NEW" in ln for ln in lines)
+    # a looser threshold lets the same runs pass
+    assert bench.main([*argv, "--threshold", "0.3"]) == 0
+    # relative to the limit, the transpose kept pace with a machine 30% slower: no regression,
+    # and the Rust figure has no limit to judge by
+    capsys.readouterr()
+    assert bench.main([*argv, "--vs-limit"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "transposed/64/tensorb" in ln)
+    assert "/limit  1.00×" in line
+    # a run compared with itself has no regressions
+    assert bench.main(["--compare", argv[1], argv[1]]) == 0
+
+
+def test_limit_keys_pair_each_figure_with_its_own_limit() -> None:
+    assert report.limit_key("sliced/64/tensorbridge/cuda@cuda:0") == "sliced/64/limit/cuda:0"
+    assert report.limit_key("sliced/64/torch/cpu") == "sliced/64/limit/cpu"
+    assert report.limit_key("rust/from_host/4/cpu@cpu") == "rust/from_host/4/limit_memcpy"
+    assert report.is_ours("rust/from_host/4/cpu@cpu") and report.is_ours("a/4/tensorbridge/x@y")
+    assert not report.is_ours("rust/from_host/4/limit_memcpy")
+    assert not report.is_ours("a/4/torch/cpu")
+
+
+def test_criterion_results_are_collected_from_this_run_only(tmp_path: Path) -> None:
+    def write(group: str, function: str, value: str, times: list[float], mtime: float) -> None:
+        d = tmp_path / group / function / value / "new"
+        d.mkdir(parents=True)
+        meta = {"group_id": group, "function_id": function, "value_str": value,
+                "throughput": {"Bytes": 4 * int(value)}}  # fmt: skip
+        (d / "benchmark.json").write_text(json.dumps(meta))
+        sample = {"iters": [2.0] * len(times), "times": times}
+        (d / "sample.json").write_text(json.dumps(sample))
+        for f in d.iterdir():
+            os.utime(f, (mtime, mtime))
+
+    write("to_host_contiguous", "cpu@cpu", "1024", [400.0, 200.0, 300.0], 2000.0)
+    write("to_host_contiguous", "limit_memcpy", "1024", [100.0, 100.0, 100.0], 2000.0)
+    write("add", "cpu@cpu", "1024", [1.0, 1.0, 1.0], 1000.0)  # an earlier run: left out
+    rows = report.collect_criterion(tmp_path, since=1500.0)
+    assert sorted(r.key for r in rows) == [
+        "rust/to_host_contiguous/1024/cpu@cpu",
+        "rust/to_host_contiguous/1024/limit_memcpy",
+    ]
+    ours = next(r for r in rows if r.function == "cpu@cpu")
+    assert ours.min_s == pytest.approx(100e-9) and ours.median_s == pytest.approx(150e-9)
+    assert ours.per_iter == 4096 and ours.unit == "bytes"
+
+
+def test_ratios_compare_within_one_device_kind() -> None:
+    # No GPU here: synthetic rows stand in for a CUDA run, to pin that a CUDA subject is judged
+    # against CUDA peers and the pinned-copy limit, never against host rows.
+    def row(library: str, target: str, role: str, t: float) -> report.Row:
+        return report.Row("array_copy", 64, library, target, role, "stmt", 256, 1, [t, t])
+
+    rows = [
+        row("tensorbridge", "cpu@cpu", "subject", 2.0),
+        row("tensorbridge", "cuda@cuda:0", "subject", 4.0),
+        row("NumPy", "cpu", "peer", 1.0),
+        row("torch", "cuda:0", "peer", 8.0),
+        row("limit", "cpu", "limit", 0.5),
+        row("limit", "cuda:0", "limit", 2.0),
+    ]
+    cpu, cuda = rows[0], rows[1]
+    assert report.best_peer(rows, cpu) is rows[2] and report.limit_of(rows, cpu) is rows[4]
+    assert report.best_peer(rows, cuda) is rows[3] and report.limit_of(rows, cuda) is rows[5]
+    assert report.speed_ratio(report.best_peer(rows, cuda), cuda) == 2.0
+    assert report.speed_ratio(report.limit_of(rows, cuda), cuda) == 0.5

@@ -981,8 +981,18 @@ fn import_device_memory(
         KDL_CUDA | KDL_CUDA_MANAGED
     ) && device.is_none_or(|d| d == Device::Cuda(pending.incoming.device.device_id as usize))
     {
-        let (incoming, owner) = pending.consume(py)?;
-        return torch_cuda_tensor(py, &incoming, owner);
+        let ordinal = pending.incoming.device.device_id as usize;
+        let visible = tensorbridge::torch::cuda::device_count();
+        if ordinal < visible {
+            let (incoming, owner) = pending.consume(py)?;
+            return torch_cuda_tensor(py, &incoming, owner);
+        }
+        // Not consumed: the capsule's destructor still calls the producer's deleter.
+        return Err(PyBufferError::new_err(format!(
+            "DLPack import of CUDA memory on cuda:{ordinal}: the torch backend cannot reach it, \
+             cuda:{ordinal} is unavailable (libtorch sees {visible} CUDA device(s)); pass \
+             device='cpu' to ask the producer for a host copy"
+        )));
     }
     let _ = py;
     let incoming = &pending.incoming;

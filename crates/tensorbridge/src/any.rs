@@ -10,6 +10,8 @@ use tensorbridge_core::{DType, Device, Element, Error, HostArray, Layout, Result
 
 #[cfg(feature = "cpu")]
 use tensorbridge_cpu::Cpu;
+#[cfg(feature = "cuda")]
+use tensorbridge_cuda::Cuda;
 
 #[cfg(not(feature = "cpu"))]
 compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
@@ -19,6 +21,9 @@ compile_error!("tensorbridge needs at least one backend feature (`cpu`)");
 pub enum BackendKind {
     /// `tensorbridge-cpu` (ndarray).
     Cpu,
+    /// `tensorbridge-cuda` (candle-core: a CUDA device, or candle's CPU device).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl BackendKind {
@@ -26,12 +31,18 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Cpu => "cpu",
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cuda",
         }
     }
 
     /// The backends compiled into this build.
     pub fn compiled() -> &'static [BackendKind] {
-        &[BackendKind::Cpu]
+        &[
+            BackendKind::Cpu,
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda,
+        ]
     }
 }
 
@@ -47,6 +58,8 @@ impl FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
             "cpu" => Ok(BackendKind::Cpu),
+            #[cfg(feature = "cuda")]
+            "cuda" => Ok(BackendKind::Cuda),
             "torch" | "cuda" => Err(Error::DeviceUnavailable(format!(
                 "backend '{s}' is not compiled into this build of tensorbridge (compiled: cpu); \
                  build the '{s}' variant (cargo feature `{s}`) to use it"
@@ -64,6 +77,9 @@ impl FromStr for BackendKind {
 pub enum AnyTensor {
     /// A CPU tensor.
     Cpu(Tensor<Cpu>),
+    /// A tensor of the CUDA (candle) backend.
+    #[cfg(feature = "cuda")]
+    Cuda(Tensor<Cuda>),
 }
 
 /// Runs `$body` with `$t` bound to the inner `Tensor<B>`.
@@ -71,6 +87,8 @@ macro_rules! dispatch {
     ($s:expr, $t:ident => $body:expr) => {
         match $s {
             AnyTensor::Cpu($t) => $body,
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda($t) => $body,
         }
     };
 }
@@ -80,6 +98,8 @@ macro_rules! map_tensor {
     ($s:expr, $t:ident => $body:expr) => {
         Ok(match $s {
             AnyTensor::Cpu($t) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda($t) => AnyTensor::Cuda($body?),
         })
     };
 }
@@ -89,6 +109,8 @@ macro_rules! zip_tensors {
     ($a:expr, $b:expr, $op:expr, ($x:ident, $y:ident) => $body:expr) => {
         Ok(match ($a, $b) {
             (AnyTensor::Cpu($x), AnyTensor::Cpu($y)) => AnyTensor::Cpu($body?),
+            #[cfg(feature = "cuda")]
+            (AnyTensor::Cuda($x), AnyTensor::Cuda($y)) => AnyTensor::Cuda($body?),
             #[allow(unreachable_patterns)]
             (l, r) => {
                 return Err(Error::BackendMismatch {
@@ -106,6 +128,8 @@ macro_rules! create {
     ($kind:expr, $ctor:ident($($arg:expr),*)) => {
         Ok(match $kind {
             BackendKind::Cpu => AnyTensor::Cpu(Tensor::<Cpu>::$ctor($($arg),*)?),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => AnyTensor::Cuda(Tensor::<Cuda>::$ctor($($arg),*)?),
         })
     };
 }
@@ -145,6 +169,8 @@ impl AnyTensor {
     pub fn backend(&self) -> BackendKind {
         match self {
             AnyTensor::Cpu(_) => BackendKind::Cpu,
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda(_) => BackendKind::Cuda,
         }
     }
     /// `"backend:device"`, for error messages.
@@ -373,6 +399,13 @@ impl AnyTensor {
 impl From<Tensor<Cpu>> for AnyTensor {
     fn from(t: Tensor<Cpu>) -> Self {
         AnyTensor::Cpu(t)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl From<Tensor<Cuda>> for AnyTensor {
+    fn from(t: Tensor<Cuda>) -> Self {
+        AnyTensor::Cuda(t)
     }
 }
 

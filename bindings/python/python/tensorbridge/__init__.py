@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
-from ._native import Tensor
+from ._loader import load_native as _load_native
+
+_native = _load_native()
+Tensor = _native.Tensor
 
 __all__ = [
     "Tensor",
@@ -54,6 +56,7 @@ __all__ = [
     "reshape",
     "transpose",
     "compiled_backends",
+    "transfer_guard",
     "bool_",
     "uint8",
     "uint16",
@@ -92,6 +95,30 @@ _SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, float
 def compiled_backends() -> list[str]:
     """Names of the backends compiled into this build of the extension."""
     return list(_native._compiled_backends())
+
+
+class transfer_guard:  # noqa: N801 (lower case like jax.transfer_guard, which it mirrors)
+    """What an *implicit* device-to-host conversion may do: ``"allow"`` (default), ``"log"`` (a
+    warning on the ``tensorbridge`` logger) or ``"disallow"`` (RuntimeError).
+
+    Implicit means through ``__array__``: ``np.asarray(t)``, ``np.add(t, 1)``, ... The explicit
+    ``t.numpy()`` is never guarded. Host tensors NumPy reads in place are never guarded either.
+    Calling it sets the level for the process; as a context manager it restores the previous
+    level on exit::
+
+        with tb.transfer_guard("disallow"):
+            np.asarray(gpu_tensor)  # RuntimeError
+    """
+
+    def __init__(self, level: str) -> None:
+        self._previous = _native._set_transfer_guard(level)
+        self.level = level
+
+    def __enter__(self) -> transfer_guard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _native._set_transfer_guard(self._previous)
 
 
 def _check_dtype(arr: np.ndarray[Any, Any], what: str) -> None:

@@ -46,7 +46,9 @@ def c_source(names: list[str]) -> str:
             "    return error == NO_DEVICE ? 0 : 1; /* CUDA_SUCCESS / CUDA_ERROR_INVALID_VALUE */\n}"
         )
     # The arguments are ignored: on x86-64 a callee that reads none of them is ABI-safe.
-    lines += [f"int {n}(void) {{ return NO_DEVICE; }}" for n in names if n not in MESSAGES]
+    lines += [
+        f"int {n}(void) {{ return NO_DEVICE; }}" for n in names if n not in MESSAGES
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +69,8 @@ def main() -> int:
     lib = os.path.join(out_dir, "libcuda.so.1")
     cc = os.environ.get("CC", "cc")
     subprocess.run(
-        [cc, "-shared", "-fPIC", "-O1", "-Wl,-soname,libcuda.so.1", "-o", lib, src], check=True
+        [cc, "-shared", "-fPIC", "-O1", "-Wl,-soname,libcuda.so.1", "-o", lib, src],
+        check=True,
     )
     link = os.path.join(out_dir, "libcuda.so")
     if os.path.lexists(link):

@@ -45,7 +45,9 @@ def bench_d2h(repeat: int = 5) -> dict[str, float]:
     sync = torch.cuda.synchronize
     x = torch.arange(ROWS * COLS, dtype=torch.float32, device="cuda:0").reshape(ROWS, COLS)
     t = tb.arange(ROWS * COLS, dtype="float32", backend="cuda", device="cuda:0").reshape(ROWS, COLS)
-    if not np.array_equal(t[:: ROWS // 7, :: COLS // 5].numpy(), x[:: ROWS // 7, :: COLS // 5].cpu().numpy()):
+    if not np.array_equal(
+        t[:: ROWS // 7, :: COLS // 5].numpy(), x[:: ROWS // 7, :: COLS // 5].cpu().numpy()
+    ):
         raise SystemExit("tensorbridge and torch disagree on the data")
     pinned = torch.empty((ROWS, COLS), dtype=torch.float32, pin_memory=True)
     out = np.empty((ROWS, COLS), dtype=np.float32)
@@ -86,11 +88,19 @@ def main() -> int:
         print(f"  {name:36s} {s * 1e3:9.2f} ms  {size / s / 1e9:7.2f} GB/s")
     whole = res["tb t.numpy() 1 GiB"]
     print("ratios (same run):")
-    print(f"  tb t.numpy() vs torch .cpu().numpy(): {res['torch x.cpu().numpy() 1 GiB'] / whole:.2f}x faster")
-    print(f"  tb t.numpy(out=) vs pinned copy: {res['pinned copy_ 1 GiB (baseline)'] / res['tb t.numpy(out=) 1 GiB']:.2f} of pinned bandwidth")
-    print(f"  tb t.numpy() vs pinned copy: {res['pinned copy_ 1 GiB (baseline)'] / whole:.2f} of pinned bandwidth")
+    print(
+        f"  tb t.numpy() vs torch .cpu().numpy(): {res['torch x.cpu().numpy() 1 GiB'] / whole:.2f}x faster"
+    )
+    print(
+        f"  tb t.numpy(out=) vs pinned copy: {res['pinned copy_ 1 GiB (baseline)'] / res['tb t.numpy(out=) 1 GiB']:.2f} of pinned bandwidth"
+    )
+    print(
+        f"  tb t.numpy() vs pinned copy: {res['pinned copy_ 1 GiB (baseline)'] / whole:.2f} of pinned bandwidth"
+    )
     print(f"  1/8 row slice costs {res['tb t[:n/8].numpy()'] / whole:.3f} of the whole")
-    print(f"  1/8 column slice (out=) costs {res['tb t[:, :n/8].numpy(out=)'] / res['tb t.numpy(out=) 1 GiB']:.3f} of the whole")
+    print(
+        f"  1/8 column slice (out=) costs {res['tb t[:, :n/8].numpy(out=)'] / res['tb t.numpy(out=) 1 GiB']:.3f} of the whole"
+    )
     return 0
 
 

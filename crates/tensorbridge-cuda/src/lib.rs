@@ -267,9 +267,7 @@ fn propagate_nan(x: &CTensor, reduced: CTensor, dim: usize, dtype: DType) -> Res
         return Ok(reduced);
     }
     let any_nan = x.ne(x).c()?.max(dim).c()?;
-    let nan = scalar_like(&reduced, dtype, f64::NAN)?
-        .broadcast_as(reduced.shape())
-        .c()?;
+    let nan = reduced.zeros_like().c()?.affine(1.0, f64::NAN).c()?;
     any_nan.where_cond(&nan, &reduced).c()
 }
 
@@ -377,6 +375,13 @@ impl Backend for Cuda {
             Some(a) => (x.reshape(layout.shape()).c()?, a),
         };
         let count = x.dim(dim).c()?;
+        if x.elem_count() == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            // The core has ruled out an empty reduced axis, so the result is empty too; candle's
+            // max/min refuse empty input even then.
+            let mut dims = x.dims().to_vec();
+            dims.remove(dim);
+            return Cuda::new(CTensor::zeros(dims, x.dtype(), x.device()).c()?, out_dtype);
+        }
         let r = match op {
             ReduceOp::Sum => x.sum(dim).c()?,
             ReduceOp::Mean => {

@@ -217,6 +217,7 @@ pub use pinned::PinnedHostBuffer;
 mod pinned {
     use std::sync::{Arc, Mutex};
 
+    use candle_core::backend::BackendStorage;
     use candle_core::CudaStorage;
     use cudarc::driver::{result, sys, CudaContext, CudaStream, DevicePtr};
     use tensorbridge_core::{Element, Error, Result, Tensor};

@@ -102,6 +102,8 @@ def test_a_gpu_device_on_the_cpu_backend_is_a_runtime_error(device: str) -> None
 
 @pytest.mark.parametrize("backend", ["torch", "cuda"])
 def test_a_backend_not_compiled_in_says_so(backend: str) -> None:
+    if backend in tb.compiled_backends():
+        pytest.skip(f"the {backend} backend is compiled into this build")
     for make in (
         lambda: tb.tensor([1], backend=backend),
         lambda: tb.ones(2, backend=backend),

@@ -100,7 +100,8 @@ cuda-toolkit: $(CUDA_STAMP)
 ## The cuda crate built with the `cuda` feature, its tests run against the no-device stub (the
 ## conformance suite on candle's CPU device; GPU tests report that they found no device).
 cuda-test: $(CUDA_STAMP)
-	$(CUDA_BUILD_ENV) $(CUDA_TEST_ENV) cargo test --release -p tensorbridge-cuda --features cuda
+	$(CUDA_BUILD_ENV) $(CUDA_TEST_ENV) cargo test --release -p tensorbridge-cuda -p tensorbridge \
+		--features tensorbridge-cuda/cuda,tensorbridge/cuda
 
 ## D2H benchmark (criterion; needs a GPU, prints why not otherwise).
 bench-cuda: $(CUDA_STAMP)

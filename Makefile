@@ -115,7 +115,8 @@ gpu-bundle: $(CUDA_STAMP) $(STAMP)
 ## The bundle's run step, here against the no-device stub (checks what can be checked without a GPU).
 gpu-selftest: gpu-bundle
 	CUDA_STUB_DIR=$(CUDA_STUB_DIR) CUDA_LIB_DIR=$(CUDA_HOME_DIR)/lib \
-		scripts/gpu-check selftest $(CARGO_TARGET_DIR)/gpu-check.tar.gz
+		GPU_CHECK_EXTRA_SITE="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+		scripts/gpu-check selftest $(CARGO_TARGET_DIR)/gpu-check.tar.xz
 
 print-cuda-build-env:
 	@echo $(CUDA_BUILD_ENV)

@@ -57,7 +57,8 @@ demo: develop
 lint: $(STAMP) $(CUDA_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
-	$(CUDA_BUILD_ENV) cargo clippy --release -p tensorbridge-cuda --all-targets --features cuda -- -D warnings
+	$(CUDA_BUILD_ENV) cargo clippy --release -p tensorbridge-cuda -p tensorbridge -p tensorbridge-python \
+		--all-targets --features tensorbridge-cuda/cuda,tensorbridge/cuda,tensorbridge-python/cuda -- -D warnings
 	$(VENV)/bin/ruff format --check bindings/python benches/python examples scripts
 	$(VENV)/bin/ruff check bindings/python benches/python examples scripts
 

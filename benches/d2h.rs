@@ -5,7 +5,7 @@
 //!
 //! `make bench-cuda`, or `cargo bench -p tensorbridge-cuda --features cuda --bench d2h`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 #[cfg(feature = "cuda")]
 use tensorbridge_core::{DType, Device, Tensor};
 #[cfg(feature = "cuda")]
@@ -13,6 +13,7 @@ use tensorbridge_cuda::Cuda;
 
 #[cfg(feature = "cuda")]
 fn d2h(c: &mut Criterion) {
+    use criterion::Throughput;
     use ndarray::{ArrayD, IxDyn};
     use tensorbridge_cuda::transfer::PinnedHostBuffer;
 

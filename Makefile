@@ -17,10 +17,9 @@ export TB_HYPOTHESIS_EXAMPLES ?= 2000
 # Test binaries get an rpath to it (crates' build.rs), so no LD_LIBRARY_PATH is needed; the
 # Python extension finds it by `import torch` (tensorbridge/__init__.py).
 export LIBTORCH ?= $(HOME)/.cache/tensorbridge/libtorch
-TORCH_STAMP := $(VENV)/.libtorch-linked
 # Backends with native dependencies compiled into the Python extension and the Rust tests (cpu and
 # lazy:cpu are always there).
-FEATURES ?= torch
+FEATURES ?= torch cuda
 comma := ,
 empty :=
 space := $(empty) $(empty)
@@ -28,7 +27,42 @@ space := $(empty) $(empty)
 RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
-.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext
+.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
+	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
+
+## ---- CUDA backend (crates/tensorbridge-cuda, cargo feature `cuda`) -----------------------------
+# Building the feature needs nvcc and the CUDA 13.0 libraries, not a GPU: they come from PyPI into
+# a venv outside the clone (kept across fresh clones, like CARGO_TARGET_DIR). Binaries link
+# against, and in CI run with, a no-device libcuda stub generated from cuda.h
+# (scripts/cuda-stub.py): every driver call returns CUDA_ERROR_NO_DEVICE, so the cuda-featured
+# tests and Python extension load and take their "no device" path. A real machine uses the
+# driver's libcuda.so.1: the stub is only ever on LD_LIBRARY_PATH in the test targets below.
+CUDA_TOOLKIT := cuda-toolkit[nvcc,crt,nvvm,cudart,cublas,curand,nvrtc,cccl]==13.0.2
+CUDA_VENV ?= $(HOME)/.cache/tensorbridge/cuda-13.0.2
+CUDA_HOME_DIR := $(CUDA_VENV)/cu13
+CUDA_STUB_DIR := $(CUDA_VENV)/stub
+CUDA_STAMP := $(CUDA_VENV)/.ready
+# H100/H200; there is no GPU (nor nvidia-smi) here to detect it.
+CUDA_COMPUTE_CAP ?= 90
+# For building anything with the `cuda` feature (cargo, maturin).
+CUDA_BUILD_ENV = CUDA_ROOT=$(CUDA_HOME_DIR) CUDA_PATH=$(CUDA_HOME_DIR) \
+	CUDA_COMPUTE_CAP=$(CUDA_COMPUTE_CAP) PATH=$(CUDA_HOME_DIR)/bin:$$PATH LIBRARY_PATH=$(CUDA_STUB_DIR)
+# For running cuda-featured binaries here and in CI: the no-device stub, then the CUDA 13 runtime
+# libraries of torch's cu130 wheel in .venv (so libtorch_cuda and candle load the same cuBLAS),
+# then the toolkit's.
+CUDA_TEST_ENV = LD_LIBRARY_PATH=$(CUDA_STUB_DIR):$(LIBTORCH)/../nvidia/cu13/lib:$(CUDA_HOME_DIR)/lib
+NEEDS_CUDA := $(filter cuda,$(FEATURES))
+CUDA_DEP := $(if $(NEEDS_CUDA),$(CUDA_STAMP))
+RUN_ENV := $(if $(NEEDS_CUDA),$(CUDA_TEST_ENV))
+ifneq ($(NEEDS_CUDA),)
+# Every cargo/maturin call of a cuda build sees the same environment, so candle's build script
+# (which reruns when these change) never rebuilds its kernels between targets.
+export CUDA_ROOT := $(CUDA_HOME_DIR)
+export CUDA_PATH := $(CUDA_HOME_DIR)
+export CUDA_COMPUTE_CAP
+export PATH := $(CUDA_HOME_DIR)/bin:$(PATH)
+export LIBRARY_PATH := $(CUDA_STUB_DIR)
+endif
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -43,32 +77,32 @@ libtorch: $(STAMP)
 	@test -f $(LIBTORCH)/lib/libtorch_cpu.so || { echo "no libtorch under $(LIBTORCH)"; exit 1; }
 
 ## Build the extension (release, abi3) into .venv.
-develop: libtorch
+develop: libtorch $(CUDA_DEP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
 		--features "$(subst $(space),$(comma),$(strip $(FEATURES)))"
 
 ## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
 demo: develop
-	$(PY) examples/tensor_to_numpy.py
-	$(PY) examples/graph_session.py
-	cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
+	$(RUN_ENV) $(PY) examples/tensor_to_numpy.py
+	$(RUN_ENV) $(PY) examples/graph_session.py
+	$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 
-lint: libtorch
+lint: libtorch $(CUDA_DEP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release --features "$(ALL_FEATURES)" -- -D warnings
-	$(VENV)/bin/ruff format --check bindings/python benches/python examples
-	$(VENV)/bin/ruff check bindings/python benches/python examples
+	$(VENV)/bin/ruff format --check bindings/python benches/python examples scripts
+	$(VENV)/bin/ruff check bindings/python benches/python examples scripts
 
-rust-test: libtorch
-	cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
+rust-test: libtorch $(CUDA_DEP)
+	$(RUN_ENV) cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
 
 # The default (cpu-only) variant of the extension, for the test that it imports without torch.
 cpu-ext:
 	cargo build --release --quiet -p tensorbridge-python --lib
 
 py-test: develop cpu-ext
-	TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
+	$(RUN_ENV) TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
 		$(PY) -m pytest bindings/python/tests -q
 
 ## Every Rust and Python test, plus formatting and lints.
@@ -95,23 +129,23 @@ $(BENCH_STAMP): $(BENCH_REQS)
 
 ## The bench venv with this tree's extension built and installed (editable: the .so it builds
 ## lands in the source tree, so .venv sees it too).
-bench-venv: libtorch $(BENCH_STAMP)
+bench-venv: libtorch $(CUDA_DEP) $(BENCH_STAMP)
 	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
 		--features "$(subst $(space),$(comma),$(strip $(FEATURES)))"
 
 bench: bench-venv
-	start=$$(date +%s) && $(BENCH_CARGO) && \
+	start=$$(date +%s) && $(RUN_ENV) $(BENCH_CARGO) && \
 		$(if $(filter torch,$(FEATURES)),cargo bench -p tensorbridge-torch --bench torch_transfer &&) \
-		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
+		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
 
 ## A regression check in under 2 minutes: smaller sizes, shorter measurements.
 bench-quick: bench-venv
-	start=$$(date +%s) && TB_BENCH_QUICK=1 $(BENCH_CARGO) && \
-		$(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start --quick $(BENCH_ARGS)
+	start=$$(date +%s) && TB_BENCH_QUICK=1 $(RUN_ENV) $(BENCH_CARGO) && \
+		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start --quick $(BENCH_ARGS)
 
 ## The harness on tiny sizes (JSON, table, plot, --compare), in the dev venv, so it cannot rot.
 bench-smoke: develop
-	$(PY) -m pytest benches/python -q
+	$(RUN_ENV) $(PY) -m pytest benches/python -q
 
 ## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
 bench-lazy:
@@ -121,3 +155,39 @@ bench-lazy:
 
 clean:
 	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so
+
+$(CUDA_STAMP): scripts/cuda-stub.py
+	test -x $(CUDA_VENV)/bin/python || $(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_VENV)/bin/python -m pip install --quiet '$(CUDA_TOOLKIT)'
+	ln -sfn "$$(cd $(CUDA_VENV) && ls -d lib/python3*/site-packages/nvidia/cu13 | head -1)" $(CUDA_HOME_DIR)
+	cd $(CUDA_HOME_DIR)/lib && for l in cudart cublas cublasLt curand nvrtc; do \
+		ln -sf "$$(ls lib$$l.so.* | grep -v alt | head -1)" lib$$l.so; done
+	$(PYTHON) scripts/cuda-stub.py $(CUDA_HOME_DIR)/include/cuda.h $(CUDA_STUB_DIR)
+	touch $@
+
+## The CUDA build pieces (PyPI) and the no-device libcuda stub.
+cuda-toolkit: $(CUDA_STAMP)
+
+## The cuda crate built with the `cuda` feature, its tests run against the no-device stub (the
+## conformance suite on candle's CPU device; GPU tests report that they found no device).
+cuda-test: $(CUDA_STAMP)
+	$(CUDA_BUILD_ENV) $(CUDA_TEST_ENV) cargo test --release -p tensorbridge-cuda -p tensorbridge \
+		--features tensorbridge-cuda/cuda,tensorbridge/cuda
+
+## D2H benchmark (criterion; needs a GPU, prints why not otherwise).
+bench-cuda: $(CUDA_STAMP)
+	$(CUDA_BUILD_ENV) cargo bench -p tensorbridge-cuda --features cuda --bench d2h
+
+## The GPU-check bundle (test binaries + wheel, < 64 MiB); run it on a GPU machine with
+## `scripts/gpu-check run BUNDLE` (see README, "CUDA backend").
+gpu-bundle: $(CUDA_STAMP) $(STAMP)
+	scripts/gpu-check pack
+
+## The bundle's run step, here against the no-device stub (checks what can be checked without a GPU).
+gpu-selftest: gpu-bundle
+	CUDA_STUB_DIR=$(CUDA_STUB_DIR) CUDA_LIB_DIR=$(CUDA_HOME_DIR)/lib \
+		GPU_CHECK_EXTRA_SITE="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+		scripts/gpu-check selftest $(CARGO_TARGET_DIR)/gpu-check.tar.xz
+
+print-cuda-build-env:
+	@echo $(CUDA_BUILD_ENV)

@@ -22,6 +22,12 @@ fn device_for(kind: BackendKind) -> Device {
         BackendKind::Torch => Device::Cpu,
         #[cfg(feature = "lazy")]
         BackendKind::LazyCpu => Device::Cpu,
+        // cuda:0 where a GPU is usable, else candle's CPU device (CI).
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => match tensorbridge::cuda::cuda_device_count() {
+            Ok(_) => Device::Cuda(0),
+            Err(_) => Device::Cpu,
+        },
     }
 }
 

@@ -11,10 +11,10 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMet
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use tensorbridge::ndarray::{ArrayViewMutD, IxDyn};
+use tensorbridge::ndarray::{ArrayViewMutD, IxDyn, ShapeBuilder};
 use tensorbridge::{AnyTensor, Cpu, DType, Device, Element, Layout, Tensor};
 
-use crate::errors::{detached, IntoPyResult};
+use crate::errors::{detached, with_context, IntoPyResult};
 
 static DESCRS: [PyOnceLock<Py<PyArrayDescr>>; 13] = [const { PyOnceLock::new() }; 13];
 
@@ -168,8 +168,23 @@ pub fn export_copy<'py>(
     dtype: DType,
 ) -> PyResult<Bound<'py, PyAny>> {
     let shape = t.shape().to_vec();
-    let bytes =
-        tensorbridge::host::host_bytes_guard("numpy", &shape, dtype, isize::MAX as u128).py(py)?;
+    // A copy out of backend memory (a GPU's, say) may be larger than the host's free memory:
+    // refuse before allocating, and name the way to convert it anyway.
+    let limit = if t.host_bytes().is_none() {
+        tensorbridge::host::available_host_memory().min(isize::MAX as u128)
+    } else {
+        isize::MAX as u128
+    };
+    let bytes = tensorbridge::host::host_bytes_guard("numpy", &shape, dtype, limit)
+        .py(py)
+        .map_err(|e| {
+            with_context(
+                py,
+                e,
+                "convert it in pieces into a file with t.numpy(out=np.memmap(path, dtype, 'w+', \
+                 shape=t.shape)), or into any preallocated array with out=",
+            )
+        })?;
     let descr = descr(py, dtype)?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
     // SAFETY: as in `new_array`; PyArray_Zeros steals the descriptor reference. Zeroed memory comes
@@ -208,6 +223,91 @@ fn write_into<T: Element>(
     // NumPy's allocator, and referenced by nobody else until we return it.
     let mut view = unsafe { ArrayViewMutD::<T>::from_shape_ptr(IxDyn(shape), ptr) };
     detached(py, bytes, || t.to_host_into(&mut view))
+}
+
+/// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype,
+/// any non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
+/// stream chunk by chunk, so a tensor larger than host RAM can be converted into a file.
+pub fn export_into<'py>(
+    py: Python<'py>,
+    t: &AnyTensor,
+    out: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arr = out.cast::<PyUntypedArray>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "out must be a numpy.ndarray (np.memmap works), got {}",
+            out.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let writeable: bool = arr.getattr("flags")?.getattr("writeable")?.extract()?;
+    if !writeable {
+        return Err(PyValueError::new_err("out is read-only"));
+    }
+    if arr.shape() != t.shape() {
+        return Err(PyValueError::new_err(format!(
+            "out has shape {:?}, the tensor has shape {:?}",
+            arr.shape(),
+            t.shape()
+        )));
+    }
+    let d = dtype_of_descr(&arr.dtype())?;
+    if arr.dtype().is_native_byteorder() == Some(false) {
+        return Err(PyValueError::new_err(
+            "out is byte-swapped; use a native byte order",
+        ));
+    }
+    let item = d.size_in_bytes() as isize;
+    // SAFETY: `arr` is an ndarray; reading its data pointer does not dereference it.
+    let data = unsafe { (*arr.as_array_ptr()).data } as usize;
+    let shape = arr.shape().to_vec();
+    let strides: Vec<isize> = arr.strides().to_vec();
+    let usable = strides.iter().all(|&s| s >= 0 && s % item == 0) && data % item as usize == 0;
+    let elem_strides: Vec<usize> = strides.iter().map(|&s| (s / item) as usize).collect();
+    if !usable || overlaps(&shape, &elem_strides) {
+        return Err(PyValueError::new_err(
+            "out must be aligned, with non-negative, non-overlapping strides in whole elements",
+        ));
+    }
+    let n: usize = shape.iter().product();
+    tensorbridge::with_dtype!(d, T => {
+        let ptr = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { data as *mut T };
+        // SAFETY: `out` is a writable ndarray of `shape` and dtype T (checked), aligned, whose
+        // elements at these non-negative element strides do not overlap (checked) and lie in its
+        // buffer; `out` is borrowed for the whole call, so the buffer outlives the view. Python
+        // code cannot run while we write (the GIL is only released inside `detached`, which
+        // does not return until the copy is done; other threads writing the same array race as
+        // they would with any NumPy ufunc `out=`).
+        let mut view = unsafe {
+            ArrayViewMutD::<T>::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&elem_strides)), ptr)
+        };
+        detached(py, n * item as usize, || t.to_host_into(&mut view))?;
+    });
+    Ok(out.clone())
+}
+
+/// True when two positions of a view with these element strides share memory.
+fn overlaps(shape: &[usize], strides: &[usize]) -> bool {
+    let mut dims: Vec<(usize, usize)> = shape
+        .iter()
+        .zip(strides)
+        .filter(|(&d, _)| d > 1)
+        .map(|(&d, &s)| (s, d))
+        .collect();
+    if shape.contains(&0) {
+        return false;
+    }
+    dims.sort_unstable();
+    let mut span = 1usize;
+    for (s, d) in dims {
+        if s < span {
+            return true;
+        }
+        span = s.saturating_mul(d);
+    }
+    false
 }
 
 /// A CPU tensor over an ndarray: zero-copy (the tensor keeps the ndarray alive) unless `copy`,

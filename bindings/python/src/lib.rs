@@ -10,6 +10,7 @@ mod buffer;
 mod convert;
 mod dlpack;
 mod errors;
+mod guard;
 mod index;
 mod session;
 #[cfg(feature = "torch")]
@@ -21,7 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
 use tensorbridge::{AnyTensor, BackendKind, DType, Device, Scalar};
 
-use crate::convert::{descr, export_copy, export_view, import_array};
+use crate::convert::{descr, export_copy, export_into, export_view, import_array};
 use crate::errors::{detached, with_context, IntoPyResult};
 
 /// An immutable n-dimensional tensor on one backend and device.
@@ -440,9 +441,23 @@ impl PyTensor {
     /// The values as a `numpy.ndarray`: a read-only zero-copy view of host memory when possible,
     /// else one copy. `copy=True` always returns a new writable array; `copy=False` raises
     /// ValueError when a copy would be needed.
-    #[pyo3(signature = (*, copy=None))]
-    fn numpy<'py>(slf: &Bound<'py, Self>, copy: Option<bool>) -> PyResult<Bound<'py, PyAny>> {
-        Self::to_numpy(slf, None, copy)
+    ///
+    /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
+    /// non-negative strides, e.g. an `np.memmap`) receives the values chunk by chunk, converted to
+    /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host.
+    #[pyo3(signature = (*, copy=None, out=None))]
+    fn numpy<'py>(
+        slf: &Bound<'py, Self>,
+        copy: Option<bool>,
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match out.filter(|o| !o.is_none()) {
+            Some(_) if copy.is_some() => Err(PyValueError::new_err(
+                "numpy(out=...) always writes into `out`; do not pass copy= with it",
+            )),
+            Some(o) => export_into(slf.py(), &slf.get().inner, o),
+            None => Self::to_numpy(slf, None, copy),
+        }
     }
 
     /// NumPy's conversion protocol, with NumPy 2's `copy` semantics.
@@ -452,6 +467,7 @@ impl PyTensor {
         dtype: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        guard::check_implicit(slf.py(), &slf.get().inner)?;
         let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
             return Self::to_numpy(slf, None, copy);
         };
@@ -1069,6 +1085,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_compiled_backends, m)?)?;
     #[cfg(feature = "torch")]
     m.add_function(wrap_pyfunction!(torch_import::_from_torch, m)?)?;
+    m.add_function(wrap_pyfunction!(guard::_set_transfer_guard, m)?)?;
+    m.add_function(wrap_pyfunction!(guard::_get_transfer_guard, m)?)?;
     m.add("BF16_NEEDS_ML_DTYPES", convert::BF16_NEEDS_ML_DTYPES)?;
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! Recording outcomes: a group runs every case, collects each failure with its context, and fails
 //! once at the end with the whole list, so one run shows every broken combination.
 
+use std::cell::RefCell;
 use std::fmt::Display;
 
 use ndarray::ArrayD;
 use tensorbridge_core::{
-    with_dtype, with_host_array, Backend, Element, Error, HostArray, Result, Tensor,
+    with_dtype, with_host_array, Backend, DType, Element, Error, HostArray, Result, Tensor,
 };
 
 use crate::reference::{epsilon, min_normal, Value};
@@ -113,10 +114,35 @@ pub(crate) fn read_back<B: Backend>(t: &Tensor<B>) -> Result<HostArray> {
     with_dtype!(t.dtype(), T => t.to_host_array::<T>().map(HostArray::from))
 }
 
+thread_local! {
+    /// The dtypes the backend under test declares it cannot store (set per test by
+    /// `conformance_suite!(.., unsupported = [..])`).
+    static UNSUPPORTED: RefCell<Vec<DType>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Declares, for the checks run next on this thread, the dtypes the backend cannot store. A case
+/// whose input or result has such a dtype must fail with `Error::UnsupportedDType` naming it; it
+/// is then counted as skipped instead of failed. Called by `conformance_suite!`.
+#[doc(hidden)]
+pub fn declare_unsupported_dtypes(dtypes: &[DType]) {
+    UNSUPPORTED.with(|u| *u.borrow_mut() = dtypes.to_vec());
+}
+
+/// The declared-unsupported dtypes on this thread.
+pub(crate) fn unsupported_dtypes() -> Vec<DType> {
+    UNSUPPORTED.with(|u| u.borrow().clone())
+}
+
+/// True when `e` is the error a backend owes for a dtype it declared unsupported.
+fn excused(e: &Error) -> bool {
+    matches!(e, Error::UnsupportedDType { dtype, .. } if unsupported_dtypes().contains(dtype))
+}
+
 /// The outcomes of one group of checks.
 pub(crate) struct Checker {
     group: &'static str,
     passed: usize,
+    skipped: usize,
     failures: Vec<String>,
 }
 
@@ -125,12 +151,23 @@ impl Checker {
         Checker {
             group,
             passed: 0,
+            skipped: 0,
             failures: Vec::new(),
         }
     }
 
     pub(crate) fn fail(&mut self, ctx: &str, why: impl Display) {
         self.failures.push(format!("{ctx}: {why}"));
+    }
+
+    /// An error where none was expected: a failure, unless it is `UnsupportedDType` for a dtype
+    /// the backend declared unsupported (then the case is skipped).
+    pub(crate) fn unexpected(&mut self, ctx: &str, e: Error) {
+        if excused(&e) {
+            self.skipped += 1;
+        } else {
+            self.fail(ctx, format!("unexpected error: {e}"));
+        }
     }
 
     /// Records a condition; `why` describes the failure.
@@ -145,7 +182,7 @@ impl Checker {
     /// A host array must match the reference.
     pub(crate) fn host(&mut self, ctx: &str, got: Result<HostArray>, want: &HostArray, tol: &Tol) {
         match got {
-            Err(e) => self.fail(ctx, format!("unexpected error: {e}")),
+            Err(e) => self.unexpected(ctx, e),
             Ok(h) => match mismatch(&h, want, tol) {
                 Some(why) => self.fail(ctx, why),
                 None => self.passed += 1,
@@ -163,7 +200,7 @@ impl Checker {
     ) {
         let t = match got {
             Ok(t) => t,
-            Err(e) => return self.fail(ctx, format!("unexpected error: {e}")),
+            Err(e) => return self.unexpected(ctx, e),
         };
         if t.dtype() != want.dtype() || t.shape() != want.shape() {
             return self.fail(
@@ -191,6 +228,7 @@ impl Checker {
         match got {
             Ok(_) => self.fail(ctx, format!("succeeded, expected {expected}")),
             Err(e) if is_expected(&e) => self.passed += 1,
+            Err(e) if excused(&e) => self.skipped += 1,
             Err(e) => self.fail(ctx, format!("error `{e}` ({e:?}), expected {expected}")),
         }
     }
@@ -199,7 +237,11 @@ impl Checker {
     pub(crate) fn finish(self) {
         let failed = self.failures.len();
         if failed == 0 {
-            eprintln!("conformance {}: {} checks passed", self.group, self.passed);
+            eprintln!(
+                "conformance {}: {} checks passed, {} skipped for dtypes the backend declares \
+                 unsupported",
+                self.group, self.passed, self.skipped
+            );
             return;
         }
         const SHOWN: usize = 40;

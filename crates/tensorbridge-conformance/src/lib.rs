@@ -33,6 +33,7 @@ mod fixtures;
 mod reference;
 mod rng;
 
+pub use checker::declare_unsupported_dtypes;
 pub use checks::cast::check_cast;
 pub use checks::creation::check_creation;
 pub use checks::elementwise::{check_binary, check_compare, check_scalar_arithmetic, check_unary};
@@ -50,10 +51,18 @@ pub use rng::Lcg;
 /// ```text
 /// tensorbridge_conformance::conformance_suite!(tensorbridge_cpu::Cpu, tensorbridge_core::Device::Cpu);
 /// ```
+///
+/// A backend that cannot store some dtypes names them; every case with such an input or result
+/// dtype must then fail with `Error::UnsupportedDType` for it (and is counted as skipped), and
+/// creating a tensor of each must fail that way:
+///
+/// ```text
+/// conformance_suite!(tensorbridge_cuda::Cuda, Device::Cpu, unsupported = [DType::U16, DType::I8]);
+/// ```
 #[macro_export]
 macro_rules! conformance_suite {
-    ($backend:ty, $device:expr $(,)?) => {
-        $crate::conformance_suite!(@tests $backend, $device;
+    ($backend:ty, $device:expr, unsupported = [$($d:expr),* $(,)?] $(,)?) => {
+        $crate::conformance_suite!(@tests $backend, $device, &[$($d),*];
             creation_from_host_data_fills_and_arange_round_trips => check_creation,
             views_read_back_like_numpy_views_and_contiguous_copies => check_views,
             cast_between_every_dtype_pair_follows_numpy_astype => check_cast,
@@ -68,10 +77,14 @@ macro_rules! conformance_suite {
             integer_wrapping_nan_propagation_and_dtype_rules_match_numpy => check_numpy_edge_cases,
         );
     };
-    (@tests $backend:ty, $device:expr; $($name:ident => $check:ident),* $(,)?) => {
+    ($backend:ty, $device:expr $(,)?) => {
+        $crate::conformance_suite!($backend, $device, unsupported = []);
+    };
+    (@tests $backend:ty, $device:expr, $unsupported:expr; $($name:ident => $check:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
+                $crate::declare_unsupported_dtypes($unsupported);
                 $crate::$check::<$backend>(&$device);
             }
         )*

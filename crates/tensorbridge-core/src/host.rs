@@ -581,6 +581,20 @@ pub fn host_bytes_guard(
     Ok(bytes as usize)
 }
 
+/// The host memory that can be allocated now without swapping (Linux `MemAvailable`), for a
+/// [`host_bytes_guard`] limit before copying a device tensor to a new host array; `u128::MAX` when
+/// the platform does not say.
+pub fn available_host_memory() -> u128 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u128>().ok())
+        })
+        .map_or(u128::MAX, |kib| kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ use tensorbridge_core::{DType, Device, Element, Error, HostArray, Layout, Result
 
 #[cfg(feature = "cpu")]
 use tensorbridge_cpu::Cpu;
+#[cfg(feature = "cuda")]
+use tensorbridge_cuda::Cuda;
 #[cfg(feature = "lazy")]
 use tensorbridge_lazy::{Lazy, LazyTensor};
 #[cfg(feature = "torch")]
@@ -29,6 +31,9 @@ pub enum BackendKind {
     /// `tensorbridge-lazy` over the CPU backend: ops are recorded, evaluated on demand, fused.
     #[cfg(feature = "lazy")]
     LazyCpu,
+    /// `tensorbridge-cuda` (candle-core: a CUDA device, or candle's CPU device).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl BackendKind {
@@ -40,6 +45,8 @@ impl BackendKind {
             BackendKind::Torch => "torch",
             #[cfg(feature = "lazy")]
             BackendKind::LazyCpu => "lazy:cpu",
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cuda",
         }
     }
 
@@ -51,6 +58,8 @@ impl BackendKind {
             BackendKind::Torch,
             #[cfg(feature = "lazy")]
             BackendKind::LazyCpu,
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda,
         ]
     }
 }
@@ -71,6 +80,9 @@ impl FromStr for BackendKind {
             "torch" => Ok(BackendKind::Torch),
             #[cfg(feature = "lazy")]
             "lazy:cpu" | "lazy" => Ok(BackendKind::LazyCpu),
+            #[cfg(feature = "cuda")]
+            "cuda" => Ok(BackendKind::Cuda),
+            // A compiled backend matched above; this names the ones this build lacks.
             #[allow(unreachable_patterns)]
             "torch" | "cuda" | "lazy:cpu" | "lazy" => {
                 let compiled: Vec<&str> =
@@ -101,6 +113,9 @@ pub enum AnyTensor {
     /// A lazy tensor over the CPU backend (a node of a recorded graph).
     #[cfg(feature = "lazy")]
     LazyCpu(Tensor<Lazy<Cpu>>),
+    /// A tensor of the CUDA (candle) backend.
+    #[cfg(feature = "cuda")]
+    Cuda(Tensor<Cuda>),
 }
 
 /// Runs `$body` with `$t` bound to the inner `Tensor<B>`.
@@ -112,6 +127,8 @@ macro_rules! dispatch {
             AnyTensor::Torch($t) => $body,
             #[cfg(feature = "lazy")]
             AnyTensor::LazyCpu($t) => $body,
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda($t) => $body,
         }
     };
 }
@@ -125,6 +142,8 @@ macro_rules! map_tensor {
             AnyTensor::Torch($t) => AnyTensor::Torch($body?),
             #[cfg(feature = "lazy")]
             AnyTensor::LazyCpu($t) => AnyTensor::LazyCpu($body?),
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda($t) => AnyTensor::Cuda($body?),
         })
     };
 }
@@ -138,6 +157,8 @@ macro_rules! zip_tensors {
             (AnyTensor::Torch($x), AnyTensor::Torch($y)) => AnyTensor::Torch($body?),
             #[cfg(feature = "lazy")]
             (AnyTensor::LazyCpu($x), AnyTensor::LazyCpu($y)) => AnyTensor::LazyCpu($body?),
+            #[cfg(feature = "cuda")]
+            (AnyTensor::Cuda($x), AnyTensor::Cuda($y)) => AnyTensor::Cuda($body?),
             #[allow(unreachable_patterns)]
             (l, r) => {
                 return Err(Error::BackendMismatch {
@@ -159,6 +180,8 @@ macro_rules! create {
             BackendKind::Torch => AnyTensor::Torch(Tensor::<Torch>::$ctor($($arg),*)?),
             #[cfg(feature = "lazy")]
             BackendKind::LazyCpu => AnyTensor::LazyCpu(Tensor::<Lazy<Cpu>>::$ctor($($arg),*)?),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => AnyTensor::Cuda(Tensor::<Cuda>::$ctor($($arg),*)?),
         })
     };
 }
@@ -202,6 +225,8 @@ impl AnyTensor {
             AnyTensor::Torch(_) => BackendKind::Torch,
             #[cfg(feature = "lazy")]
             AnyTensor::LazyCpu(_) => BackendKind::LazyCpu,
+            #[cfg(feature = "cuda")]
+            AnyTensor::Cuda(_) => BackendKind::Cuda,
         }
     }
     /// `"backend:device"`, for error messages.
@@ -505,6 +530,13 @@ impl From<Tensor<Torch>> for AnyTensor {
 impl From<Tensor<Lazy<Cpu>>> for AnyTensor {
     fn from(t: Tensor<Lazy<Cpu>>) -> Self {
         AnyTensor::LazyCpu(t)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl From<Tensor<Cuda>> for AnyTensor {
+    fn from(t: Tensor<Cuda>) -> Self {
+        AnyTensor::Cuda(t)
     }
 }
 

@@ -24,6 +24,9 @@ pub use tensorbridge_core::{
 pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]
 pub use tensorbridge_cpu::{Buffer, Cpu};
+/// The CUDA backend (candle-core), with feature `cuda`.
+#[cfg(feature = "cuda")]
+pub use tensorbridge_cuda::{self as cuda, Cuda};
 #[cfg(feature = "lazy")]
 pub use tensorbridge_lazy::{Lazy, LazyTensor, RunStats, Session, SessionOptions};
 /// The libtorch backend crate (`from_tch`, `to_tch`, CUDA helpers).

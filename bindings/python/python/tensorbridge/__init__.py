@@ -27,9 +27,12 @@ into one pass over memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from ._loader import load_native as _load_native
 
 # The torch variant of the extension links libtorch from the installed `torch` package; the
 # dynamic loader finds it once `torch` is imported (never through LD_LIBRARY_PATH).
@@ -53,17 +56,21 @@ def _require_torch(why: str) -> None:
         )
 
 
-try:
-    from . import _native
-except ImportError as _e:
-    if "libtorch" not in str(_e) and "libc10" not in str(_e):
-        raise
-    _require_torch(str(_e))
-    from . import _native
+def _load() -> ModuleType:
+    try:
+        return _load_native()
+    except ImportError as e:
+        if "libtorch" not in str(e) and "libc10" not in str(e):
+            raise
+        _require_torch(str(e))  # imports torch, whose libtorch the extension then finds
+        return _load_native()
+
+
+_native = _load()
 if "torch" in _native._compiled_backends():
     _require_torch("")
-
-from ._native import Session, Tensor  # noqa: E402
+Tensor = _native.Tensor
+Session = _native.Session
 
 __all__ = [
     "Tensor",
@@ -94,6 +101,7 @@ __all__ = [
     "reshape",
     "transpose",
     "compiled_backends",
+    "transfer_guard",
     "bool_",
     "uint8",
     "uint16",
@@ -132,6 +140,30 @@ _SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, float
 def compiled_backends() -> list[str]:
     """Names of the backends compiled into this build of the extension."""
     return list(_native._compiled_backends())
+
+
+class transfer_guard:  # noqa: N801 (lower case like jax.transfer_guard, which it mirrors)
+    """What an *implicit* device-to-host conversion may do: ``"allow"`` (default), ``"log"`` (a
+    warning on the ``tensorbridge`` logger) or ``"disallow"`` (RuntimeError).
+
+    Implicit means through ``__array__``: ``np.asarray(t)``, ``np.add(t, 1)``, ... The explicit
+    ``t.numpy()`` is never guarded. Host tensors NumPy reads in place are never guarded either.
+    Calling it sets the level for the process; as a context manager it restores the previous
+    level on exit::
+
+        with tb.transfer_guard("disallow"):
+            np.asarray(gpu_tensor)  # RuntimeError
+    """
+
+    def __init__(self, level: str) -> None:
+        self._previous = _native._set_transfer_guard(level)
+        self.level = level
+
+    def __enter__(self) -> transfer_guard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _native._set_transfer_guard(self._previous)
 
 
 def _check_dtype(arr: np.ndarray[Any, Any], what: str) -> None:

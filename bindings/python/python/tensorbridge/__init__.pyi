@@ -61,6 +61,7 @@ __all__ = [
     "reshape",
     "transpose",
     "compiled_backends",
+    "transfer_guard",
     "bool_",
     "uint8",
     "uint16",
@@ -104,6 +105,17 @@ float64: Final = "float64"
 
 def compiled_backends() -> list[str]:
     """Names of the backends compiled into this build (``["cpu"]``, ``["cpu", "torch"]``, ...)."""
+
+class transfer_guard:  # noqa: N801
+    """What an *implicit* device-to-host conversion (``__array__``: ``np.asarray(t)``,
+    ``np.add(t, 1)``) may do: ``"allow"`` (default), ``"log"`` (a warning on the ``tensorbridge``
+    logger) or ``"disallow"`` (RuntimeError). ``t.numpy()`` is explicit and never guarded.
+    Calling sets the level for the process; as a context manager it restores the previous one."""
+
+    level: str
+    def __init__(self, level: str) -> None: ...
+    def __enter__(self) -> transfer_guard: ...
+    def __exit__(self, *exc_info: object) -> None: ...
 
 # ---- creation ------------------------------------------------------------------------------------
 

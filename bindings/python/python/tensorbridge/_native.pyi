@@ -14,6 +14,8 @@ __all__ = [
     "_arange",
     "_compiled_backends",
     "_from_torch",
+    "_set_transfer_guard",
+    "_get_transfer_guard",
     "BF16_NEEDS_ML_DTYPES",
 ]
 
@@ -45,10 +47,14 @@ class Tensor:
     def T(self) -> Tensor: ...
     def __len__(self) -> int: ...
     def __getitem__(self, key: Any, /) -> Tensor: ...
-    def numpy(self, *, copy: bool | None = None) -> np.ndarray[Any, Any]:
+    def numpy(
+        self, *, copy: bool | None = None, out: np.ndarray[Any, Any] | None = None
+    ) -> np.ndarray[Any, Any]:
         """The values as an ndarray: a read-only zero-copy view of host memory when possible,
         else one copy. ``copy=True``: always a new writable array. ``copy=False``: ValueError
-        when a copy is needed."""
+        when a copy is needed. ``out=``: a writable ndarray of the same shape (an ``np.memmap``
+        works) receives the values, converted to its dtype, chunk by chunk, and is returned;
+        device tensors larger than host memory convert into a file this way."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]: ...
     def __dlpack__(
         self,
@@ -207,3 +213,5 @@ def _arange(
 def _compiled_backends() -> list[str]: ...
 def _from_torch(x: Any) -> Tensor:
     """Shares a torch.Tensor's memory (only in builds with the torch backend)."""
+def _set_transfer_guard(level: str) -> str: ...
+def _get_transfer_guard() -> str: ...

@@ -35,6 +35,14 @@ pub fn check_creation<B: Backend>(device: &Device) {
         check_arange::<B>(&mut c, dtype, device);
     }
     check_default_dtypes::<B>(&mut c, device);
+    for dtype in crate::checker::unsupported_dtypes() {
+        c.error(
+            &format!("zeros of declared-unsupported {dtype}"),
+            Tensor::<B>::zeros(&[2], dtype, device),
+            "Error::UnsupportedDType",
+            |e| matches!(e, Error::UnsupportedDType { dtype: d, .. } if *d == dtype),
+        );
+    }
     c.finish();
 }
 

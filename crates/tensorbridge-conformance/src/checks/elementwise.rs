@@ -53,7 +53,7 @@ fn operands<B: Backend>(
     match (lhs, rhs) {
         (Ok(l), Ok(r)) => Some((l, r)),
         (Err(e), _) | (_, Err(e)) => {
-            c.fail(&format!("{da} {} with {db} {}", lc.name, rc.name), e);
+            c.unexpected(&format!("{da} {} with {db} {}", lc.name, rc.name), e);
             None
         }
     }
@@ -146,7 +146,7 @@ pub fn check_scalar_arithmetic<B: Backend>(device: &Device) {
             let (t, h) = match fixture::<B>(case, dtype, Dist::Full, &mut rng, device) {
                 Ok(f) => f,
                 Err(e) => {
-                    c.fail(&format!("{} {dtype}", case.name), e);
+                    c.unexpected(&format!("{} {dtype}", case.name), e);
                     continue;
                 }
             };
@@ -218,7 +218,7 @@ pub fn check_unary<B: Backend>(device: &Device) {
                 let (t, h) = match fixture::<B>(case, dtype, dist, &mut rng, device) {
                     Ok(f) => f,
                     Err(e) => {
-                        c.fail(&ctx, e);
+                        c.unexpected(&ctx, e);
                         continue;
                     }
                 };
@@ -301,7 +301,7 @@ pub fn check_compare<B: Backend>(device: &Device) {
             let (t, h) = match fixture::<B>(case, dtype, Dist::Small, &mut rng, device) {
                 Ok(f) => f,
                 Err(e) => {
-                    c.fail(&format!("{} {dtype}", case.name), e);
+                    c.unexpected(&format!("{} {dtype}", case.name), e);
                     continue;
                 }
             };

@@ -83,7 +83,7 @@ pub fn check_matmul<B: Backend>(device: &Device) {
                 let ((ta, ha), (tb, hb)) = match (lhs, rhs) {
                     (Ok(l), Ok(r)) => (l, r),
                     (Err(e), _) | (_, Err(e)) => {
-                        c.fail(&ctx, e);
+                        c.unexpected(&ctx, e);
                         continue;
                     }
                 };

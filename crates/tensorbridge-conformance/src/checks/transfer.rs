@@ -41,7 +41,7 @@ fn check_into_strided<B: Backend, T: Element>(
     let mut expected = buf.clone();
     strided_window(&mut expected).assign(&want);
     if let Err(e) = t.to_host_into(&mut strided_window(&mut buf)) {
-        return c.fail(&ctx, format!("unexpected error: {e}"));
+        return c.unexpected(&ctx, e);
     }
     c.host(
         &ctx,
@@ -72,7 +72,7 @@ pub fn check_host_transfers<B: Backend>(device: &Device) {
             let (t, h) = match fixture::<B>(case, dtype, Dist::Full, &mut rng, device) {
                 Ok(f) => f,
                 Err(e) => {
-                    c.fail(&ctx, e);
+                    c.unexpected(&ctx, e);
                     continue;
                 }
             };
@@ -137,7 +137,7 @@ fn large_transfers<B: Backend>(c: &mut Checker, rng: &mut Lcg, device: &Device) 
             let (t, h) = match fixture::<B>(case, dtype, Dist::Full, rng, device) {
                 Ok(f) => f,
                 Err(e) => {
-                    c.fail(&ctx, e);
+                    c.unexpected(&ctx, e);
                     continue;
                 }
             };

@@ -151,7 +151,7 @@ pub fn check_views<B: Backend>(device: &Device) {
             let (t, h) = match fixture::<B>(case, dtype, Dist::Full, &mut rng, device) {
                 Ok(f) => f,
                 Err(e) => {
-                    c.fail(&ctx, format!("building the view failed: {e}"));
+                    c.unexpected(&ctx, e);
                     continue;
                 }
             };

@@ -1,0 +1,489 @@
+//! # tensorbridge-cuda
+//!
+//! The CUDA backend of tensorbridge, on `candle-core`: storage is a flat candle tensor on a CUDA
+//! device (`Device::Cuda(n)`, cargo feature `cuda`) or on candle's CPU device (`Device::Cpu`,
+//! always compiled, so the conformance suite exercises every op of this crate in CI without a GPU).
+//! Ops run where the storage lives, through candle's kernels. The device → host path is this
+//! crate's own (`transfer.rs`): the view is made contiguous on the device, so only its elements
+//! cross the bus, then copied through pooled, page-locked, double-buffered staging buffers straight
+//! into the caller's array — which may be a memory-mapped file larger than host RAM.
+//!
+//! It does not own dtype promotion, broadcasting or views (the core resolves those) and it does not
+//! hand device memory to NumPy zero-copy: device data reaches the host only through an explicit copy.
+//!
+//! Dtypes: candle has no `uint16`, `uint64` or `int8`; those fail with
+//! [`Error::UnsupportedDType`] naming the backend. `bool` is stored as candle `u8` (0/1), which is
+//! what candle's comparisons produce. See [`SUPPORTED_DTYPES`].
+//!
+//! ```
+//! use tensorbridge_core::{Device, Tensor};
+//! use tensorbridge_cuda::Cuda;
+//! // Device::Cpu runs on candle's CPU device; Device::Cuda(0) needs the `cuda` feature and a GPU.
+//! let t = Tensor::<Cuda>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu).unwrap();
+//! let host = t.t().to_host_array::<f32>().unwrap();
+//! assert_eq!(host.as_slice().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
+//! ```
+#![warn(missing_docs)]
+
+mod device;
+pub mod transfer;
+
+use candle_core::{DType as CDType, Tensor as CTensor};
+use ndarray::ArrayViewMutD;
+use tensorbridge_core::{
+    with_host_array, Backend, BinaryOp, CmpOp, DType, Device, Element, Error, HostArray, Layout,
+    ReduceOp, Result, Scalar, UnaryOp,
+};
+
+pub use device::{cuda_device_count, cuda_is_compiled};
+
+/// The tensorbridge dtypes this backend stores (every other one is [`Error::UnsupportedDType`]).
+pub const SUPPORTED_DTYPES: [DType; 10] = [
+    DType::Bool,
+    DType::U8,
+    DType::U32,
+    DType::I16,
+    DType::I32,
+    DType::I64,
+    DType::F16,
+    DType::BF16,
+    DType::F32,
+    DType::F64,
+];
+
+/// Storage of the CUDA backend: a flat, contiguous candle tensor and the tensorbridge dtype it holds.
+#[derive(Clone, Debug)]
+pub struct Cuda {
+    data: CTensor,
+    dtype: DType,
+}
+
+/// The candle dtype that stores `dtype`, or [`Error::UnsupportedDType`].
+pub fn candle_dtype(dtype: DType) -> Result<CDType> {
+    Ok(match dtype {
+        DType::Bool | DType::U8 => CDType::U8,
+        DType::U32 => CDType::U32,
+        DType::I16 => CDType::I16,
+        DType::I32 => CDType::I32,
+        DType::I64 => CDType::I64,
+        DType::F16 => CDType::F16,
+        DType::BF16 => CDType::BF16,
+        DType::F32 => CDType::F32,
+        DType::F64 => CDType::F64,
+        DType::U16 | DType::U64 | DType::I8 => {
+            return Err(Error::UnsupportedDType {
+                op:
+                    "the cuda backend (candle-core has no such type; use backend='cpu' or 'torch', \
+                     or cast first)",
+                dtype,
+            })
+        }
+    })
+}
+
+/// A candle failure as a backend error.
+pub(crate) fn candle_err(e: candle_core::Error) -> Error {
+    Error::Backend {
+        backend: "cuda",
+        message: e.to_string(),
+    }
+}
+
+/// `?` on candle results.
+pub(crate) trait Candle<T> {
+    fn c(self) -> Result<T>;
+}
+impl<T> Candle<T> for candle_core::Result<T> {
+    fn c(self) -> Result<T> {
+        self.map_err(candle_err)
+    }
+}
+
+/// Calls `$body` with `$t` bound to the Rust element type candle stores for the candle dtype `$d`.
+macro_rules! with_candle_type {
+    ($d:expr, $t:ident => $body:expr) => {
+        match $d {
+            candle_core::DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            candle_core::DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            candle_core::DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            candle_core::DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            candle_core::DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            candle_core::DType::F16 => {
+                type $t = half::f16;
+                $body
+            }
+            candle_core::DType::BF16 => {
+                type $t = half::bf16;
+                $body
+            }
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => {
+                return Err(Error::Backend {
+                    backend: "cuda",
+                    message: format!("candle dtype {other:?} has no tensorbridge dtype"),
+                })
+            }
+        }
+    };
+}
+pub(crate) use with_candle_type;
+
+impl Cuda {
+    fn new(data: CTensor, dtype: DType) -> Result<Self> {
+        let data = if data.rank() == 1 {
+            data
+        } else {
+            data.flatten_all().c()?
+        };
+        Ok(Cuda { data, dtype })
+    }
+
+    /// The flat candle tensor holding the storage (contiguous, one dimension).
+    pub fn candle(&self) -> &CTensor {
+        &self.data
+    }
+
+    /// The elements `layout` selects, as a new or shared contiguous candle tensor of its shape.
+    /// Only the view's elements are read; nothing leaves the device.
+    pub fn materialize(&self, layout: &Layout) -> Result<CTensor> {
+        transfer::contiguous_view(&self.data, layout)
+    }
+
+    fn zeros_like(x: &CTensor) -> Result<CTensor> {
+        x.zeros_like().c()
+    }
+}
+
+fn device_of(t: &CTensor) -> Device {
+    match t.device().location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => Device::Cuda(gpu_id),
+        _ => Device::Cpu,
+    }
+}
+
+/// `value` as a one-element candle tensor of `dtype` on `like`'s device (for fills and `where`).
+fn scalar_like(like: &CTensor, dtype: DType, value: f64) -> Result<CTensor> {
+    let cd = candle_dtype(dtype)?;
+    let dev = like.device();
+    with_candle_type!(cd, T => {
+        let v: T = host_element::<T>(dtype, value);
+        CTensor::from_vec(vec![v], 1, dev).c()
+    })
+}
+
+/// `v` converted to the element stored for `dtype` (bool: 0 or 1).
+fn host_element<T: Element>(dtype: DType, v: f64) -> T {
+    if dtype == DType::Bool {
+        return T::from_f64(if v != 0.0 { 1.0 } else { 0.0 });
+    }
+    T::from_f64(v)
+}
+
+fn is_signed_int(d: DType) -> bool {
+    matches!(d, DType::I16 | DType::I32 | DType::I64)
+}
+
+/// NumPy semantics for the kinds candle's kernels do not cover: wrapping integer negation
+/// (`0 - x`), integer absolute value (`where(x < 0, -x, x)`), unsigned `abs` (identity).
+fn unary_op(x: &CTensor, dtype: DType, op: UnaryOp) -> Result<CTensor> {
+    match op {
+        UnaryOp::Neg if dtype.is_float() => x.neg().c(),
+        UnaryOp::Neg => Cuda::zeros_like(x)?.sub(x).c(),
+        UnaryOp::Abs if dtype.is_float() => x.abs().c(),
+        UnaryOp::Abs if is_signed_int(dtype) => {
+            let zero = Cuda::zeros_like(x)?;
+            let neg = zero.sub(x).c()?;
+            x.lt(&zero).c()?.where_cond(&neg, x).c()
+        }
+        UnaryOp::Abs => Ok(x.clone()),
+        UnaryOp::Exp => x.exp().c(),
+        UnaryOp::Log => x.log().c(),
+        UnaryOp::Sqrt => x.sqrt().c(),
+    }
+}
+
+fn binary_op(a: &CTensor, b: &CTensor, dtype: DType, op: BinaryOp) -> Result<CTensor> {
+    match (op, dtype) {
+        // NumPy: bool + is logical or, bool * logical and.
+        (BinaryOp::Add, DType::Bool) => a.maximum(b).c(),
+        (BinaryOp::Mul, DType::Bool) => a.minimum(b).c(),
+        (BinaryOp::Add, _) => a.add(b).c(),
+        (BinaryOp::Sub, _) => a.sub(b).c(),
+        (BinaryOp::Mul, _) => a.mul(b).c(),
+        (BinaryOp::Div, _) => a.div(b).c(),
+    }
+}
+
+/// `[b.., m, k] @ [b.., k, n]`: cuBLAS/gemm for floats; for integers and bool (which BLAS lacks)
+/// a broadcast product summed over `k` on the device, in the operands' wrapping arithmetic.
+fn matmul_op(a: &CTensor, b: &CTensor, dtype: DType) -> Result<CTensor> {
+    let r = a.rank();
+    let (m, k, n) = (a.dim(r - 2).c()?, a.dim(r - 1).c()?, b.dim(r - 1).c()?);
+    if dtype.is_float() && m > 0 && k > 0 && n > 0 {
+        return a.matmul(b).c();
+    }
+    let (a, b) = if dtype == DType::Bool {
+        (a.to_dtype(CDType::I64).c()?, b.to_dtype(CDType::I64).c()?)
+    } else {
+        (a.clone(), b.clone())
+    };
+    let prod = a
+        .unsqueeze(r)
+        .c()?
+        .broadcast_mul(&b.unsqueeze(r - 2).c()?)
+        .c()?;
+    let sum = prod.sum(r - 1).c()?;
+    if dtype == DType::Bool {
+        return sum.ne(0i64).c();
+    }
+    Ok(sum)
+}
+
+/// NumPy `max`/`min` propagate NaN; candle's kernels skip it, so NaN is put back where one was.
+fn propagate_nan(x: &CTensor, reduced: CTensor, dim: usize, dtype: DType) -> Result<CTensor> {
+    if !dtype.is_float() {
+        return Ok(reduced);
+    }
+    let any_nan = x.ne(x).c()?.max(dim).c()?;
+    let nan = reduced.zeros_like().c()?.affine(1.0, f64::NAN).c()?;
+    any_nan.where_cond(&nan, &reduced).c()
+}
+
+impl Backend for Cuda {
+    const NAME: &'static str = "cuda";
+
+    fn device(&self) -> Device {
+        device_of(&self.data)
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn len(&self) -> usize {
+        self.data.elem_count()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn from_host(device: &Device, data: HostArray) -> Result<Self> {
+        let dtype = data.dtype();
+        candle_dtype(dtype)?;
+        let dev = device::candle_device(device)?;
+        let t = with_host_array!(data, a => {
+            let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
+            upload(v, &dev)?
+        });
+        Cuda::new(t, dtype)
+    }
+
+    fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
+        let cd = candle_dtype(dtype)?;
+        let dev = device::candle_device(device)?;
+        let t = with_candle_type!(cd, T => {
+            let v: T = if dtype == DType::Bool {
+                T::from_f64(f64::from(u8::from(value.to_element::<bool>())))
+            } else {
+                value.to_element::<T>()
+            };
+            CTensor::full(v, len, &dev).c()?
+        });
+        Cuda::new(t, dtype)
+    }
+
+    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
+        let cd = candle_dtype(dtype)?;
+        let dev = device::candle_device(device)?;
+        // Computed on the host like candle's own arange, then uploaded once.
+        let t = with_candle_type!(cd, T => {
+            let v: Vec<T> = (0..len)
+                .map(|i| host_element::<T>(dtype, start + i as f64 * step))
+                .collect();
+            CTensor::from_vec(v, len, &dev).c()?
+        });
+        Cuda::new(t, dtype)
+    }
+
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        let x = self.materialize(layout)?;
+        Cuda::new(unary_op(&x, self.dtype, op)?, self.dtype)
+    }
+
+    fn binary(
+        &self,
+        layout: &Layout,
+        rhs: &Self,
+        rhs_layout: &Layout,
+        op: BinaryOp,
+    ) -> Result<Self> {
+        same_dtype(self, rhs, "binary")?;
+        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
+        Cuda::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
+    }
+
+    fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
+        same_dtype(self, rhs, "compare")?;
+        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
+        let r = match op {
+            CmpOp::Eq => a.eq(&b),
+            CmpOp::Lt => a.lt(&b),
+            CmpOp::Gt => a.gt(&b),
+        };
+        Cuda::new(r.c()?, DType::Bool)
+    }
+
+    fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
+        same_dtype(self, rhs, "matmul")?;
+        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
+        Cuda::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
+    }
+
+    fn reduce(
+        &self,
+        layout: &Layout,
+        op: ReduceOp,
+        axis: Option<usize>,
+        out_dtype: DType,
+    ) -> Result<Self> {
+        let x = self.cast(layout, out_dtype)?.data;
+        let (x, dim) = match axis {
+            None => (x, 0),
+            Some(a) => (x.reshape(layout.shape()).c()?, a),
+        };
+        let count = x.dim(dim).c()?;
+        if x.elem_count() == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            // The core has ruled out an empty reduced axis, so the result is empty too; candle's
+            // max/min refuse empty input even then.
+            let mut dims = x.dims().to_vec();
+            dims.remove(dim);
+            return Cuda::new(CTensor::zeros(dims, x.dtype(), x.device()).c()?, out_dtype);
+        }
+        let r = match op {
+            ReduceOp::Sum => x.sum(dim).c()?,
+            ReduceOp::Mean => {
+                let s = x.sum(dim).c()?;
+                let n = scalar_like(&s, out_dtype, count as f64)?;
+                s.broadcast_div(&n).c()?
+            }
+            ReduceOp::Max => propagate_nan(&x, x.max(dim).c()?, dim, out_dtype)?,
+            ReduceOp::Min => propagate_nan(&x, x.min(dim).c()?, dim, out_dtype)?,
+        };
+        Cuda::new(r, out_dtype)
+    }
+
+    fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        let target = candle_dtype(dtype)?;
+        let x = self.materialize(layout)?;
+        if dtype == self.dtype {
+            return Cuda::new(x, dtype);
+        }
+        let r = if dtype == DType::Bool {
+            x.ne(&Cuda::zeros_like(&x)?).c()?
+        } else {
+            x.to_dtype(target).c()?
+        };
+        Cuda::new(r, dtype)
+    }
+
+    fn contiguous(&self, layout: &Layout) -> Result<Self> {
+        Cuda::new(self.materialize(layout)?, self.dtype)
+    }
+
+    fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        transfer::to_host(self, layout, dtype)
+    }
+
+    fn into_host(self, layout: &Layout, dtype: DType) -> Result<HostArray> {
+        // Device memory cannot become a host array in place: copy the view.
+        transfer::to_host(&self, layout, dtype)
+    }
+
+    fn to_host_into<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
+        transfer::to_host_into(self, layout, out)
+    }
+
+    fn host_bytes(&self) -> Option<&[u8]> {
+        // Storage sits behind candle's lock (and usually on a GPU): reads always go through the
+        // explicit transfer path.
+        None
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.data.device().synchronize().c()
+    }
+}
+
+fn same_dtype(a: &Cuda, b: &Cuda, op: &'static str) -> Result<()> {
+    if a.dtype != b.dtype {
+        return Err(Error::DTypeMismatch {
+            op,
+            actual: b.dtype,
+            requested: a.dtype,
+        });
+    }
+    Ok(())
+}
+
+/// Uploads host elements as a flat candle tensor (bool as u8).
+fn upload<T: Element>(v: Vec<T>, dev: &candle_core::Device) -> Result<CTensor> {
+    let n = v.len();
+    let cd = candle_dtype(T::DTYPE)?;
+    with_candle_type!(cd, S => {
+        let conv: Vec<S> = v.into_iter().map(|x| tensorbridge_core::cast_element::<T, S>(x)).collect();
+        CTensor::from_vec(conv, n, dev).c()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensorbridge_core::Tensor;
+
+    #[test]
+    fn dtypes_candle_lacks_are_unsupported_with_the_backend_named() {
+        for d in [DType::U16, DType::U64, DType::I8] {
+            let e = Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).unwrap_err();
+            assert!(matches!(e, Error::UnsupportedDType { .. }), "{e}");
+            assert!(e.to_string().contains("cuda backend"), "{e}");
+        }
+        for d in SUPPORTED_DTYPES {
+            assert!(Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).is_ok(), "{d}");
+        }
+    }
+
+    #[test]
+    fn bool_is_stored_as_zero_or_one_and_reads_back_as_bool() {
+        let t = Tensor::<Cuda>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
+        assert_eq!(t.storage().candle().dtype(), CDType::U8);
+        let h = t.to_host_array::<bool>().unwrap();
+        assert_eq!(h.as_slice().unwrap(), &[true, false, true]);
+    }
+}

@@ -61,8 +61,17 @@ pub use rng::Lcg;
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
+    ($backend:ty, $device:expr, unsupported = [$($d:expr),* $(,)?], ignore = $why:literal $(,)?) => {
+        $crate::conformance_suite!(@all $backend, $device, &[$($d),*], [#[ignore = $why]]);
+    };
     ($backend:ty, $device:expr, unsupported = [$($d:expr),* $(,)?] $(,)?) => {
-        $crate::conformance_suite!(@tests $backend, $device, &[$($d),*];
+        $crate::conformance_suite!(@all $backend, $device, &[$($d),*], []);
+    };
+    ($backend:ty, $device:expr $(,)?) => {
+        $crate::conformance_suite!($backend, $device, unsupported = []);
+    };
+    (@all $backend:ty, $device:expr, $unsupported:expr, [$(#[$attr:meta])*]) => {
+        $crate::conformance_suite!(@tests $backend, $device, $unsupported, [$(#[$attr])*];
             creation_from_host_data_fills_and_arange_round_trips => check_creation,
             views_read_back_like_numpy_views_and_contiguous_copies => check_views,
             cast_between_every_dtype_pair_follows_numpy_astype => check_cast,
@@ -77,16 +86,18 @@ macro_rules! conformance_suite {
             integer_wrapping_nan_propagation_and_dtype_rules_match_numpy => check_numpy_edge_cases,
         );
     };
-    ($backend:ty, $device:expr $(,)?) => {
-        $crate::conformance_suite!($backend, $device, unsupported = []);
-    };
-    (@tests $backend:ty, $device:expr, $unsupported:expr; $($name:ident => $check:ident),* $(,)?) => {
+    (@tests $backend:ty, $device:expr, $unsupported:expr, $attrs:tt;
+     $($name:ident => $check:ident),* $(,)?) => {
         $(
-            #[test]
-            fn $name() {
-                $crate::declare_unsupported_dtypes($unsupported);
-                $crate::$check::<$backend>(&$device);
-            }
+            $crate::conformance_suite!(@one $backend, $device, $unsupported, $attrs, $name, $check);
         )*
+    };
+    (@one $backend:ty, $device:expr, $unsupported:expr, [$(#[$attr:meta])*], $name:ident, $check:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            $crate::declare_unsupported_dtypes($unsupported);
+            $crate::$check::<$backend>(&$device);
+        }
     };
 }

@@ -34,3 +34,15 @@ print(h.numpy().dtype, np.asarray(h, dtype=np.float32))
 # exactly one explicit device-to-host copy of the tensor's own elements; numpy(copy=False) refuses
 # to copy, and a missing device is a RuntimeError, never a hang. This build has:
 print("compiled backends:", tb.compiled_backends())
+
+# PyTorch's dance (t.detach().cpu().numpy(), which still refuses bf16) is not needed either.
+if "torch" in tb.compiled_backends():
+    import torch
+
+    w = torch.linspace(0, 1, 3, requires_grad=True).to(torch.bfloat16)
+    shared = tb.from_torch(w)  # zero-copy, detached: no "requires grad" error
+    print(shared.backend, shared.numpy().dtype, np.asarray(shared, dtype=np.float32))
+    try:
+        tb.tensor([1.0], backend="torch", device="cuda:0")
+    except RuntimeError as e:  # no GPU on this machine
+        print("RuntimeError:", e)

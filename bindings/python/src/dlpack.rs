@@ -1016,6 +1016,27 @@ fn import_device_memory(
     }))
 }
 
+/// The memory a producer's view reaches: the offset of its lowest element relative to `data`
+/// (≤ 0 with negative strides) and the number of elements from there to its highest (0 for an
+/// empty view).
+fn span(inc: &Incoming) -> PyResult<(isize, usize)> {
+    if inc.shape.contains(&0) {
+        return Ok((0, 0));
+    }
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&dim, &s) in inc.shape.iter().zip(&inc.strides) {
+        let reach = s
+            .checked_mul(dim as isize - 1)
+            .ok_or_else(|| PyBufferError::new_err("DLPack strides overflow"))?;
+        if reach < 0 {
+            lo += reach;
+        } else {
+            hi += reach;
+        }
+    }
+    Ok((lo, (hi - lo + 1) as usize))
+}
+
 /// A CPU tensor over host memory the producer owns (zero-copy, kept alive by `owner`), or a copy
 /// of it when `copy` or when the memory is misaligned for the dtype.
 fn host_tensor(
@@ -1037,19 +1058,7 @@ fn host_tensor(
             Tensor::<Cpu>::from_host(h, &Device::Cpu).py(py)?,
         ));
     }
-    // The span the view reaches, in elements relative to `data`.
-    let (mut lo, mut hi) = (0isize, 0isize);
-    for (&dim, &s) in inc.shape.iter().zip(&inc.strides) {
-        let reach = s
-            .checked_mul(dim as isize - 1)
-            .ok_or_else(|| PyBufferError::new_err("DLPack strides overflow"))?;
-        if reach < 0 {
-            lo += reach;
-        } else {
-            hi += reach;
-        }
-    }
-    let len = (hi - lo + 1) as usize;
+    let (lo, len) = span(inc)?;
     let base = inc.data.wrapping_offset(lo * item as isize);
     let layout = Layout::new(inc.shape.clone(), inc.strides.clone(), (-lo) as usize).py(py)?;
     if (base as usize) % item != 0 {
@@ -1084,22 +1093,7 @@ fn torch_cuda_tensor(
 ) -> PyResult<AnyTensor> {
     let item = inc.dtype.size_in_bytes();
     let device = Device::Cuda(inc.device.device_id as usize);
-    let (mut lo, mut hi) = (0isize, 0isize);
-    for (&dim, &s) in inc.shape.iter().zip(&inc.strides) {
-        if dim == 0 {
-            (lo, hi) = (0, -1);
-            break;
-        }
-        let reach = s
-            .checked_mul(dim as isize - 1)
-            .ok_or_else(|| PyBufferError::new_err("DLPack strides overflow"))?;
-        if reach < 0 {
-            lo += reach;
-        } else {
-            hi += reach;
-        }
-    }
-    let len = (hi - lo + 1).max(0) as usize;
+    let (lo, len) = span(inc)?;
     let base = inc.data.wrapping_offset(lo * item as isize);
     if (base as usize) % item != 0 {
         return Err(PyBufferError::new_err(

@@ -30,7 +30,7 @@ ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensor
 .PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
 
-## ---- CUDA backend (crates/tensorbridge-cuda, cargo feature `cuda`) -----------------------------
+## ---- CUDA backend (candle-core with CUDA: crates/tensorbridge-candle, cargo feature `cuda`) -----------------------------
 # Building the feature needs nvcc and the CUDA 13.0 libraries, not a GPU: they come from PyPI into
 # a venv outside the clone (kept across fresh clones, like CARGO_TARGET_DIR). Binaries link
 # against, and in CI run with, a no-device libcuda stub generated from cuda.h
@@ -171,12 +171,12 @@ cuda-toolkit: $(CUDA_STAMP)
 ## The cuda crate built with the `cuda` feature, its tests run against the no-device stub (the
 ## conformance suite on candle's CPU device; GPU tests report that they found no device).
 cuda-test: $(CUDA_STAMP)
-	$(CUDA_BUILD_ENV) $(CUDA_TEST_ENV) cargo test --release -p tensorbridge-cuda -p tensorbridge \
-		--features tensorbridge-cuda/cuda,tensorbridge/cuda
+	$(CUDA_BUILD_ENV) $(CUDA_TEST_ENV) cargo test --release -p tensorbridge-candle -p tensorbridge \
+		--features tensorbridge-candle/cuda,tensorbridge/cuda
 
 ## D2H benchmark (criterion; needs a GPU, prints why not otherwise).
 bench-cuda: $(CUDA_STAMP)
-	$(CUDA_BUILD_ENV) cargo bench -p tensorbridge-cuda --features cuda --bench d2h
+	$(CUDA_BUILD_ENV) cargo bench -p tensorbridge-candle --features cuda --bench d2h
 
 ## The GPU-check bundle (test binaries + wheel, < 64 MiB); run it on a GPU machine with
 ## `scripts/gpu-check run BUNDLE` (see README, "CUDA backend").

@@ -1,46 +1,45 @@
-//! Cross-backend contract: the same inputs, built through [`AnyTensor`] on every compiled backend,
-//! give the same host arrays (dtype, shape and values), checked against expectations computed with
-//! `ndarray`. Mixing backends or devices in one op is an error that tells the user to move a
-//! tensor with `.to(...)`, never a silent copy.
+//! Cross-backend contract: the same inputs, built through [`AnyTensor`] on every registered
+//! backend, give the same host arrays (dtype, shape and values), checked against expectations
+//! computed with `ndarray`. Mixing backends or devices in one op is an error that tells the user
+//! to move a tensor with `.to(...)`, never a silent copy.
 //!
 //! With only the CPU backend compiled, every assertion still runs against the `ndarray`
-//! expectations; each further backend (torch, cuda) joins by being listed in
-//! `BackendKind::compiled()` and given a device in `device_for`.
+//! expectations; every further backend joins by being registered (`tensorbridge::registry`): each
+//! runs on the CPU device, and on `cuda:0` too where it has CUDA devices and a GPU is usable.
 
 use half::bf16;
 use tensorbridge::ndarray::{arr1, arr2, Array, ArrayD, ArrayViewMutD, IxDyn, ShapeBuilder};
+use tensorbridge::registry::{self, BackendEntry};
 use tensorbridge::{
-    AnyTensor, Backend, BackendKind, BinaryOp, CmpOp, Cpu, DType, Device, Element, Error,
-    HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+    AnyTensor, Backend, BinaryOp, CmpOp, Cpu, DType, Device, DeviceKind, DeviceMemory, Element,
+    Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
 };
 
-/// The device each backend's tensors are built on in these tests.
-fn device_for(kind: BackendKind) -> Device {
-    match kind {
-        BackendKind::Cpu => Device::Cpu,
-        #[cfg(feature = "torch")]
-        BackendKind::Torch => Device::Cpu,
-        #[cfg(feature = "lazy")]
-        BackendKind::LazyCpu => Device::Cpu,
-        // cuda:0 where a GPU is usable, else candle's CPU device (CI).
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => match tensorbridge::cuda::cuda_device_count() {
-            Ok(_) => Device::Cuda(0),
-            Err(_) => Device::Cpu,
-        },
+type Kind = &'static BackendEntry;
+
+/// Every registered backend on the CPU device, and on `cuda:0` where it works.
+fn placements() -> Vec<(Kind, Device)> {
+    registry::init();
+    let mut out = Vec::new();
+    for b in registry::backends() {
+        out.push((b, Device::Cpu));
+        let gpu = Device::Cuda(0);
+        if b.accepts(DeviceKind::Cuda) && b.full(&[1], Scalar::Int(0), None, &gpu).is_ok() {
+            out.push((b, gpu));
+        }
     }
+    out
 }
 
-fn placements() -> Vec<(BackendKind, Device)> {
-    BackendKind::compiled()
-        .iter()
-        .map(|&k| (k, device_for(k)))
-        .collect()
-}
-
-fn on(kind: BackendKind, device: &Device, data: impl Into<HostArray>) -> AnyTensor {
+fn on(kind: Kind, device: &Device, data: impl Into<HostArray>) -> AnyTensor {
     AnyTensor::from_host(kind, data.into(), device)
-        .unwrap_or_else(|e| panic!("{kind}:{device}: from_host failed: {e}"))
+        .unwrap_or_else(|e| panic!("{}:{device}: from_host failed: {e}", kind.name()))
+}
+
+#[cfg(feature = "torch")]
+fn named(name: &str) -> Kind {
+    registry::init();
+    registry::find(name).unwrap()
 }
 
 fn host(t: Result<AnyTensor>) -> Result<HostArray> {
@@ -176,9 +175,9 @@ fn mixing_compiled_backends_is_an_error_that_names_to() {
     let ps = placements();
     for (ka, da) in &ps {
         for (kb, db) in &ps {
-            let x = on(*ka, da, arr1(&[1.0f32, 2.0]).into_dyn());
-            let y = on(*kb, db, arr1(&[3.0f32, 4.0]).into_dyn());
-            if (ka, da) == (kb, db) {
+            let x = on(ka, da, arr1(&[1.0f32, 2.0]).into_dyn());
+            let y = on(kb, db, arr1(&[3.0f32, 4.0]).into_dyn());
+            if std::ptr::eq(*ka, *kb) && da == db {
                 assert!(x.add(&y).is_ok(), "{ka}:{da} with itself");
                 continue;
             }
@@ -187,7 +186,7 @@ fn mixing_compiled_backends_is_an_error_that_names_to() {
             assert_mismatch(&what, x.matmul(&y));
             assert_mismatch(&what, x.eq(&y));
             // Moving one side explicitly is the way out.
-            let moved = y.to(*ka, da).unwrap();
+            let moved = y.to(ka, da).unwrap();
             assert!(x.add(&moved).is_ok(), "{what} after .to()");
         }
     }
@@ -246,6 +245,14 @@ impl Placed {
 
 impl Backend for Placed {
     const NAME: &'static str = "placed";
+    const DEVICE_KINDS: &'static [DeviceKind] = &[DeviceKind::Cpu, DeviceKind::Cuda];
+
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
+    unsafe fn from_external(_memory: ExternalMemory) -> Result<Option<Self>> {
+        Ok(None)
+    }
 
     fn device(&self) -> Device {
         self.device
@@ -353,10 +360,10 @@ fn cpu_and_torch_agree_bit_for_bit_or_within_one_ulp_where_kernels_differ() {
             DType::F32 => 2f64.powi(-23),
             _ => 2f64.powi(-52),
         };
-        let c = on(BackendKind::Cpu, &Device::Cpu, base.clone())
+        let c = on(named("cpu"), &Device::Cpu, base.clone())
             .cast(dtype)
             .unwrap();
-        let t = on(BackendKind::Torch, &Device::Cpu, base.clone())
+        let t = on(named("torch"), &Device::Cpu, base.clone())
             .cast(dtype)
             .unwrap();
         type Op = fn(&AnyTensor) -> Result<AnyTensor>;
@@ -419,10 +426,10 @@ fn cpu_and_torch_agree_bit_for_bit_or_within_one_ulp_where_kernels_differ() {
         DType::I64,
         DType::Bool,
     ] {
-        let c = on(BackendKind::Cpu, &Device::Cpu, ints.clone().into_dyn())
+        let c = on(named("cpu"), &Device::Cpu, ints.clone().into_dyn())
             .cast(dtype)
             .unwrap();
-        let t = on(BackendKind::Torch, &Device::Cpu, ints.clone().into_dyn())
+        let t = on(named("torch"), &Device::Cpu, ints.clone().into_dyn())
             .cast(dtype)
             .unwrap();
         for (name, f) in [

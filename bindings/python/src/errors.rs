@@ -57,9 +57,10 @@ impl<T> IntoPyResult<T> for tensorbridge::Result<T> {
     }
 }
 
-/// Runs `f` without the GIL when `bytes` is large enough for that to pay off, and turns a panic
-/// inside it into a RuntimeError instead of letting it unwind into Python.
-pub fn detached<T: Send>(
+/// Runs Rust work `f` for Python: releases the GIL while it runs when `bytes` (the bytes the work
+/// touches) is large enough for that to pay off, converts its error to the mapped exception, and
+/// turns a panic inside it into a RuntimeError instead of letting it unwind into Python.
+pub fn run_guarded<T: Send>(
     py: Python<'_>,
     bytes: usize,
     f: impl FnOnce() -> tensorbridge::Result<T> + Send,

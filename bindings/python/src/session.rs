@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use tensorbridge::{AnyTensor, BackendKind, Cpu, Device, RunStats, Session};
+use tensorbridge::registry::{self, BackendEntry, DynSession};
+use tensorbridge::{AnyTensor, Device};
 
-use crate::convert::{export_copy, export_view};
-use crate::errors::{detached, IntoPyResult};
-use crate::PyTensor;
+use crate::args::parse_device;
+use crate::errors::{self, run_guarded, IntoPyResult};
+use crate::interop::numpy::{export_copy, export_view};
+use crate::tensor::PyTensor;
 
 thread_local! {
     /// The default sessions of this thread, innermost last (`with tb.Session() as s:`).
@@ -25,48 +27,61 @@ thread_local! {
 /// default session of the thread (closed at the end of the block).
 #[pyclass(name = "Session", module = "tensorbridge", frozen)]
 pub struct PySession {
-    kind: BackendKind,
+    backend: &'static BackendEntry,
+    device: Device,
     /// `None` once closed.
-    inner: Mutex<Option<Arc<Session<Cpu>>>>,
-    last: Mutex<RunStats>,
+    inner: Mutex<Option<Arc<dyn DynSession>>>,
+    last: Mutex<Vec<(&'static str, usize)>>,
 }
 
 fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Attempted to use a closed Session.")
 }
 
-fn lazy_kind(py: Python<'_>, backend: &str) -> PyResult<BackendKind> {
+/// The lazy backend named by `backend` (`"lazy:cpu"`, or `"cpu"` for the lazy backend over it).
+fn lazy_backend(py: Python<'_>, backend: &str) -> PyResult<&'static BackendEntry> {
+    registry::init();
     let name = if backend.starts_with("lazy") {
         backend.to_string()
     } else {
         format!("lazy:{backend}")
     };
-    let kind = name.parse::<BackendKind>().py(py)?;
-    if kind == BackendKind::LazyCpu {
-        return Ok(kind);
+    match registry::find(&name) {
+        Ok(e) if e.deferred().is_some() => Ok(e),
+        Err(e) if !registry::names().contains(&backend) => Err(errors::to_py(py, e)),
+        _ => {
+            let lazy: Vec<&str> = registry::backends()
+                .into_iter()
+                .filter(|b| b.deferred().is_some())
+                .map(|b| b.name())
+                .collect();
+            Err(PyValueError::new_err(format!(
+                "a Session evaluates lazy tensors; backend '{backend}' has no lazy variant in \
+                 this build (lazy backends: {})",
+                lazy.join(", ")
+            )))
+        }
     }
-    Err(PyValueError::new_err(format!(
-        "a Session evaluates lazy tensors; backend '{backend}' has no lazy variant in this build \
-         (lazy backends: lazy:cpu)"
-    )))
 }
 
 impl PySession {
     /// Evaluates the lazy tensors together (a shared subgraph once) with the GIL released.
     fn evaluate(&self, py: Python<'_>, tensors: &[AnyTensor]) -> PyResult<()> {
-        let mut lazies = Vec::with_capacity(tensors.len());
         for (i, t) in tensors.iter().enumerate() {
-            match t {
-                AnyTensor::LazyCpu(l) => lazies.push(l.clone()),
-                other => {
-                    return Err(PyTypeError::new_err(format!(
-                        "Session.run: fetch {i} is a tensor of the eager backend {}, which has \
-                         its values already (use t.numpy()); a Session evaluates lazy tensors \
-                         (backend '{}')",
-                        other.backend(),
-                        self.kind
-                    )))
-                }
+            if !std::ptr::eq(t.backend(), self.backend) {
+                let what = if t.is_deferred() {
+                    format!("a tensor of the lazy backend {}", t.backend())
+                } else {
+                    format!(
+                        "a tensor of the eager backend {}, which has its values already (use \
+                         t.numpy())",
+                        t.backend()
+                    )
+                };
+                return Err(PyTypeError::new_err(format!(
+                    "Session.run: fetch {i} is {what}; this Session evaluates '{}' tensors",
+                    self.backend
+                )));
             }
         }
         // Not holding the lock while the GIL is released: another thread may use the session.
@@ -76,13 +91,9 @@ impl PySession {
             .map_err(|_| closed_error())?
             .clone()
             .ok_or_else(closed_error)?;
-        let bytes = tensors
-            .iter()
-            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
-            .sum();
-        let stats = detached(py, bytes, || {
-            let refs: Vec<_> = lazies.iter().collect();
-            session.run(&refs)?;
+        // Evaluation work is the graph's, not the results' size: always let other threads run.
+        let stats = run_guarded(py, usize::MAX, || {
+            session.run(tensors)?;
             Ok(session.last_run_stats())
         })?;
         if let Ok(mut last) = self.last.lock() {
@@ -107,37 +118,35 @@ impl PySession {
     #[new]
     #[pyo3(signature = (backend="lazy:cpu", device=None))]
     fn new(py: Python<'_>, backend: &str, device: Option<&str>) -> PyResult<Self> {
-        let kind = lazy_kind(py, backend)?;
+        let entry = lazy_backend(py, backend)?;
         let dev = match device {
             None => Device::Cpu,
-            Some(d) => d.parse::<Device>().py(py)?,
+            Some(d) => parse_device(py, d)?,
         };
-        if dev != Device::Cpu {
-            return Err(PyRuntimeError::new_err(format!(
-                "backend '{kind}' has no device {dev}; its tensors live on cpu"
-            )));
-        }
+        entry.check_device(&dev).py(py)?;
+        let deferred = entry
+            .deferred()
+            .ok_or_else(|| PyValueError::new_err(format!("{entry} is not a lazy backend")))?;
+        let session: Arc<dyn DynSession> = Arc::from(deferred.new_session(&dev).py(py)?);
+        let last = Mutex::new(session.last_run_stats());
         Ok(PySession {
-            kind,
-            inner: Mutex::new(Some(Arc::new(Session::new(dev)))),
-            last: Mutex::new(RunStats::default()),
+            backend: entry,
+            device: dev,
+            inner: Mutex::new(Some(session)),
+            last,
         })
     }
 
     /// The lazy backend this session evaluates (`"lazy:cpu"`).
     #[getter]
     fn backend(&self) -> &'static str {
-        self.kind.name()
+        self.backend.name()
     }
 
     /// The device it evaluates on.
     #[getter]
-    fn device(&self) -> PyResult<String> {
-        let guard = self.inner.lock().map_err(|_| closed_error())?;
-        Ok(guard
-            .as_ref()
-            .map(|s| s.device().to_string())
-            .unwrap_or_else(|| "cpu".into()))
+    fn device(&self) -> String {
+        self.device.to_string()
     }
 
     /// True after `close()` (or the end of its `with` block).
@@ -193,14 +202,11 @@ impl PySession {
     /// launched, of which fused, the ops computed inside fused kernels, and the most
     /// intermediate values held at once.
     fn last_run_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.last.lock().map(|s| *s).unwrap_or_default();
+        let stats = self.last.lock().map(|s| s.clone()).unwrap_or_default();
         let d = PyDict::new(py);
-        d.set_item("nodes", s.nodes)?;
-        d.set_item("cse_merged", s.cse_merged)?;
-        d.set_item("kernels", s.kernels)?;
-        d.set_item("fused_kernels", s.fused_kernels)?;
-        d.set_item("fused_ops", s.fused_ops)?;
-        d.set_item("peak_live_values", s.peak_live_values)?;
+        for (name, value) in stats {
+            d.set_item(name, value)?;
+        }
         Ok(d)
     }
 
@@ -234,7 +240,10 @@ impl PySession {
 
     fn __repr__(&self) -> String {
         let state = if self.closed() { ", closed" } else { "" };
-        format!("tb.Session(backend={}, device=cpu{state})", self.kind)
+        format!(
+            "tb.Session(backend={}, device={}{state})",
+            self.backend, self.device
+        )
     }
 }
 
@@ -246,7 +255,7 @@ pub fn eval_tensor<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = t.py();
     let inner = &t.get().inner;
-    if !inner.is_lazy() {
+    if !inner.is_deferred() {
         return Err(PyTypeError::new_err(format!(
             "eval() evaluates lazy tensors; this tensor is on the eager backend {} and has its \
              values already: use t.numpy()",

@@ -100,7 +100,7 @@ def test_a_gpu_device_on_the_cpu_backend_is_a_runtime_error(device: str) -> None
         tb.tensor([1, 2]).to(device=device)
 
 
-@pytest.mark.parametrize("backend", ["torch", "cuda", "lazy:cpu"])
+@pytest.mark.parametrize("backend", ["torch", "candle", "lazy:cpu", "lazy:torch", "lazy:candle"])
 def test_a_backend_not_compiled_in_says_so(backend: str) -> None:
     if backend in tb.compiled_backends():
         pytest.skip(f"this build has the {backend} backend compiled in")
@@ -110,6 +110,16 @@ def test_a_backend_not_compiled_in_says_so(backend: str) -> None:
         lambda: tb.tensor([1]).to(backend=backend),
     ):
         with pytest.raises(RuntimeError, match=f"'{backend}' is not compiled"):
+            make()
+
+
+def test_the_retired_cuda_backend_name_names_its_replacements() -> None:
+    for make in (
+        lambda: tb.tensor([1], backend="cuda"),
+        lambda: tb.zeros(2, backend="cuda"),
+        lambda: tb.tensor([1]).to(backend="cuda"),
+    ):
+        with pytest.raises(ValueError, match="backend='candle'.*device='cuda'"):
             make()
 
 

@@ -6,8 +6,10 @@
 //! before a backend sees a call. Results are always new contiguous storage. There are no default
 //! methods: a backend that forgets an op does not compile.
 
+use std::any::Any;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ndarray::ArrayViewMutD;
 
@@ -55,6 +57,86 @@ impl FromStr for Device {
         )))
     }
 }
+
+impl Device {
+    /// The kind of device, without its ordinal.
+    pub fn kind(&self) -> DeviceKind {
+        match self {
+            Device::Cpu => DeviceKind::Cpu,
+            Device::Cuda(_) => DeviceKind::Cuda,
+        }
+    }
+}
+
+/// A kind of device, without an ordinal: what a backend can hold storage on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// Host memory.
+    Cpu,
+    /// CUDA devices (`cuda:N`).
+    Cuda,
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda:N",
+        })
+    }
+}
+
+/// Storage memory on a device other than the host, for zero-copy export (DLPack,
+/// `__cuda_array_interface__`). Host memory is [`Backend::host_bytes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// Address of the storage's first element in the device's address space.
+    pub ptr: *const u8,
+    /// Bytes of storage from `ptr` on.
+    pub len_bytes: usize,
+    /// The device the address belongs to.
+    pub device: Device,
+}
+
+// SAFETY: a `DeviceMemory` is an address and a size; it is never dereferenced on the host, and
+// whoever dereferences it (a consumer on the device) holds the storage alive separately.
+unsafe impl Send for DeviceMemory {}
+// SAFETY: as above; no shared mutable state.
+unsafe impl Sync for DeviceMemory {}
+
+/// Memory someone else owns (a NumPy array, a DLPack producer, a torch tensor), offered to a
+/// backend to hold in place: [`Backend::from_external`].
+#[derive(Clone)]
+pub struct ExternalMemory {
+    /// First element (host address for `Device::Cpu`, device address otherwise).
+    pub ptr: *const u8,
+    /// Number of elements from `ptr` on.
+    pub len: usize,
+    /// Element type.
+    pub dtype: DType,
+    /// Where the memory is.
+    pub device: Device,
+    /// Keeps the memory valid and unmodified while it lives; dropped with the last storage that
+    /// uses it (a DLPack owner calls the producer's deleter when dropped).
+    pub owner: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for ExternalMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalMemory")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .field("dtype", &self.dtype)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the memory is only read (tensors are immutable) and its owner is `Send + Sync`;
+// `Backend::from_external`'s caller promises validity for as long as the owner lives.
+unsafe impl Send for ExternalMemory {}
+// SAFETY: as above.
+unsafe impl Sync for ExternalMemory {}
 
 /// Elementwise unary operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,8 +200,14 @@ pub enum ReduceOp {
 ///
 /// Every result is new storage, contiguous in the row-major layout of the result's shape.
 pub trait Backend: Sized + Send + Sync + 'static {
-    /// Short name, shown in `repr` and errors (`"cpu"`, `"torch"`, `"cuda"`).
+    /// Short name, shown in `Debug` output and backend errors (`"cpu"`, `"torch"`, `"candle"`).
+    /// The name users write is the one the backend is registered under
+    /// ([`crate::registry`]), which may differ (e.g. `"lazy:cpu"` for `Lazy<Cpu>`).
     const NAME: &'static str;
+    /// The kinds of device this backend can hold storage on (as compiled). The registry refuses a
+    /// device of another kind before the backend is asked; a device of an accepted kind may
+    /// still be unavailable at run time (`Error::DeviceUnavailable`).
+    const DEVICE_KINDS: &'static [DeviceKind];
 
     /// The device the storage is on.
     fn device(&self) -> Device;
@@ -179,6 +267,20 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// The storage's bytes when it lives in host memory that others may read in place (zero-copy
     /// export); `None` for device memory.
     fn host_bytes(&self) -> Option<&[u8]>;
+    /// The storage's device memory, when it lives on a device other than the host and the
+    /// backend can expose its address for zero-copy export (DLPack, `__cuda_array_interface__`);
+    /// `None` for host memory and for backends that cannot.
+    fn device_memory(&self) -> Option<DeviceMemory>;
+    /// Storage holding `memory` in place (zero-copy), kept alive by its owner; `Ok(None)` when
+    /// this backend cannot hold memory of that device or dtype without a copy (the caller then
+    /// copies through [`Backend::from_host`]).
+    ///
+    /// # Safety
+    /// `memory.ptr` must point to `memory.len` initialised elements of `memory.dtype` (for `Bool`:
+    /// bytes that are 0 or 1 only: any other byte is undefined behaviour in Rust), aligned for
+    /// the dtype, in memory of `memory.device`, valid and unmodified for as long as
+    /// `memory.owner` lives.
+    unsafe fn from_external(memory: ExternalMemory) -> Result<Option<Self>>;
     /// Blocks until every operation queued on this storage's device has finished (a no-op for
     /// synchronous backends). Benchmarks call it inside the timed region so asynchronous devices
     /// are timed honestly.

@@ -5,8 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use half::{bf16, f16};
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewMutD};
 
+use crate::any::HostViewMut;
 use crate::error::{Error, Result};
 use crate::host::HostArray;
 
@@ -300,6 +301,9 @@ pub trait Element:
     fn unwrap_host(h: HostArray) -> std::result::Result<ArrayD<Self>, HostArray>;
     /// Borrows the typed array inside a [`HostArray`] of this dtype.
     fn host_ref(h: &HostArray) -> Option<&ArrayD<Self>>;
+    /// Wraps a typed mutable view in its [`HostViewMut`] variant (the dtype-erased caller's
+    /// buffer of [`crate::AnyTensor::to_host_into`]).
+    fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> HostViewMut<'_>;
 }
 
 macro_rules! impl_host_variant {
@@ -318,6 +322,9 @@ macro_rules! impl_host_variant {
                 HostArray::$d(a) => Some(a),
                 _ => None,
             }
+        }
+        fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> HostViewMut<'_> {
+            HostViewMut::$d(v)
         }
     };
 }

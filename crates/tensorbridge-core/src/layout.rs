@@ -584,3 +584,61 @@ mod tests {
         assert!(Layout::contiguous(&[2, 3]).select(0, 2).is_err());
     }
 }
+
+/// The memory a strided view reaches, for views of memory someone else owns (a NumPy array, a
+/// DLPack tensor), described from its first element: `shape` and element `strides` (negative and
+/// zero strides allowed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StridedSpan {
+    /// Offset of the lowest element the view reaches from its first element, in elements (≤ 0;
+    /// 0 for an empty view).
+    pub lowest: isize,
+    /// Elements from the lowest to the highest reached one (0 for an empty view).
+    pub len: usize,
+    /// The view as a layout over a storage of `len` elements that starts at the lowest element.
+    pub layout: Layout,
+}
+
+impl StridedSpan {
+    /// The span of a view, with checked arithmetic: a shape whose reach overflows is an error
+    /// naming it, never a wrapped (and so wrong) span.
+    pub fn of(shape: &[usize], strides: &[isize]) -> Result<Self> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "shape {shape:?} and strides {strides:?} have different lengths"
+            )));
+        }
+        let overflow = || {
+            Error::InvalidArgument(format!(
+                "a view of shape {shape:?} with strides {strides:?} reaches past the address space"
+            ))
+        };
+        if shape.contains(&0) {
+            return Ok(StridedSpan {
+                lowest: 0,
+                len: 0,
+                layout: Layout::new(shape.to_vec(), strides.to_vec(), 0)?,
+            });
+        }
+        let (mut lo, mut hi) = (0isize, 0isize);
+        for (&dim, &s) in shape.iter().zip(strides) {
+            let steps = isize::try_from(dim - 1).map_err(|_| overflow())?;
+            let reach = s.checked_mul(steps).ok_or_else(overflow)?;
+            if reach < 0 {
+                lo = lo.checked_add(reach).ok_or_else(overflow)?;
+            } else {
+                hi = hi.checked_add(reach).ok_or_else(overflow)?;
+            }
+        }
+        let len = hi
+            .checked_sub(lo)
+            .and_then(|d| d.checked_add(1))
+            .and_then(|d| usize::try_from(d).ok())
+            .ok_or_else(overflow)?;
+        Ok(StridedSpan {
+            lowest: lo,
+            len,
+            layout: Layout::new(shape.to_vec(), strides.to_vec(), lo.unsigned_abs())?,
+        })
+    }
+}

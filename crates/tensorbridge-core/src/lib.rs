@@ -4,8 +4,12 @@
 //! [`HostArray`], the [`Backend`] trait and [`Tensor<B>`], plus the host-side kernels every backend
 //! shares (the cache-blocked strided → contiguous copy, fused dtype conversion).
 //!
-//! It owns no backend: `tensorbridge-cpu`, `tensorbridge-torch` and `tensorbridge-cuda` implement
-//! [`Backend`]; the `tensorbridge` facade re-exports them behind features.
+//! It also defines how backends are found at run time: [`AnyTensor`], one object-safe handle over
+//! a `Tensor<B>` of any backend, and the [`registry`] of backends by name.
+//!
+//! It owns no backend: `tensorbridge-cpu`, `tensorbridge-torch`, `tensorbridge-candle` and
+//! `tensorbridge-lazy` implement [`Backend`]; the `tensorbridge` facade registers the ones
+//! compiled in.
 //!
 //! ```
 //! use tensorbridge_core::{DType, Layout};
@@ -16,18 +20,24 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod any;
 pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod host;
 pub mod layout;
+pub mod registry;
 pub mod tensor;
 
-pub use backend::{Backend, BinaryOp, CmpOp, Device, ReduceOp, UnaryOp};
+pub use any::{AnyTensor, DynTensor, HostViewMut, ScalarOp, TensorOp, ViewMemory, ViewOp};
+pub use backend::{
+    Backend, BinaryOp, CmpOp, Device, DeviceKind, DeviceMemory, ExternalMemory, ReduceOp, UnaryOp,
+};
 pub use dtype::{cast_element, DType, DTypeKind, Element, FloatElement, Scalar};
 pub use error::{Error, Result};
 pub use host::HostArray;
 pub use layout::Layout;
+pub use registry::{BackendEntry, DeferredBackend, DynSession};
 pub use tensor::Tensor;
 
 #[doc(hidden)]

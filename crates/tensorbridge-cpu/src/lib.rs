@@ -25,8 +25,9 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tensorbridge_core::host::{copy_into, to_contiguous};
 use tensorbridge_core::{
-    with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, Device, Element, Error,
-    FloatElement, HostArray, Layout, ReduceOp, Result, Scalar, UnaryOp,
+    with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory,
+    Element, Error, ExternalMemory, FloatElement, HostArray, Layout, ReduceOp, Result, Scalar,
+    UnaryOp,
 };
 
 /// A flat host buffer of `T`: owned, or foreign memory kept alive by its owner.
@@ -173,7 +174,7 @@ impl Cpu {
         match device {
             Device::Cpu => Ok(()),
             other => Err(Error::DeviceUnavailable(format!(
-                "the cpu backend has no device {other}; use backend='cuda' or 'torch' for GPUs"
+                "the cpu backend has no device {other}; use backend='torch' or 'candle' for GPUs"
             ))),
         }
     }
@@ -209,6 +210,7 @@ fn storage_from_array<T: CpuElement>(a: ArrayD<T>) -> Cpu {
 
 impl Backend for Cpu {
     const NAME: &'static str = "cpu";
+    const DEVICE_KINDS: &'static [DeviceKind] = &[DeviceKind::Cpu];
 
     fn device(&self) -> Device {
         Device::Cpu
@@ -329,6 +331,21 @@ impl Backend for Cpu {
     fn host_bytes(&self) -> Option<&[u8]> {
         Some(with_buffer!(self, b => as_bytes(b.as_slice())))
     }
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
+
+    unsafe fn from_external(memory: ExternalMemory) -> Result<Option<Self>> {
+        if memory.device != Device::Cpu {
+            return Ok(None);
+        }
+        Ok(Some(with_dtype!(memory.dtype, T => {
+            // SAFETY: `from_external`'s contract is `from_foreign`'s: valid, aligned, initialised
+            // (canonical bools) elements for as long as the owner lives.
+            unsafe { Cpu::from_foreign::<T>(memory.ptr.cast::<T>(), memory.len, memory.owner) }
+        })))
+    }
+
     fn synchronize(&self) -> Result<()> {
         // Every CPU op has finished when it returns.
         Ok(())

@@ -48,18 +48,20 @@
 mod exec;
 mod fused;
 mod graph;
+mod registration;
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayViewMutD;
 use tensorbridge_core::{
-    Backend, BinaryOp, CmpOp, DType, Device, Element, Error, HostArray, Layout, ReduceOp, Result,
-    Scalar, Tensor, UnaryOp,
+    Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element, Error,
+    ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
 };
 
 pub use exec::{RunStats, SessionOptions};
 use graph::{Input, Node, Op};
+pub use registration::entry;
 
 /// A backend decorator: storage of `Lazy<B>` is a node of a recorded graph whose value, once
 /// computed, is storage of `B`.
@@ -163,6 +165,7 @@ impl<B: Backend> Lazy<B> {
 
 impl<B: Backend> Backend for Lazy<B> {
     const NAME: &'static str = "lazy";
+    const DEVICE_KINDS: &'static [DeviceKind] = B::DEVICE_KINDS;
 
     fn device(&self) -> Device {
         self.node.device
@@ -359,6 +362,23 @@ impl<B: Backend> Backend for Lazy<B> {
     /// (the next `to_host` reports the error) or the value is not in host memory.
     fn host_bytes(&self) -> Option<&[u8]> {
         self.materialize().ok()?.host_bytes()
+    }
+
+    /// The value's device memory (evaluating first), when `B` exposes it.
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        self.materialize().ok()?.device_memory()
+    }
+
+    /// A leaf over `B`'s storage of the memory, when `B` can hold it in place.
+    unsafe fn from_external(memory: ExternalMemory) -> Result<Option<Self>> {
+        let len = memory.len;
+        // SAFETY: forwarded; the caller upholds `from_external`'s contract.
+        let Some(storage) = (unsafe { B::from_external(memory) })? else {
+            return Ok(None);
+        };
+        Ok(Some(Lazy {
+            node: Node::source(Arc::new(storage), vec![len]),
+        }))
     }
 
     /// The pending work of a lazy tensor is its graph: evaluates it, then waits for `B`.

@@ -35,8 +35,9 @@ use std::sync::Arc;
 use ndarray::ArrayViewMutD;
 use tch::{Kind, Tensor as TchTensor};
 use tensorbridge_core::{
-    with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, Element,
-    Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+    with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, DeviceKind,
+    DeviceMemory, Element, Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar,
+    Tensor, UnaryOp,
 };
 
 pub use kinds::{dtype_of_kind, storage_kind};
@@ -219,6 +220,7 @@ fn int_matmul(a: &TchTensor, b: &TchTensor, kind: Kind) -> Result<TchTensor> {
 
 impl Backend for Torch {
     const NAME: &'static str = "torch";
+    const DEVICE_KINDS: &'static [DeviceKind] = &[DeviceKind::Cpu, DeviceKind::Cuda];
 
     fn device(&self) -> Device {
         self.device
@@ -460,6 +462,31 @@ impl Backend for Torch {
             // SAFETY: any initialised memory may be viewed as bytes; same length in bytes.
             unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
         }))
+    }
+
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        match self.device {
+            Device::Cpu => None,
+            device => Some(DeviceMemory {
+                ptr: self.data_ptr(),
+                len_bytes: self.data.numel() * self.dtype.size_in_bytes(),
+                device,
+            }),
+        }
+    }
+
+    unsafe fn from_external(memory: ExternalMemory) -> Result<Option<Self>> {
+        // SAFETY: `from_external`'s contract is `from_raw`'s.
+        let storage = unsafe {
+            Torch::from_raw(
+                memory.ptr,
+                memory.len,
+                memory.dtype,
+                &memory.device,
+                memory.owner,
+            )
+        }?;
+        Ok(Some(storage))
     }
 
     fn synchronize(&self) -> Result<()> {

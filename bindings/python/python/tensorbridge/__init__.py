@@ -101,6 +101,8 @@ __all__ = [
     "reshape",
     "transpose",
     "compiled_backends",
+    "backend_info",
+    "default_backend",
     "transfer_guard",
     "bool_",
     "uint8",
@@ -138,8 +140,22 @@ _SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, float
 
 
 def compiled_backends() -> list[str]:
-    """Names of the backends compiled into this build of the extension."""
+    """Names of the backends compiled into this build of the extension, in registration order
+    (``"cpu"`` first; each eager backend's lazy variant ``"lazy:<name>"`` when built with it)."""
     return list(_native._compiled_backends())
+
+
+def backend_info() -> dict[str, dict[str, Any]]:
+    """What each compiled backend is, from the backend registry: ``{name: {"devices": [kinds],
+    "lazy": bool, "lazy_over": eager backend name or None, "type": Rust storage type}}``."""
+    return dict(_native._backend_info())
+
+
+def default_backend(device: str = "cpu") -> str:
+    """The backend a tensor gets when only ``device`` is given: ``"cpu"`` for host memory, and
+    for ``"cuda"``/``"cuda:N"`` the first compiled backend with CUDA devices (torch when compiled
+    in, else candle). RuntimeError when no compiled backend has such a device."""
+    return str(_native._default_backend(device))
 
 
 class transfer_guard:  # noqa: N801 (lower case like jax.transfer_guard, which it mirrors)
@@ -224,19 +240,31 @@ def _as_ndarray(data: Any, what: str) -> np.ndarray[Any, Any]:
 def tensor(
     data: Any,
     dtype: Any = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
     ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
     ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
-    or a Tensor. ``backend`` is ``"cpu"`` or, when compiled in, ``"torch"`` (devices ``"cpu"``,
-    ``"cuda"``, ``"cuda:N"``). dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
-    ``dtype`` casts with NumPy ``astype`` semantics.
+    or a Tensor.
+
+    ``backend`` names the library that holds the tensor, one of ``tb.compiled_backends()``
+    (``"cpu"``, ``"torch"``, ``"candle"``, ``"lazy:cpu"``, ...); ``device`` says where its
+    memory is: ``"cpu"``, ``"cuda"`` (= ``"cuda:0"``), ``"cuda:N"``. Neither given: the ``cpu``
+    backend. A device alone: the default backend for it (``tb.default_backend("cuda")``: torch
+    when compiled in, else candle). A backend alone: its CPU device. A CUDA device that is not
+    there is a RuntimeError naming it, never a silent CPU tensor.
+
+    dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    ``dtype`` converts with NumPy's ``astype`` rules, except that float -> integer casts
+    saturate (NaN -> 0) where NumPy's result is platform-defined.
     """
     if isinstance(data, Tensor):
-        t = data.to(backend=backend, device=device) if device or backend != data.backend else data
+        same = (backend is None or backend == data.backend) and (
+            device is None or device == data.device
+        )
+        t = data if same else data.to(backend=backend, device=device)
         if dtype is not None:
             t = t.astype(dtype)
         return t
@@ -257,21 +285,29 @@ def _contiguous_format() -> Any:
 
 
 def from_torch(tensor: Any) -> Tensor:
-    """A torch-backend tensor sharing a ``torch.Tensor``'s memory (zero-copy, CPU or CUDA).
+    """A torch-backend tensor sharing a ``torch.Tensor``'s memory (zero-copy, CPU or CUDA, any
+    strides), taken through DLPack.
 
-    Like ``tb.from_numpy``: the tensor keeps the torch tensor alive, and later in-place writes
-    through PyTorch are visible. A tensor that requires grad is taken detached (its value, no
-    error); a non-contiguous one is made contiguous by torch first (one copy). Needs the torch
+    Like ``tb.from_numpy``: the tensor keeps the torch tensor's storage alive, and later in-place
+    writes through PyTorch are visible. A tensor that requires grad is taken detached (its value,
+    no error); conjugate/negative views are resolved first (one copy by torch). Needs the torch
     build of tensorbridge (``"torch" in tb.compiled_backends()``).
     """
-    if "torch" not in _native._compiled_backends():
+    if "torch" not in compiled_backends():
         raise RuntimeError(
             "tb.from_torch needs the torch backend, which is not compiled into this build "
-            f"(compiled: {', '.join(_native._compiled_backends())}); build with feature `torch`"
+            f"(compiled: {', '.join(compiled_backends())}); build with feature `torch`"
         )
     if not _is_torch_tensor(tensor):
         raise TypeError(f"tb.from_torch expects a torch.Tensor, got {type(tensor).__name__}")
-    return _native._from_torch(tensor)
+    import torch
+
+    x = tensor.detach()
+    if x.layout != torch.strided:
+        raise TypeError("only dense (strided) torch tensors can be shared; call .to_dense() first")
+    if x.is_conj() or x.is_neg():
+        x = x.resolve_conj().resolve_neg()
+    return _native._from_dlpack(x, backend="torch")
 
 
 def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
@@ -288,16 +324,27 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
     return _native._from_numpy(array, copy=False)
 
 
-def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = None) -> Tensor:
+def from_dlpack(
+    x: Any,
+    /,
+    *,
+    device: str | None = None,
+    copy: bool | None = None,
+    backend: str | None = None,
+) -> Tensor:
     """A tensor over the memory of any DLPack producer (NumPy, PyTorch, JAX, CuPy, a tensor).
 
-    Array API semantics: zero-copy where the memory is host memory (the tensor keeps the
-    producer's buffer alive and calls its deleter once, when the last view is gone);
-    ``copy=True`` always copies, ``copy=False`` never does (BufferError when a copy is needed).
-    ``x`` may also be a DLPack capsule. Device memory needs a device backend (cuda or torch);
-    ``device="cpu"`` asks the producer for a host copy instead.
+    Array API semantics: zero-copy where a backend can hold the memory in place (the tensor
+    keeps the producer's buffer alive and calls its deleter once, when the last view is gone);
+    ``copy=True`` always copies, ``copy=False`` never does (BufferError when a copy is needed,
+    e.g. for memory misaligned for its dtype). ``x`` may also be a DLPack capsule.
+
+    ``device``: where the result lives (default: where the producer's memory is; ``"cpu"`` asks
+    a device producer for a host copy). ``backend`` (a tensorbridge extension): which backend
+    holds it (default: ``tb.default_backend(device)``; host memory goes to ``cpu``, CUDA memory
+    to the first backend with CUDA devices).
     """
-    return _native._from_dlpack(x, device=device, copy=copy)
+    return _native._from_dlpack(x, device=device, backend=backend, copy=copy)
 
 
 def _shape(shape: int | Sequence[int]) -> list[int]:
@@ -313,7 +360,7 @@ def full(
     shape: int | Sequence[int],
     fill_value: Any,
     dtype: Any = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value`` (dtype inferred from it by default)."""
@@ -326,7 +373,7 @@ def full(
 def zeros(
     shape: int | Sequence[int],
     dtype: Any = "float64",
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of zeros (float64 by default, as NumPy)."""
@@ -336,7 +383,7 @@ def zeros(
 def ones(
     shape: int | Sequence[int],
     dtype: Any = "float64",
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of ones (float64 by default, as NumPy)."""
@@ -348,7 +395,7 @@ def arange(
     stop: Any = None,
     step: Any = None,
     dtype: Any = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """NumPy ``arange``: ``arange(stop)``, ``arange(start, stop)``, ``arange(start, stop, step)``."""
@@ -462,7 +509,8 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
 def lazy(
     data: Any = None, dtype: Any = None, backend: str = "cpu", device: str | None = None
 ) -> Any:
-    """Deferred execution over ``backend`` (``"cpu"``): ops on the result are recorded into a
+    """Deferred execution over ``backend`` (``"cpu"``, ``"torch"``, ``"candle"``: every compiled
+    backend has a lazy variant ``"lazy:<name>"``): ops on the result are recorded into a
     graph and computed when a value is needed (``t.eval(session=...)``, ``Session.run``,
     ``t.numpy()``, ``np.asarray(t)``), elementwise chains fused into one pass over memory.
 

@@ -61,6 +61,8 @@ __all__ = [
     "reshape",
     "transpose",
     "compiled_backends",
+    "backend_info",
+    "default_backend",
     "transfer_guard",
     "bool_",
     "uint8",
@@ -104,7 +106,16 @@ float32: Final = "float32"
 float64: Final = "float64"
 
 def compiled_backends() -> list[str]:
-    """Names of the backends compiled into this build (``["cpu"]``, ``["cpu", "torch"]``, ...)."""
+    """Names of the backends compiled into this build, in registration order (``["cpu",
+    "lazy:cpu"]``, ``["cpu", "lazy:cpu", "torch", "lazy:torch", ...]``)."""
+
+def backend_info() -> dict[str, dict[str, Any]]:
+    """What each compiled backend is: ``{name: {"devices": [...], "lazy": bool, "lazy_over":
+    name or None, "type": str}}``."""
+
+def default_backend(device: str = "cpu") -> str:
+    """The backend a tensor gets when only ``device`` is given (``"cuda"``: torch when compiled
+    in, else candle)."""
 
 class transfer_guard:  # noqa: N801
     """What an *implicit* device-to-host conversion (``__array__``: ``np.asarray(t)``,
@@ -122,7 +133,7 @@ class transfer_guard:  # noqa: N801
 def tensor(
     data: Any,
     dtype: _DTypeLike | None = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A new tensor holding a copy of ``data``.
@@ -155,7 +166,14 @@ def from_torch(tensor: Any) -> Tensor:
     ``torch.Tensor``.
     """
 
-def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = None) -> Tensor:
+def from_dlpack(
+    x: Any,
+    /,
+    *,
+    device: str | None = None,
+    copy: bool | None = None,
+    backend: str | None = None,
+) -> Tensor:
     """A tensor over the memory of any DLPack producer (NumPy, PyTorch, JAX, CuPy, a tensor).
 
     Zero-copy for host memory (the tensor keeps the producer's buffer alive and calls its deleter
@@ -167,7 +185,7 @@ def from_dlpack(x: Any, /, *, device: str | None = None, copy: bool | None = Non
 def zeros(
     shape: _ShapeLike,
     dtype: _DTypeLike = "float64",
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of zeros (float64 by default, as NumPy). ``MemoryError`` when too large."""
@@ -175,7 +193,7 @@ def zeros(
 def ones(
     shape: _ShapeLike,
     dtype: _DTypeLike = "float64",
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of ones (float64 by default, as NumPy). ``MemoryError`` when too large."""
@@ -184,7 +202,7 @@ def full(
     shape: _ShapeLike,
     fill_value: _Scalar,
     dtype: _DTypeLike | None = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value``; the dtype defaults to NumPy's for
@@ -195,7 +213,7 @@ def arange(
     stop: _Scalar | None = None,
     step: _Scalar | None = None,
     dtype: _DTypeLike | None = None,
-    backend: str = "cpu",
+    backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
     """NumPy ``arange``: ``arange(stop)``, ``arange(start, stop)``, ``arange(start, stop, step)``."""
@@ -257,8 +275,9 @@ def transpose(a: _TensorLike, axes: Sequence[int] | None = None) -> Tensor:
 @overload
 def lazy(
     data: None = None, dtype: None = None, backend: str = "cpu", device: str | None = None
-) -> Literal["lazy:cpu"]:
-    """The lazy backend's name over ``backend`` (``"lazy:cpu"``), for any ``backend=``."""
+) -> str:
+    """The lazy backend's name over ``backend`` (``"lazy:cpu"``, ``"lazy:torch"``, ...), for any
+    ``backend=``."""
 
 @overload
 def lazy(

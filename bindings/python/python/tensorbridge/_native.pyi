@@ -13,7 +13,8 @@ __all__ = [
     "_full",
     "_arange",
     "_compiled_backends",
-    "_from_torch",
+    "_backend_info",
+    "_default_backend",
     "_set_transfer_guard",
     "_get_transfer_guard",
     "BF16_NEEDS_ML_DTYPES",
@@ -211,8 +212,8 @@ def _arange(
     device: str | None = None,
 ) -> Tensor: ...
 def _compiled_backends() -> list[str]: ...
-def _from_torch(x: Any) -> Tensor:
-    """Shares a torch.Tensor's memory (only in builds with the torch backend)."""
+def _backend_info() -> dict[str, dict[str, Any]]: ...
+def _default_backend(device: str) -> str: ...
 
 def _set_transfer_guard(level: str) -> str: ...
 def _get_transfer_guard() -> str: ...

@@ -7,7 +7,7 @@ use std::ffi::{c_int, c_void, CStr};
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use tensorbridge::{AnyTensor, DType};
+use tensorbridge::{AnyTensor, DType, Device};
 
 /// The shape and byte strides a `Py_buffer` points into, freed by `release`.
 struct Dims {
@@ -89,7 +89,13 @@ pub unsafe fn get_buffer(
              t.astype('float32')",
         ));
     };
-    let Some(bytes) = t.host_bytes() else {
+    if !t.is_evaluated() {
+        // A lazy tensor: evaluating is the work of this conversion, however small its result:
+        // let other threads run meanwhile.
+        let py = owner.py();
+        crate::errors::run_guarded(py, usize::MAX, || t.evaluate())?;
+    }
+    let Some(mem) = t.view_memory().filter(|m| m.device == Device::Cpu) else {
         return Err(PyBufferError::new_err(format!(
             "a tensor on {} has no host buffer; use t.numpy() for a host copy",
             t.placement()
@@ -102,9 +108,8 @@ pub unsafe fn get_buffer(
         ));
     }
     let item = d.size_in_bytes() as isize;
-    let layout = t.layout();
-    let shape: Vec<isize> = layout.shape().iter().map(|&x| x as isize).collect();
-    let strides: Vec<isize> = layout.strides().iter().map(|&s| s * item).collect();
+    let shape: Vec<isize> = mem.shape.iter().map(|&x| x as isize).collect();
+    let strides: Vec<isize> = mem.strides.iter().map(|&s| s * item).collect();
     let c_contig = is_c_contiguous(&shape, &strides, item);
     let f_contig = is_f_contiguous(&shape, &strides, item);
     let contiguity_ok = if has(flags, ffi::PyBUF_C_CONTIGUOUS) {
@@ -124,24 +129,14 @@ pub unsafe fn get_buffer(
             "the tensor view is not contiguous as requested; use t.contiguous()",
         ));
     }
-    let offset = if t.elem_count() == 0 {
-        0
-    } else {
-        layout.offset()
-    };
-    if offset * item as usize > bytes.len() {
-        return Err(PyBufferError::new_err(
-            "tensor view lies outside its storage",
-        ));
-    }
-    // SAFETY: `offset` is inside the storage (checked above).
-    let buf = unsafe { bytes.as_ptr().add(offset * item as usize) } as *mut c_void;
+    let buf = mem.data as *mut c_void;
     let dims = Box::new(Dims { shape, strides });
     let want_nd = has(flags, ffi::PyBUF_ND);
     let want_strides = has(flags, ffi::PyBUF_STRIDES);
     // SAFETY: `view` is CPython's Py_buffer for this request (caller's contract). Every pointer we
     // store stays valid until `release_buffer`: `dims` is leaked into `internal` and freed there,
-    // `format` is 'static, `buf` points into the storage kept alive by `obj` (the tensor).
+    // `format` is 'static, `buf` is the view's first element in host memory (every element inside
+    // the storage: `view_memory` checked the span) kept alive by `obj` (the tensor).
     unsafe {
         let v = &mut *view;
         v.buf = buf;

@@ -1,15 +1,18 @@
-//! # tensorbridge-cuda
+//! # tensorbridge-candle
 //!
-//! The CUDA backend of tensorbridge, on `candle-core`: storage is a flat candle tensor on a CUDA
-//! device (`Device::Cuda(n)`, cargo feature `cuda`) or on candle's CPU device (`Device::Cpu`,
-//! always compiled, so the conformance suite exercises every op of this crate in CI without a GPU).
+//! The candle backend of tensorbridge (registered as `"candle"`), on `candle-core`: storage is a
+//! flat candle tensor on candle's CPU device (`Device::Cpu`, always compiled, so the conformance
+//! suite exercises every op of this crate in CI without a GPU) or on a CUDA device
+//! (`Device::Cuda(n)`, cargo feature `cuda`).
 //! Ops run where the storage lives, through candle's kernels. The device → host path is this
 //! crate's own (`transfer.rs`): the view is made contiguous on the device, so only its elements
 //! cross the bus, then copied through pooled, page-locked, double-buffered staging buffers straight
 //! into the caller's array — which may be a memory-mapped file larger than host RAM.
 //!
-//! It does not own dtype promotion, broadcasting or views (the core resolves those) and it does not
-//! hand device memory to NumPy zero-copy: device data reaches the host only through an explicit copy.
+//! It does not own dtype promotion, broadcasting or views (the core resolves those). Device data
+//! reaches the host only through an explicit copy; its CUDA memory is exposed for zero-copy
+//! export to device consumers (DLPack, `__cuda_array_interface__`) through
+//! [`Backend::device_memory`].
 //!
 //! Dtypes: candle has no `uint16`, `uint64` or `int8`; those fail with
 //! [`Error::UnsupportedDType`] naming the backend. `bool` is stored as candle `u8` (0/1), which is
@@ -17,9 +20,9 @@
 //!
 //! ```
 //! use tensorbridge_core::{Device, Tensor};
-//! use tensorbridge_cuda::Cuda;
+//! use tensorbridge_candle::Candle;
 //! // Device::Cpu runs on candle's CPU device; Device::Cuda(0) needs the `cuda` feature and a GPU.
-//! let t = Tensor::<Cuda>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu).unwrap();
+//! let t = Tensor::<Candle>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu).unwrap();
 //! let host = t.t().to_host_array::<f32>().unwrap();
 //! assert_eq!(host.as_slice().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
 //! ```
@@ -31,8 +34,8 @@ pub mod transfer;
 use candle_core::{DType as CDType, Tensor as CTensor};
 use ndarray::ArrayViewMutD;
 use tensorbridge_core::{
-    with_host_array, Backend, BinaryOp, CmpOp, DType, Device, Element, Error, HostArray, Layout,
-    ReduceOp, Result, Scalar, UnaryOp,
+    with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element,
+    Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, UnaryOp,
 };
 
 pub use device::{cuda_device_count, cuda_is_compiled};
@@ -53,7 +56,7 @@ pub const SUPPORTED_DTYPES: [DType; 10] = [
 
 /// Storage of the CUDA backend: a flat, contiguous candle tensor and the tensorbridge dtype it holds.
 #[derive(Clone, Debug)]
-pub struct Cuda {
+pub struct Candle {
     data: CTensor,
     dtype: DType,
 }
@@ -72,9 +75,8 @@ pub fn candle_dtype(dtype: DType) -> Result<CDType> {
         DType::F64 => CDType::F64,
         DType::U16 | DType::U64 | DType::I8 => {
             return Err(Error::UnsupportedDType {
-                op:
-                    "the cuda backend (candle-core has no such type; use backend='cpu' or 'torch', \
-                     or cast first)",
+                op: "the candle backend (candle-core has no such type; use backend='cpu' or \
+                     'torch', or cast first)",
                 dtype,
             })
         }
@@ -84,17 +86,17 @@ pub fn candle_dtype(dtype: DType) -> Result<CDType> {
 /// A candle failure as a backend error.
 pub(crate) fn candle_err(e: candle_core::Error) -> Error {
     Error::Backend {
-        backend: "cuda",
+        backend: "candle",
         message: e.to_string(),
     }
 }
 
 /// `?` on candle results.
-pub(crate) trait Candle<T> {
-    fn c(self) -> Result<T>;
+pub(crate) trait OrCandle<T> {
+    fn or_candle(self) -> Result<T>;
 }
-impl<T> Candle<T> for candle_core::Result<T> {
-    fn c(self) -> Result<T> {
+impl<T> OrCandle<T> for candle_core::Result<T> {
+    fn or_candle(self) -> Result<T> {
         self.map_err(candle_err)
     }
 }
@@ -141,7 +143,7 @@ macro_rules! with_candle_type {
             }
             other => {
                 return Err(Error::Backend {
-                    backend: "cuda",
+                    backend: "candle",
                     message: format!("candle dtype {other:?} has no tensorbridge dtype"),
                 })
             }
@@ -150,14 +152,14 @@ macro_rules! with_candle_type {
 }
 pub(crate) use with_candle_type;
 
-impl Cuda {
+impl Candle {
     fn new(data: CTensor, dtype: DType) -> Result<Self> {
         let data = if data.rank() == 1 {
             data
         } else {
-            data.flatten_all().c()?
+            data.flatten_all().or_candle()?
         };
-        Ok(Cuda { data, dtype })
+        Ok(Candle { data, dtype })
     }
 
     /// The flat candle tensor holding the storage (contiguous, one dimension).
@@ -167,12 +169,12 @@ impl Cuda {
 
     /// The elements `layout` selects, as a new or shared contiguous candle tensor of its shape.
     /// Only the view's elements are read; nothing leaves the device.
-    pub fn materialize(&self, layout: &Layout) -> Result<CTensor> {
+    pub fn view_as_contiguous(&self, layout: &Layout) -> Result<CTensor> {
         transfer::contiguous_view(&self.data, layout)
     }
 
     fn zeros_like(x: &CTensor) -> Result<CTensor> {
-        x.zeros_like().c()
+        x.zeros_like().or_candle()
     }
 }
 
@@ -189,7 +191,7 @@ fn scalar_like(like: &CTensor, dtype: DType, value: f64) -> Result<CTensor> {
     let dev = like.device();
     with_candle_type!(cd, T => {
         let v: T = host_element::<T>(dtype, value);
-        CTensor::from_vec(vec![v], 1, dev).c()
+        CTensor::from_vec(vec![v], 1, dev).or_candle()
     })
 }
 
@@ -209,30 +211,30 @@ fn is_signed_int(d: DType) -> bool {
 /// (`0 - x`), integer absolute value (`where(x < 0, -x, x)`), unsigned `abs` (identity).
 fn unary_op(x: &CTensor, dtype: DType, op: UnaryOp) -> Result<CTensor> {
     match op {
-        UnaryOp::Neg if dtype.is_float() => x.neg().c(),
-        UnaryOp::Neg => Cuda::zeros_like(x)?.sub(x).c(),
-        UnaryOp::Abs if dtype.is_float() => x.abs().c(),
+        UnaryOp::Neg if dtype.is_float() => x.neg().or_candle(),
+        UnaryOp::Neg => Candle::zeros_like(x)?.sub(x).or_candle(),
+        UnaryOp::Abs if dtype.is_float() => x.abs().or_candle(),
         UnaryOp::Abs if is_signed_int(dtype) => {
-            let zero = Cuda::zeros_like(x)?;
-            let neg = zero.sub(x).c()?;
-            x.lt(&zero).c()?.where_cond(&neg, x).c()
+            let zero = Candle::zeros_like(x)?;
+            let neg = zero.sub(x).or_candle()?;
+            x.lt(&zero).or_candle()?.where_cond(&neg, x).or_candle()
         }
         UnaryOp::Abs => Ok(x.clone()),
-        UnaryOp::Exp => x.exp().c(),
-        UnaryOp::Log => x.log().c(),
-        UnaryOp::Sqrt => x.sqrt().c(),
+        UnaryOp::Exp => x.exp().or_candle(),
+        UnaryOp::Log => x.log().or_candle(),
+        UnaryOp::Sqrt => x.sqrt().or_candle(),
     }
 }
 
 fn binary_op(a: &CTensor, b: &CTensor, dtype: DType, op: BinaryOp) -> Result<CTensor> {
     match (op, dtype) {
         // NumPy: bool + is logical or, bool * logical and.
-        (BinaryOp::Add, DType::Bool) => a.maximum(b).c(),
-        (BinaryOp::Mul, DType::Bool) => a.minimum(b).c(),
-        (BinaryOp::Add, _) => a.add(b).c(),
-        (BinaryOp::Sub, _) => a.sub(b).c(),
-        (BinaryOp::Mul, _) => a.mul(b).c(),
-        (BinaryOp::Div, _) => a.div(b).c(),
+        (BinaryOp::Add, DType::Bool) => a.maximum(b).or_candle(),
+        (BinaryOp::Mul, DType::Bool) => a.minimum(b).or_candle(),
+        (BinaryOp::Add, _) => a.add(b).or_candle(),
+        (BinaryOp::Sub, _) => a.sub(b).or_candle(),
+        (BinaryOp::Mul, _) => a.mul(b).or_candle(),
+        (BinaryOp::Div, _) => a.div(b).or_candle(),
     }
 }
 
@@ -240,23 +242,30 @@ fn binary_op(a: &CTensor, b: &CTensor, dtype: DType, op: BinaryOp) -> Result<CTe
 /// a broadcast product summed over `k` on the device, in the operands' wrapping arithmetic.
 fn matmul_op(a: &CTensor, b: &CTensor, dtype: DType) -> Result<CTensor> {
     let r = a.rank();
-    let (m, k, n) = (a.dim(r - 2).c()?, a.dim(r - 1).c()?, b.dim(r - 1).c()?);
+    let (m, k, n) = (
+        a.dim(r - 2).or_candle()?,
+        a.dim(r - 1).or_candle()?,
+        b.dim(r - 1).or_candle()?,
+    );
     if dtype.is_float() && m > 0 && k > 0 && n > 0 {
-        return a.matmul(b).c();
+        return a.matmul(b).or_candle();
     }
     let (a, b) = if dtype == DType::Bool {
-        (a.to_dtype(CDType::I64).c()?, b.to_dtype(CDType::I64).c()?)
+        (
+            a.to_dtype(CDType::I64).or_candle()?,
+            b.to_dtype(CDType::I64).or_candle()?,
+        )
     } else {
         (a.clone(), b.clone())
     };
     let prod = a
         .unsqueeze(r)
-        .c()?
-        .broadcast_mul(&b.unsqueeze(r - 2).c()?)
-        .c()?;
-    let sum = prod.sum(r - 1).c()?;
+        .or_candle()?
+        .broadcast_mul(&b.unsqueeze(r - 2).or_candle()?)
+        .or_candle()?;
+    let sum = prod.sum(r - 1).or_candle()?;
     if dtype == DType::Bool {
-        return sum.ne(0i64).c();
+        return sum.ne(0i64).or_candle();
     }
     Ok(sum)
 }
@@ -266,13 +275,22 @@ fn propagate_nan(x: &CTensor, reduced: CTensor, dim: usize, dtype: DType) -> Res
     if !dtype.is_float() {
         return Ok(reduced);
     }
-    let any_nan = x.ne(x).c()?.max(dim).c()?;
-    let nan = reduced.zeros_like().c()?.affine(1.0, f64::NAN).c()?;
-    any_nan.where_cond(&nan, &reduced).c()
+    let any_nan = x.ne(x).or_candle()?.max(dim).or_candle()?;
+    let nan = reduced
+        .zeros_like()
+        .or_candle()?
+        .affine(1.0, f64::NAN)
+        .or_candle()?;
+    any_nan.where_cond(&nan, &reduced).or_candle()
 }
 
-impl Backend for Cuda {
-    const NAME: &'static str = "cuda";
+impl Backend for Candle {
+    const NAME: &'static str = "candle";
+    const DEVICE_KINDS: &'static [DeviceKind] = if cfg!(feature = "cuda") {
+        &[DeviceKind::Cpu, DeviceKind::Cuda]
+    } else {
+        &[DeviceKind::Cpu]
+    };
 
     fn device(&self) -> Device {
         device_of(&self.data)
@@ -298,7 +316,7 @@ impl Backend for Cuda {
             let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
             upload(v, &dev)?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
@@ -310,9 +328,9 @@ impl Backend for Cuda {
             } else {
                 value.to_element::<T>()
             };
-            CTensor::full(v, len, &dev).c()?
+            CTensor::full(v, len, &dev).or_candle()?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
@@ -323,14 +341,14 @@ impl Backend for Cuda {
             let v: Vec<T> = (0..len)
                 .map(|i| host_element::<T>(dtype, start + i as f64 * step))
                 .collect();
-            CTensor::from_vec(v, len, &dev).c()?
+            CTensor::from_vec(v, len, &dev).or_candle()?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
-        let x = self.materialize(layout)?;
-        Cuda::new(unary_op(&x, self.dtype, op)?, self.dtype)
+        let x = self.view_as_contiguous(layout)?;
+        Candle::new(unary_op(&x, self.dtype, op)?, self.dtype)
     }
 
     fn binary(
@@ -341,25 +359,34 @@ impl Backend for Cuda {
         op: BinaryOp,
     ) -> Result<Self> {
         same_dtype(self, rhs, "binary")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
-        Cuda::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
+        let (a, b) = (
+            self.view_as_contiguous(layout)?,
+            rhs.view_as_contiguous(rhs_layout)?,
+        );
+        Candle::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         same_dtype(self, rhs, "compare")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
+        let (a, b) = (
+            self.view_as_contiguous(layout)?,
+            rhs.view_as_contiguous(rhs_layout)?,
+        );
         let r = match op {
             CmpOp::Eq => a.eq(&b),
             CmpOp::Lt => a.lt(&b),
             CmpOp::Gt => a.gt(&b),
         };
-        Cuda::new(r.c()?, DType::Bool)
+        Candle::new(r.or_candle()?, DType::Bool)
     }
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         same_dtype(self, rhs, "matmul")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
-        Cuda::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
+        let (a, b) = (
+            self.view_as_contiguous(layout)?,
+            rhs.view_as_contiguous(rhs_layout)?,
+        );
+        Candle::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
     }
 
     fn reduce(
@@ -372,45 +399,48 @@ impl Backend for Cuda {
         let x = self.cast(layout, out_dtype)?.data;
         let (x, dim) = match axis {
             None => (x, 0),
-            Some(a) => (x.reshape(layout.shape()).c()?, a),
+            Some(a) => (x.reshape(layout.shape()).or_candle()?, a),
         };
-        let count = x.dim(dim).c()?;
+        let count = x.dim(dim).or_candle()?;
         if x.elem_count() == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             // The core has ruled out an empty reduced axis, so the result is empty too; candle's
             // max/min refuse empty input even then.
             let mut dims = x.dims().to_vec();
             dims.remove(dim);
-            return Cuda::new(CTensor::zeros(dims, x.dtype(), x.device()).c()?, out_dtype);
+            return Candle::new(
+                CTensor::zeros(dims, x.dtype(), x.device()).or_candle()?,
+                out_dtype,
+            );
         }
         let r = match op {
-            ReduceOp::Sum => x.sum(dim).c()?,
+            ReduceOp::Sum => x.sum(dim).or_candle()?,
             ReduceOp::Mean => {
-                let s = x.sum(dim).c()?;
+                let s = x.sum(dim).or_candle()?;
                 let n = scalar_like(&s, out_dtype, count as f64)?;
-                s.broadcast_div(&n).c()?
+                s.broadcast_div(&n).or_candle()?
             }
-            ReduceOp::Max => propagate_nan(&x, x.max(dim).c()?, dim, out_dtype)?,
-            ReduceOp::Min => propagate_nan(&x, x.min(dim).c()?, dim, out_dtype)?,
+            ReduceOp::Max => propagate_nan(&x, x.max(dim).or_candle()?, dim, out_dtype)?,
+            ReduceOp::Min => propagate_nan(&x, x.min(dim).or_candle()?, dim, out_dtype)?,
         };
-        Cuda::new(r, out_dtype)
+        Candle::new(r, out_dtype)
     }
 
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
-        let x = self.materialize(layout)?;
+        let x = self.view_as_contiguous(layout)?;
         if dtype == self.dtype {
-            return Cuda::new(x, dtype);
+            return Candle::new(x, dtype);
         }
         let r = if dtype == DType::Bool {
-            x.ne(&Cuda::zeros_like(&x)?).c()?
+            x.ne(&Candle::zeros_like(&x)?).or_candle()?
         } else {
-            x.to_dtype(target).c()?
+            x.to_dtype(target).or_candle()?
         };
-        Cuda::new(r, dtype)
+        Candle::new(r, dtype)
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
-        Cuda::new(self.materialize(layout)?, self.dtype)
+        Candle::new(self.view_as_contiguous(layout)?, self.dtype)
     }
 
     fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray> {
@@ -436,12 +466,48 @@ impl Backend for Cuda {
         None
     }
 
+    /// The CUDA memory of the storage (candle keeps every op's result in its own allocation;
+    /// the flat tensor may start at an offset into it). `None` on candle's CPU device, whose
+    /// storage sits behind candle's lock.
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        #[cfg(feature = "cuda")]
+        {
+            use cudarc::driver::DevicePtr;
+            let (storage, layout) = self.data.storage_and_layout();
+            let candle_core::Storage::Cuda(c) = &*storage else {
+                return None;
+            };
+            let stream = c.device.cuda_stream();
+            let base = with_candle_type!(c.dtype(), S => {
+                let slice = c.as_cuda_slice::<S>().ok()?;
+                // The returned guard records a read event on the stream when dropped; consumers
+                // are ordered by the exporter's synchronize() instead.
+                let (ptr, _read) = slice.device_ptr(&stream);
+                ptr as usize
+            });
+            let item = self.dtype.size_in_bytes();
+            Some(DeviceMemory {
+                ptr: (base + layout.start_offset() * item) as *const u8,
+                len_bytes: self.data.elem_count() * item,
+                device: device_of(&self.data),
+            })
+        }
+        #[cfg(not(feature = "cuda"))]
+        None
+    }
+
+    /// candle cannot wrap memory it did not allocate (its CUDA storage owns and frees its
+    /// allocation), so foreign memory is always copied in: `Ok(None)`.
+    unsafe fn from_external(_memory: ExternalMemory) -> Result<Option<Self>> {
+        Ok(None)
+    }
+
     fn synchronize(&self) -> Result<()> {
-        self.data.device().synchronize().c()
+        self.data.device().synchronize().or_candle()
     }
 }
 
-fn same_dtype(a: &Cuda, b: &Cuda, op: &'static str) -> Result<()> {
+fn same_dtype(a: &Candle, b: &Candle, op: &'static str) -> Result<()> {
     if a.dtype != b.dtype {
         return Err(Error::DTypeMismatch {
             op,
@@ -458,7 +524,7 @@ fn upload<T: Element>(v: Vec<T>, dev: &candle_core::Device) -> Result<CTensor> {
     let cd = candle_dtype(T::DTYPE)?;
     with_candle_type!(cd, S => {
         let conv: Vec<S> = v.into_iter().map(|x| tensorbridge_core::cast_element::<T, S>(x)).collect();
-        CTensor::from_vec(conv, n, dev).c()
+        CTensor::from_vec(conv, n, dev).or_candle()
     })
 }
 
@@ -470,18 +536,21 @@ mod tests {
     #[test]
     fn dtypes_candle_lacks_are_unsupported_with_the_backend_named() {
         for d in [DType::U16, DType::U64, DType::I8] {
-            let e = Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).unwrap_err();
+            let e = Tensor::<Candle>::zeros(&[2], d, &Device::Cpu).unwrap_err();
             assert!(matches!(e, Error::UnsupportedDType { .. }), "{e}");
-            assert!(e.to_string().contains("cuda backend"), "{e}");
+            assert!(e.to_string().contains("candle backend"), "{e}");
         }
         for d in SUPPORTED_DTYPES {
-            assert!(Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).is_ok(), "{d}");
+            assert!(
+                Tensor::<Candle>::zeros(&[2], d, &Device::Cpu).is_ok(),
+                "{d}"
+            );
         }
     }
 
     #[test]
     fn bool_is_stored_as_zero_or_one_and_reads_back_as_bool() {
-        let t = Tensor::<Cuda>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
+        let t = Tensor::<Candle>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
         assert_eq!(t.storage().candle().dtype(), CDType::U8);
         let h = t.to_host_array::<bool>().unwrap();
         assert_eq!(h.as_slice().unwrap(), &[true, false, true]);

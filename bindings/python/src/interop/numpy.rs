@@ -11,10 +11,13 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMet
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use tensorbridge::layout::StridedSpan;
 use tensorbridge::ndarray::{ArrayViewMutD, IxDyn, ShapeBuilder};
-use tensorbridge::{AnyTensor, Cpu, DType, Device, Element, Layout, Tensor};
+use tensorbridge::registry;
+use tensorbridge::{AnyTensor, DType, Device, Element, ExternalMemory};
 
-use crate::errors::{detached, with_context, IntoPyResult};
+pub use crate::args::dtype_of_descr;
+use crate::errors::{run_guarded, with_context, IntoPyResult};
 
 static DESCRS: [PyOnceLock<Py<PyArrayDescr>>; 13] = [const { PyOnceLock::new() }; 13];
 
@@ -67,17 +70,6 @@ fn builtin_descr(py: Python<'_>, d: DType) -> Bound<'_, PyArrayDescr> {
     }
 }
 
-/// The tensorbridge dtype of a NumPy dtype, or TypeError naming it.
-pub fn dtype_of_descr(d: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
-    let name: String = d.getattr("name")?.extract()?;
-    name.parse::<DType>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "unsupported dtype {name}; tensorbridge supports bool, uint8-64, int8-64, float16, \
-             bfloat16, float32, float64"
-        ))
-    })
-}
-
 fn new_array<'py>(
     py: Python<'py>,
     d: DType,
@@ -95,7 +87,7 @@ fn new_array<'py>(
     let ptr = unsafe {
         PY_ARRAY_API.PyArray_NewFromDescr(
             py,
-            PY_ARRAY_API.get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
             descr.into_dtype_ptr(),
             shape.len() as c_int,
             dims.as_mut_ptr(),
@@ -113,40 +105,35 @@ fn new_array<'py>(
     unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
 }
 
-/// A read-only ndarray over the tensor's host storage, its base the Python tensor object, or
-/// `None` when the storage is not host memory.
+/// A read-only ndarray over the tensor's host memory, its base the Python tensor object, or
+/// `None` when the memory is not host memory NumPy can read in place.
 pub fn export_view<'py>(
     py: Python<'py>,
     owner: &Bound<'py, PyAny>,
     t: &AnyTensor,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let Some(bytes) = t.host_bytes() else {
+    let Some(mem) = t.view_memory().filter(|m| m.device == Device::Cpu) else {
         return Ok(None);
     };
-    let d = t.dtype();
-    let item = d.size_in_bytes();
-    let layout = t.layout();
-    let offset = if t.elem_count() == 0 {
-        0
-    } else {
-        layout.offset()
-    };
-    if offset * item > bytes.len() {
-        return Ok(None);
-    }
-    // SAFETY: `offset` is inside the storage (checked above; layouts are checked against storage
-    // when tensors are made), so the pointer stays within the same allocation.
-    let data = unsafe { bytes.as_ptr().add(offset * item) } as *mut c_void;
-    let strides: Vec<npy_intp> = layout
-        .strides()
+    let item = mem.dtype.size_in_bytes() as isize;
+    let strides: Vec<npy_intp> = mem
+        .strides
         .iter()
-        .map(|&s| (s * item as isize) as npy_intp)
+        .map(|&s| (s * item) as npy_intp)
         .collect();
     // flags = 0: not writeable. Tensors are immutable; NumPy may not write through this view.
-    let arr = new_array(py, d, layout.shape(), Some(&strides), data, 0)?;
+    let arr = new_array(
+        py,
+        mem.dtype,
+        &mem.shape,
+        Some(&strides),
+        mem.data as *mut c_void,
+        0,
+    )?;
     // SAFETY: `arr` is a fresh ndarray; SetBaseObject steals one reference to `owner`, which we
     // create with `into_ptr` on a clone. The owner holds the tensor, which holds the storage the
-    // array points into, so the memory outlives the array.
+    // array points into (every element lies inside it: `view_memory` checked the span), so the
+    // memory outlives the array.
     let rc = unsafe {
         PY_ARRAY_API.PyArray_SetBaseObject(
             py,
@@ -158,6 +145,13 @@ pub fn export_view<'py>(
         return Err(PyErr::fetch(py));
     }
     Ok(Some(arr))
+}
+
+/// The address of an ndarray's first element (not dereferenced).
+pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
+    // SAFETY: `a` is an ndarray, so its object is a `PyArrayObject`; reading the data field does
+    // not dereference the data pointer.
+    unsafe { (*a.as_array_ptr()).fields.data as usize }
 }
 
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
@@ -200,8 +194,7 @@ pub fn export_copy<'py>(
     };
     // SAFETY: owned new reference or null with an error set.
     let arr = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
-    // SAFETY: `arr` is an ndarray (PyArray_Zeros returns one).
-    let data = unsafe { (*(arr.as_ptr() as *mut npyffi::PyArrayObject)).data } as usize;
+    let data = array_data(arr.cast::<PyUntypedArray>()?);
     tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, &shape, data, bytes))?;
     Ok(arr)
 }
@@ -222,7 +215,7 @@ fn write_into<T: Element>(
     // (Rust type `T`, same size and alignment as NumPy's), initialised by PyArray_Zeros, aligned by
     // NumPy's allocator, and referenced by nobody else until we return it.
     let mut view = unsafe { ArrayViewMutD::<T>::from_shape_ptr(IxDyn(shape), ptr) };
-    detached(py, bytes, || t.to_host_into(&mut view))
+    run_guarded(py, bytes, || t.to_host_into(&mut view))
 }
 
 /// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype,
@@ -260,8 +253,7 @@ pub fn export_into<'py>(
         ));
     }
     let item = d.size_in_bytes() as isize;
-    // SAFETY: `arr` is an ndarray; reading its data pointer does not dereference it.
-    let data = unsafe { (*arr.as_array_ptr()).data } as usize;
+    let data = array_data(arr);
     let shape = arr.shape().to_vec();
     let strides: Vec<isize> = arr.strides().to_vec();
     let usable = strides.iter().all(|&s| s >= 0 && s % item == 0) && data % item as usize == 0;
@@ -283,7 +275,7 @@ pub fn export_into<'py>(
         let mut view = unsafe {
             ArrayViewMutD::<T>::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&elem_strides)), ptr)
         };
-        detached(py, n * item as usize, || t.to_host_into(&mut view))?;
+        run_guarded(py, n * item as usize, || t.to_host_into(&mut view))?;
     });
     Ok(out.clone())
 }
@@ -326,16 +318,14 @@ pub fn import_array(
     let item = d.size_in_bytes();
     let shape = arr.shape().to_vec();
     let n: usize = shape.iter().product();
-    // SAFETY: `arr` is an ndarray; reading its data pointer does not dereference it.
-    let data = unsafe { (*arr.as_array_ptr()).data } as usize;
+    let data = array_data(arr);
     let expressible = arr.strides().iter().all(|&s| s % item as isize == 0) && data % item == 0;
     if !expressible {
         // A fresh C-order copy: NumPy allocates it aligned with whole-element strides. (Not
         // `ascontiguousarray`, which hands back a misaligned contiguous array unchanged.)
         let fixed = arr.call_method1("copy", ("C",))?;
         let fixed = fixed.cast_into::<PyUntypedArray>()?;
-        // SAFETY: as above, reading the data pointer of an ndarray.
-        let fixed_data = unsafe { (*fixed.as_array_ptr()).data } as usize;
+        let fixed_data = array_data(&fixed);
         if fixed_data % item != 0 {
             // Only a custom NumPy allocator could do this; never recurse on it.
             return Err(PyValueError::new_err(format!(
@@ -345,40 +335,56 @@ pub fn import_array(
         }
         return import_array(py, &fixed, false);
     }
-    let tensor = if n == 0 {
-        let h = tensorbridge::with_dtype!(d, T => tensorbridge::HostArray::from(
-            tensorbridge::ndarray::ArrayD::<T>::from_shape_vec(IxDyn(&shape), Vec::new())
-                .map_err(|e| PyValueError::new_err(e.to_string()))?));
-        Tensor::<Cpu>::from_host(h, &Device::Cpu).py(py)?
-    } else {
-        let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
-        let (mut lo, mut hi) = (0isize, 0isize);
-        for (&dim, &s) in shape.iter().zip(&strides) {
-            let reach = s * (dim as isize - 1);
-            if reach < 0 {
-                lo += reach;
-            } else {
-                hi += reach;
-            }
-        }
-        let len = (hi - lo + 1) as usize;
-        let base = data as isize + lo * item as isize;
-        let owner: Arc<dyn Any + Send + Sync> = Arc::new(arr.clone().unbind());
-        // SAFETY: the ndarray's elements all lie in `base .. base + len * item` (computed from its
-        // shape and strides above), the memory is aligned for T (checked) and initialised, and the
-        // ndarray object itself is kept alive by `owner` for as long as the storage exists.
-        let storage = tensorbridge::with_dtype!(d, T => unsafe {
-            Cpu::from_foreign::<T>(base as *const T, len, owner)
-        });
-        let layout = Layout::new(shape.clone(), strides, (-lo) as usize).py(py)?;
-        Tensor::<Cpu>::from_storage(Arc::new(storage), layout).py(py)?
+    if n == 0 {
+        return copy_array(py, arr, d, &shape);
+    }
+    let host = registry::default_for(&Device::Cpu).py(py)?;
+    let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
+    let span = StridedSpan::of(&shape, &strides).py(py)?;
+    let base = (data as *const u8).wrapping_offset(span.lowest * item as isize);
+    let memory = ExternalMemory {
+        ptr: base,
+        len: span.len,
+        dtype: d,
+        device: Device::Cpu,
+        owner: Arc::new(arr.clone().unbind()) as Arc<dyn Any + Send + Sync>,
     };
-    let t = AnyTensor::from(tensor);
+    // SAFETY: the ndarray's elements all lie in `base .. base + len * item` (its span, from its
+    // own shape and strides), aligned for the dtype (checked above) and initialised; the ndarray
+    // object is the owner, alive as long as the storage. An empty view reads nothing.
+    let imported = unsafe { host.tensor_from_external(memory, span.layout) }.py(py)?;
+    let t = match imported {
+        Some(t) => t,
+        // The host backend cannot hold the memory in place: one copy.
+        None => return copy_array(py, arr, d, &shape),
+    };
     if !copy {
         return Ok(t);
     }
-    let bytes = n * item;
-    detached(py, bytes, || {
-        AnyTensor::from_host(tensorbridge::BackendKind::Cpu, t.to_host()?, &Device::Cpu)
+    run_guarded(py, n * item, || {
+        AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
+    })
+}
+
+/// A tensor of the default host backend holding a copy of an ndarray's values.
+fn copy_array(
+    py: Python<'_>,
+    arr: &Bound<'_, PyUntypedArray>,
+    d: DType,
+    shape: &[usize],
+) -> PyResult<AnyTensor> {
+    let host = registry::default_for(&Device::Cpu).py(py)?;
+    let contiguous = arr.call_method1("copy", ("C",))?;
+    let contiguous = contiguous.cast_into::<PyUntypedArray>()?;
+    let data = array_data(&contiguous);
+    let n: usize = shape.iter().product();
+    tensorbridge::with_dtype!(d, T => {
+        let ptr = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { data as *mut T };
+        // SAFETY: `contiguous` is a fresh C-contiguous, aligned ndarray of `n` elements of T
+        // (same dtype as `arr`), alive for this call; we only read it.
+        let slice = unsafe { std::slice::from_raw_parts(ptr as *const T, n) };
+        let a = tensorbridge::ndarray::ArrayD::<T>::from_shape_vec(IxDyn(shape), slice.to_vec())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        AnyTensor::from_host(host, tensorbridge::HostArray::from(a), &Device::Cpu).py(py)
     })
 }

@@ -1,7 +1,7 @@
-"""The cuda backend from Python: explicit device-to-host copies, ``numpy(out=...)``, the transfer
-guard, no-device errors, and the loader's ImportError text.
+"""The candle backend from Python: explicit device-to-host copies, ``numpy(out=...)``, the
+transfer guard, no-device errors, and the loader's ImportError text.
 
-Without a GPU (CI) the backend runs on candle's CPU device (``backend="cuda"``, ``device="cpu"``):
+Without a GPU (CI) the backend runs on candle's CPU device (``backend="candle"``, ``device="cpu"``):
 its storage is not host memory NumPy can read in place, so every conversion takes the same
 explicit-copy path as a GPU tensor, and the transfer guard applies to it. Tests that need a GPU
 skip with the reason "no CUDA device".
@@ -19,17 +19,17 @@ import tensorbridge as tb
 from tensorbridge import _loader
 
 pytestmark = pytest.mark.skipif(
-    "cuda" not in tb.compiled_backends(),
-    reason="this build of the extension has no cuda backend (cargo feature `cuda`)",
+    "candle" not in tb.compiled_backends(),
+    reason="this build of the extension has no candle backend (cargo feature `candle`)",
 )
 
 
 def _gpu_or_reason() -> str | None:
     """None when cuda:0 opens, else why not."""
-    if "cuda" not in tb.compiled_backends():
-        return "no cuda backend in this build"
+    if "candle" not in tb.compiled_backends():
+        return "no candle backend in this build"
     try:
-        tb.tensor([0.0], backend="cuda", device="cuda:0")
+        tb.tensor([0.0], backend="candle", device="cuda:0")
     except RuntimeError as e:
         return str(e)
     return None
@@ -46,7 +46,7 @@ def _guard_restored():
 
 
 def cuda_tensor(data, device: str = "cpu", dtype=None) -> tb.Tensor:
-    return tb.tensor(data, dtype=dtype, backend="cuda", device=device)
+    return tb.tensor(data, dtype=dtype, backend="candle", device=device)
 
 
 # ---- explicit copies ------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def cuda_tensor(data, device: str = "cpu", dtype=None) -> tb.Tensor:
 def test_numpy_copies_out_of_backend_memory_and_np_asarray_too() -> None:
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     t = cuda_tensor(a)
-    assert (t.backend, t.device) == ("cuda", "cpu")
+    assert (t.backend, t.device) == ("candle", "cpu")
     for got in (t.numpy(), np.asarray(t), t.T.numpy().T):
         np.testing.assert_array_equal(got, a)
     assert t.numpy(copy=True).flags.writeable
@@ -78,7 +78,7 @@ def test_copy_false_is_a_value_error_naming_the_device_copy() -> None:
 
 def test_dtypes_candle_lacks_are_type_errors_naming_the_backend() -> None:
     for dt in ("int8", "uint16", "uint64"):
-        with pytest.raises(TypeError, match="cuda backend"):
+        with pytest.raises(TypeError, match="candle backend"):
             cuda_tensor([1, 2], dtype=dt)
 
 
@@ -92,7 +92,7 @@ def test_bool_and_half_dtypes_round_trip() -> None:
 # ---- out= -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+@pytest.mark.parametrize("backend", ["cpu", "candle"])
 def test_numpy_out_writes_converted_values_into_c_and_f_order_arrays(backend: str) -> None:
     a = np.arange(24, dtype=np.float32).reshape(4, 6)
     t = tb.tensor(a, backend=backend)
@@ -208,7 +208,7 @@ def test_without_a_gpu_cuda_devices_are_runtime_errors_naming_the_reason() -> No
             cuda_tensor([1.0], device=dev)
         assert "cuda" in str(e.value).lower()
     with pytest.raises(RuntimeError, match="device unavailable"):
-        tb.zeros((2,), backend="cuda", device="cuda:0")
+        tb.zeros((2,), backend="candle", device="cuda:0")
 
 
 def test_malformed_device_names_are_value_errors() -> None:
@@ -238,7 +238,7 @@ def test_gpu_ordinal_past_the_device_count_names_it() -> None:
 @needs_gpu
 def test_gpu_implicit_conversion_obeys_the_guard() -> None:
     t = cuda_tensor([1.0], device="cuda:0")
-    with tb.transfer_guard("disallow"), pytest.raises(RuntimeError, match="cuda:cuda:0"):
+    with tb.transfer_guard("disallow"), pytest.raises(RuntimeError, match="candle:cuda:0"):
         np.asarray(t)
 
 

@@ -1,0 +1,183 @@
+//! The module's constructors (`tensorbridge._native._from_numpy` & co.; the Python-level `tb.tensor`,
+//! `tb.zeros`, ... in `tensorbridge/__init__.py` call these) and the registry as Python sees it.
+
+use numpy::{PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use tensorbridge::registry;
+use tensorbridge::{AnyTensor, Device, Scalar};
+
+use crate::args::{dims_arg, dtype_of_descr, opt_dtype, parse_device, placement};
+use crate::errors::{run_guarded, IntoPyResult};
+use crate::interop::dlpack;
+use crate::interop::numpy::import_array;
+use crate::tensor::{bytes_of, operand, Operand, PyTensor};
+
+/// Makes a tensor from an ndarray: zero-copy unless `copy` (then one copy, GIL released), cast to
+/// `dtype` when given, moved to `backend`/`device`.
+#[pyfunction]
+#[pyo3(signature = (array, *, copy, dtype=None, backend=None, device=None))]
+pub fn _from_numpy(
+    py: Python<'_>,
+    array: &Bound<'_, PyUntypedArray>,
+    copy: bool,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> PyResult<PyTensor> {
+    let (entry, dev) = placement(py, backend, device)?;
+    let target = match dtype {
+        Some(d) => opt_dtype(d)?,
+        None => None,
+    };
+    let needs_cast = target.is_some_and(|d| dtype_of_descr(&array.dtype()).ok() != Some(d));
+    let host = registry::default_for(&Device::Cpu).py(py)?;
+    // Moving to another backend or device copies anyway, and so does a cast; a lazy backend over
+    // the host backend shares the imported storage (`to` lifts it), so it needs the copy here.
+    let lazy_over_host = entry
+        .deferred()
+        .and_then(|d| registry::entry_by_type(d.target()))
+        .is_some_and(|target| std::ptr::eq(target, host));
+    let shares_import = lazy_over_host || std::ptr::eq(entry, host);
+    let t = import_array(
+        py,
+        array,
+        copy && !needs_cast && shares_import && dev == Device::Cpu,
+    )?;
+    let out = run_guarded(py, bytes_of(&t), || {
+        let t = match target {
+            Some(d) => t.cast(d)?,
+            None => t,
+        };
+        t.to(entry, &dev)
+    })?;
+    Ok(PyTensor::wrap(out))
+}
+
+/// `tb.from_dlpack`: a tensor over a DLPack producer's memory (zero-copy unless a copy is asked
+/// for or needed), on `backend`/`device` when given.
+#[pyfunction]
+#[pyo3(signature = (x, *, device=None, backend=None, copy=None))]
+pub fn _from_dlpack(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    device: Option<&str>,
+    backend: Option<&str>,
+    copy: Option<bool>,
+) -> PyResult<PyTensor> {
+    registry::init();
+    let dev = device.map(|d| parse_device(py, d)).transpose()?;
+    let entry = backend.map(|b| registry::find(b).py(py)).transpose()?;
+    Ok(PyTensor::wrap(dlpack::import::from_dlpack(
+        py, x, dev, entry, copy,
+    )?))
+}
+
+/// A Python number (or NumPy scalar / 0-d array) as a scalar.
+fn scalar_arg(v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+    let type_name = || {
+        v.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
+    match operand(v)? {
+        Some(Operand::Scalar(s)) => Ok(s),
+        _ => {
+            // NumPy scalars and 0-d arrays: take their Python value.
+            let item = v.call_method0("item").map_err(|_| {
+                PyTypeError::new_err(format!("expected a Python number, got {}", type_name()))
+            })?;
+            match operand(&item)? {
+                Some(Operand::Scalar(s)) => Ok(s),
+                _ => Err(PyTypeError::new_err(format!(
+                    "expected a real number, got {}",
+                    type_name()
+                ))),
+            }
+        }
+    }
+}
+
+/// `shape` filled with `value`.
+#[pyfunction]
+#[pyo3(signature = (shape, value, *, dtype=None, backend=None, device=None))]
+pub fn _full(
+    py: Python<'_>,
+    #[pyo3(from_py_with = dims_arg)] shape: Vec<usize>,
+    value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> PyResult<PyTensor> {
+    let (entry, dev) = placement(py, backend, device)?;
+    let d = match dtype {
+        Some(d) => opt_dtype(d)?,
+        None => None,
+    };
+    let v = scalar_arg(value)?;
+    let bytes = shape.iter().fold(8usize, |acc, &x| acc.saturating_mul(x));
+    let out = run_guarded(py, bytes, || AnyTensor::full(entry, &shape, v, d, &dev))?;
+    Ok(PyTensor::wrap(out))
+}
+
+/// NumPy `arange(start, stop, step)`.
+#[pyfunction]
+#[pyo3(signature = (start, stop, step, *, dtype=None, backend=None, device=None))]
+pub fn _arange(
+    py: Python<'_>,
+    start: &Bound<'_, PyAny>,
+    stop: &Bound<'_, PyAny>,
+    step: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> PyResult<PyTensor> {
+    let (entry, dev) = placement(py, backend, device)?;
+    let d = match dtype {
+        Some(d) => opt_dtype(d)?,
+        None => None,
+    };
+    let (a, b, c) = (scalar_arg(start)?, scalar_arg(stop)?, scalar_arg(step)?);
+    let out = AnyTensor::arange(entry, a, b, c, d, &dev).py(py)?;
+    Ok(PyTensor::wrap(out))
+}
+
+/// Names of the backends compiled into this build, in registration order.
+#[pyfunction]
+pub fn _compiled_backends() -> Vec<&'static str> {
+    registry::init();
+    registry::names()
+}
+
+/// What each compiled backend is, from the registry: `{name: {"devices": [...], "lazy": bool,
+/// "lazy_over": name or None, "type": rust type}}`.
+#[pyfunction]
+pub fn _backend_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    registry::init();
+    let out = PyDict::new(py);
+    for b in registry::backends() {
+        let d = PyDict::new(py);
+        let kinds: Vec<String> = b.device_kinds().iter().map(|k| k.to_string()).collect();
+        d.set_item("devices", kinds)?;
+        d.set_item("lazy", b.deferred().is_some())?;
+        let over = b
+            .deferred()
+            .and_then(|h| registry::entry_by_type(h.target()))
+            .map(|e| e.name());
+        d.set_item("lazy_over", over)?;
+        d.set_item("type", b.type_name())?;
+        out.set_item(b.name(), d)?;
+    }
+    Ok(out)
+}
+
+/// The default backend for a device (`"cpu"` → `"cpu"`; `"cuda"` → the first backend with CUDA
+/// devices).
+#[pyfunction]
+pub fn _default_backend(py: Python<'_>, device: &str) -> PyResult<&'static str> {
+    registry::init();
+    let dev = parse_device(py, device)?;
+    Ok(registry::default_for(&dev).py(py)?.name())
+}

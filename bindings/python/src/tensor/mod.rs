@@ -1,0 +1,56 @@
+//! The Python `Tensor` class: one `#[pyclass]` over [`AnyTensor`] (any registered backend), its
+//! methods split by topic, one `#[pymethods]` block per file:
+//!
+//! - `properties.rs`: shape, dtype, backend, device, sizes;
+//! - `ops.rs`: operators, math, reductions, `astype`;
+//! - `views.rs`: reshape, transpose, broadcasting and `t[...]` (with `indexing.rs`);
+//! - `numpy.rs`: `numpy()`, `__array__`, Python scalars and lists, `repr`;
+//! - `protocols.rs`: DLPack, the buffer protocol, `__cuda_array_interface__` (the work is in
+//!   `crate::interop`);
+//! - `placement.rs`: `to`, `contiguous`, `synchronize`;
+//! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends.
+
+mod deferred;
+mod indexing;
+mod numpy;
+mod ops;
+mod placement;
+mod properties;
+mod protocols;
+mod views;
+
+use pyo3::prelude::*;
+use tensorbridge::AnyTensor;
+
+use crate::args::shape_str;
+
+pub use ops::{operand, Operand};
+
+/// An immutable n-dimensional tensor on one backend and device.
+#[pyclass(name = "Tensor", module = "tensorbridge", frozen, weakref)]
+pub struct PyTensor {
+    pub(crate) inner: AnyTensor,
+}
+
+impl PyTensor {
+    /// Wraps a tensor for Python.
+    pub fn wrap(inner: AnyTensor) -> Self {
+        PyTensor { inner }
+    }
+}
+
+/// Bytes of a tensor's elements: the work an op on it touches, for the GIL-release threshold.
+pub fn bytes_of(t: &AnyTensor) -> usize {
+    t.nbytes()
+}
+
+/// A tensor as error messages describe it.
+pub fn describe_tensor(t: &AnyTensor) -> String {
+    format!(
+        "shape {}, dtype {}, backend {}, device {}",
+        shape_str(t.shape()),
+        t.dtype(),
+        t.backend(),
+        t.device()
+    )
+}

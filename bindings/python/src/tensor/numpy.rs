@@ -1,0 +1,191 @@
+//! NumPy conversion on a tensor: `numpy()`, `__array__` (NumPy 2 `copy` semantics), Python
+//! scalars and lists, and `repr`. The copies themselves are in `crate::interop::numpy`.
+
+use numpy::{PyArrayDescr, PyArrayDescrMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use tensorbridge::DType;
+
+use super::PyTensor;
+use crate::args::parse_dtype;
+use crate::errors::run_guarded;
+use crate::interop::numpy::{descr, export_copy, export_into, export_view};
+use crate::transfer_guard;
+
+impl PyTensor {
+    /// NumPy array of the values; `copy`: None = view if possible, True = always new, False = never.
+    pub(crate) fn to_numpy<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<DType>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let t = &slf.get().inner;
+        if !t.is_evaluated() {
+            // Conversion is the moment of evaluation (no session needed); the view below then
+            // points into the evaluated value. The work is the graph's, not the result's size
+            // (a reduction over 64 MiB has a tiny result): always let other threads run.
+            run_guarded(py, usize::MAX, || t.evaluate())?;
+        }
+        let target = dtype.unwrap_or(t.dtype());
+        if target == t.dtype() && copy != Some(true) {
+            if let Some(view) = export_view(py, slf.as_any(), t)? {
+                return Ok(view);
+            }
+        }
+        if copy == Some(false) {
+            let why = if target != t.dtype() {
+                format!("a dtype conversion {} -> {}", t.dtype(), target)
+            } else {
+                format!("a device-to-host copy from {}", t.placement())
+            };
+            return Err(PyValueError::new_err(format!(
+                "Unable to avoid copy while creating an array as requested: the conversion needs {why}. \
+                 Use copy=None (np.asarray) to allow a copy when needed."
+            )));
+        }
+        export_copy(py, t, target)
+    }
+
+    /// A host ndarray for printing and Python scalars: bf16 widens to float32 so `item`/`tolist`
+    /// give Python floats whether or not ml_dtypes is installed.
+    fn host_for_python<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let t = &slf.get().inner;
+        if t.dtype() == DType::BF16 {
+            return export_copy(slf.py(), t, DType::F32);
+        }
+        Self::to_numpy(slf, None, None)
+    }
+
+    fn one_element<'py>(slf: &Bound<'py, Self>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+        let t = &slf.get().inner;
+        if t.elem_count() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "{what} needs a tensor with exactly one element, got shape {:?}",
+                t.shape()
+            )));
+        }
+        Self::host_for_python(slf)?.call_method0("item")
+    }
+}
+
+#[pymethods]
+impl PyTensor {
+    /// The values as a `numpy.ndarray`: a read-only zero-copy view of host memory when possible,
+    /// else one copy. `copy=True` always returns a new writable array; `copy=False` raises
+    /// ValueError when a copy would be needed.
+    ///
+    /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
+    /// non-negative strides, e.g. an `np.memmap`) receives the values chunk by chunk, converted to
+    /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host.
+    #[pyo3(signature = (*, copy=None, out=None))]
+    fn numpy<'py>(
+        slf: &Bound<'py, Self>,
+        copy: Option<bool>,
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match out.filter(|o| !o.is_none()) {
+            Some(_) if copy.is_some() => Err(PyValueError::new_err(
+                "numpy(out=...) always writes into `out`; do not pass copy= with it",
+            )),
+            Some(o) => export_into(slf.py(), &slf.get().inner, o),
+            None => Self::to_numpy(slf, None, copy),
+        }
+    }
+
+    /// NumPy's conversion protocol, with NumPy 2's `copy` semantics.
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        transfer_guard::check_implicit(slf.py(), &slf.get().inner)?;
+        let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
+            return Self::to_numpy(slf, None, copy);
+        };
+        let ours = parse_dtype(dtype).ok().filter(|&d| {
+            // A descriptor with our dtype's name but another byte order is not ours.
+            match (dtype.cast::<PyArrayDescr>(), descr(slf.py(), d)) {
+                (Ok(requested), Ok(native)) => requested.is_equiv_to(&native),
+                _ => true,
+            }
+        });
+        if let Some(d) = ours {
+            return Self::to_numpy(slf, Some(d), copy);
+        }
+        // A dtype tensorbridge does not have (complex, big-endian): NumPy converts our array.
+        // That is always a conversion, so `copy=False` cannot be honoured.
+        if copy == Some(false) {
+            let shown = dtype.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(PyValueError::new_err(format!(
+                "Unable to avoid copy while creating an array as requested: the conversion \
+                 needs a dtype conversion {} -> {shown}. Use copy=None (np.asarray) to allow a \
+                 copy when needed.",
+                slf.get().inner.dtype()
+            )));
+        }
+        Self::to_numpy(slf, None, None)?.call_method1("astype", (dtype,))
+    }
+
+    /// The single value of a one-element tensor as a Python scalar.
+    fn item<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::one_element(slf, "item()")
+    }
+
+    /// The values as nested Python lists.
+    fn tolist<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::host_for_python(slf)?.call_method0("tolist")
+    }
+
+    fn __bool__(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        if slf.get().inner.elem_count() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "the truth value of a tensor with {} elements is ambiguous; use .any() or .all() \
+                 on the NumPy array",
+                slf.get().inner.elem_count()
+            )));
+        }
+        Self::one_element(slf, "bool()")?.is_truthy()
+    }
+
+    fn __int__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let v = Self::one_element(slf, "int()")?;
+        let builtins = slf.py().import("builtins")?;
+        builtins.getattr("int")?.call1((v,))
+    }
+
+    fn __float__(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Self::one_element(slf, "float()")?.extract()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let t = &slf.get().inner;
+        if let Some(expr) = t.pending_expression() {
+            // An unevaluated lazy tensor: show what it will compute, compute nothing.
+            return Ok(format!(
+                "tb.Tensor(<unevaluated {expr}>, shape={}, dtype={}, backend={}, device={})",
+                PyTuple::new(py, t.shape())?.repr()?,
+                t.dtype(),
+                t.backend(),
+                t.device()
+            ));
+        }
+        let arr = Self::host_for_python(slf)?;
+        let np = py.import("numpy")?;
+        let body: String = np.call_method1("array2string", (arr,))?.extract()?;
+        let shape = PyTuple::new(py, t.shape())?.repr()?.to_string();
+        Ok(format!(
+            "tb.Tensor({body}, shape={shape}, dtype={}, backend={}, device={})",
+            t.dtype(),
+            t.backend(),
+            t.device()
+        ))
+    }
+
+    fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Self::__repr__(slf)
+    }
+}

@@ -23,9 +23,12 @@ FEATURES ?= torch cuda
 comma := ,
 empty :=
 space := $(empty) $(empty)
+# The development build (make develop/demo/test) adds `counted`, the test decorator backend the
+# contract tests count host copies with; wheels are built from FEATURES alone.
+DEV_FEATURES ?= $(FEATURES) counted
 # As cargo features of the facade (tests, examples) and of the bindings (clippy, maturin).
-RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(FEATURES),tensorbridge/$(f))))
-ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
+RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(DEV_FEATURES),tensorbridge/$(f))))
+ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(DEV_FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
 .PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
@@ -80,13 +83,15 @@ libtorch: $(STAMP)
 develop: libtorch $(CUDA_DEP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
-		--features "$(subst $(space),$(comma),$(strip $(FEATURES)))"
+		--features "$(subst $(space),$(comma),$(strip $(DEV_FEATURES)))"
 
 ## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
 demo: develop
 	$(RUN_ENV) $(PY) examples/tensor_to_numpy.py
 	$(RUN_ENV) $(PY) examples/graph_session.py
 	$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
+	$(if $(filter candle cuda,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example candle_to_ndarray)
+	$(if $(filter torch,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tch_to_ndarray)
 
 lint: libtorch $(CUDA_DEP)
 	cargo fmt --all -- --check

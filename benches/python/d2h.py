@@ -44,7 +44,9 @@ def bench_d2h(repeat: int = 5) -> dict[str, float]:
 
     sync = torch.cuda.synchronize
     x = torch.arange(ROWS * COLS, dtype=torch.float32, device="cuda:0").reshape(ROWS, COLS)
-    t = tb.arange(ROWS * COLS, dtype="float32", backend="candle", device="cuda:0").reshape(ROWS, COLS)
+    t = tb.arange(ROWS * COLS, dtype="float32", backend="candle", device="cuda:0").reshape(
+        ROWS, COLS
+    )
     if not np.array_equal(
         t[:: ROWS // 7, :: COLS // 5].numpy(), x[:: ROWS // 7, :: COLS // 5].cpu().numpy()
     ):

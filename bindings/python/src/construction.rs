@@ -181,3 +181,27 @@ pub fn _default_backend(py: Python<'_>, device: &str) -> PyResult<&'static str> 
     let dev = parse_device(py, device)?;
     Ok(registry::default_for(&dev).py(py)?.name())
 }
+
+/// The figures a backend reports about itself (`{}` when it reports none): the counters of the
+/// test decorator `counted:*`, for instance.
+#[pyfunction]
+pub fn _backend_stats<'py>(py: Python<'py>, backend: &str) -> PyResult<Bound<'py, PyDict>> {
+    registry::init();
+    let entry = registry::find(backend).py(py)?;
+    let out = PyDict::new(py);
+    for (name, value) in entry.stats().unwrap_or_default() {
+        out.set_item(name, value)?;
+    }
+    Ok(out)
+}
+
+/// The backends this build knows of but was built without: `{name: how to build it}`.
+#[pyfunction]
+pub fn _absent_backends(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    registry::init();
+    let out = PyDict::new(py);
+    for (name, how) in registry::absent_backends() {
+        out.set_item(name, how)?;
+    }
+    Ok(out)
+}

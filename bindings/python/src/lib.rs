@@ -37,6 +37,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(construction::_compiled_backends, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_backend_info, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_default_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(construction::_backend_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(construction::_absent_backends, m)?)?;
     m.add_function(wrap_pyfunction!(transfer_guard::_set_transfer_guard, m)?)?;
     m.add_function(wrap_pyfunction!(transfer_guard::_get_transfer_guard, m)?)?;
     m.add("BF16_NEEDS_ML_DTYPES", interop::numpy::BF16_NEEDS_ML_DTYPES)?;

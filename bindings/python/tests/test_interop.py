@@ -204,15 +204,19 @@ def cap_holder(cap: Any) -> Any:
     return Holder()
 
 
-def test_legacy_export_of_read_only_data_needs_copy() -> None:
+def test_legacy_export_copies_and_never_shares_read_only_memory() -> None:
     t = sample("float64")
-    with pytest.raises(BufferError, match="read-only"):
-        t.__dlpack__()
+    for cap in (t.__dlpack__(), t.__dlpack__(copy=True)):
+        assert _api.PyCapsule_GetName(cap) == b"dltensor"
+        np.testing.assert_array_equal(tb.from_dlpack(cap).numpy(), t.numpy())
+    # The copy is the consumer's: writing through it leaves the tensor as it was.
+    x = torch.utils.dlpack.from_dlpack(t.__dlpack__())
+    x += 1
+    np.testing.assert_array_equal(t.numpy(), sample("float64").numpy())
     with pytest.raises(BufferError, match="read-only"):
         t.__dlpack__(max_version=(0, 8), copy=False)
-    cap = t.__dlpack__(copy=True)
-    assert _api.PyCapsule_GetName(cap) == b"dltensor"
-    np.testing.assert_array_equal(tb.from_dlpack(cap).numpy(), t.numpy())
+    with pytest.raises(BufferError, match="read-only"):
+        t.__dlpack__(copy=False)
 
 
 def test_stream_must_be_none_on_cpu() -> None:
@@ -353,10 +357,16 @@ def test_torch_from_dlpack_of_a_transposed_view() -> None:
 # ---- JAX as consumer (legacy capsules only) ---------------------------------------------------
 
 
-def test_jax_from_dlpack_refuses_to_share_read_only_memory() -> None:
-    """JAX asks for a legacy capsule without copy=True: it cannot learn the memory is read-only."""
-    with pytest.raises(BufferError, match="read-only"):
-        jnp.from_dlpack(sample("float32"))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_from_dlpack_with_default_arguments_reads_a_copy(dtype: str) -> None:
+    """JAX asks for a legacy capsule and passes no copy=: the array API lets the producer copy
+    then, so jnp.from_dlpack(t) and jax.dlpack.from_dlpack(t) work as written."""
+    t = sample(dtype)
+    for arr in (jnp.from_dlpack(t), jax.dlpack.from_dlpack(t)):
+        assert arr.dtype == (ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype))
+        np.testing.assert_array_equal(
+            np.asarray(arr.astype(jnp.float64)), host_values(t).astype(np.float64)
+        )
 
 
 class LegacyCopy:
@@ -589,8 +599,8 @@ def test_numpy_refuses_to_export_strides_that_are_not_whole_elements() -> None:
         tb.from_dlpack(rec)
 
 
-def test_device_request_names_the_backend_needed() -> None:
-    with pytest.raises(BufferError, match="cuda or torch backend"):
+def test_a_device_request_without_that_device_names_it() -> None:
+    with pytest.raises(RuntimeError, match="cuda:0"):
         tb.from_dlpack(np.arange(3.0), device="cuda:0")
 
 
@@ -633,7 +643,7 @@ def test_foreign_misaligned_data_is_copied_correctly() -> None:
 def test_foreign_cuda_memory_is_refused_and_not_consumed() -> None:
     p = FakeProducer(np.arange(4.0), device=KDL_CUDA)
     cap = p.capsule()
-    with pytest.raises(BufferError, match="cuda or torch backend|cuda:0 is unavailable"):
+    with pytest.raises(BufferError, match="cuda:0"):
         tb.from_dlpack(cap)
     assert _api.PyCapsule_GetName(cap) == VERSIONED_NAME
     assert p.deleted == 0

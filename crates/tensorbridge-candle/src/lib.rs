@@ -31,13 +31,18 @@
 mod device;
 pub mod transfer;
 
+use std::sync::Arc;
+
 use candle_core::{DType as CDType, Tensor as CTensor};
 use ndarray::ArrayViewMutD;
 use tensorbridge_core::{
     with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element,
-    Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, UnaryOp,
+    Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
 };
 
+/// The `candle-core` this backend is built on (for `from_candle`/`to_candle` users: one version,
+/// no mismatch).
+pub use candle_core;
 pub use device::{cuda_device_count, cuda_is_compiled};
 
 /// The tensorbridge dtypes this backend stores (every other one is [`Error::UnsupportedDType`]).
@@ -176,6 +181,21 @@ impl Candle {
     fn zeros_like(x: &CTensor) -> Result<CTensor> {
         x.zeros_like().or_candle()
     }
+}
+
+/// The device address of a candle CUDA allocation's first element.
+#[cfg(feature = "cuda")]
+fn cuda_base_address(c: &candle_core::CudaStorage) -> Result<usize> {
+    use candle_core::backend::BackendStorage;
+    use cudarc::driver::DevicePtr;
+    let stream = c.device.cuda_stream();
+    with_candle_type!(c.dtype(), S => {
+        let slice = c.as_cuda_slice::<S>().or_candle()?;
+        // The returned guard records a read event on the stream when dropped; consumers are
+        // ordered by the exporter's synchronize() instead.
+        let (ptr, _read) = slice.device_ptr(&stream);
+        Ok(ptr as usize)
+    })
 }
 
 fn device_of(t: &CTensor) -> Device {
@@ -472,19 +492,11 @@ impl Backend for Candle {
     fn device_memory(&self) -> Option<DeviceMemory> {
         #[cfg(feature = "cuda")]
         {
-            use cudarc::driver::DevicePtr;
             let (storage, layout) = self.data.storage_and_layout();
             let candle_core::Storage::Cuda(c) = &*storage else {
                 return None;
             };
-            let stream = c.device.cuda_stream();
-            let base = with_candle_type!(c.dtype(), S => {
-                let slice = c.as_cuda_slice::<S>().ok()?;
-                // The returned guard records a read event on the stream when dropped; consumers
-                // are ordered by the exporter's synchronize() instead.
-                let (ptr, _read) = slice.device_ptr(&stream);
-                ptr as usize
-            });
+            let base = cuda_base_address(c).ok()?;
             let item = self.dtype.size_in_bytes();
             Some(DeviceMemory {
                 ptr: (base + layout.start_offset() * item) as *const u8,
@@ -505,6 +517,67 @@ impl Backend for Candle {
     fn synchronize(&self) -> Result<()> {
         self.data.device().synchronize().or_candle()
     }
+}
+
+/// The tensorbridge dtype of a candle dtype (`U8` is `uint8`: candle has no bool), or
+/// [`Error::Unsupported`] naming it (candle's 8-bit float formats).
+pub fn dtype_of_candle(d: CDType) -> Result<DType> {
+    Ok(match d {
+        CDType::U8 => DType::U8,
+        CDType::U32 => DType::U32,
+        CDType::I16 => DType::I16,
+        CDType::I32 => DType::I32,
+        CDType::I64 => DType::I64,
+        CDType::F16 => DType::F16,
+        CDType::BF16 => DType::BF16,
+        CDType::F32 => DType::F32,
+        CDType::F64 => DType::F64,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "the candle backend has no dtype for candle's {other:?}; convert it with \
+                 to_dtype() first"
+            )))
+        }
+    })
+}
+
+/// A candle tensor as a tensorbridge tensor on the same device, sharing candle's storage when the
+/// tensor is contiguous (else one copy by candle, `contiguous()`). candle has no bool: its `U8`
+/// arrives as `uint8`.
+///
+/// ```
+/// use tensorbridge_candle::{from_candle, to_candle};
+/// let c = candle_core::Tensor::arange(0f32, 6., &candle_core::Device::Cpu)?.reshape((2, 3))?;
+/// let t = from_candle(&c)?;                      // shares candle's storage
+/// let host = t.t().to_host_array::<f32>()?;     // the transposed view, into ndarray
+/// assert_eq!(host[[2, 1]], 5.0);
+/// let back = to_candle(&t)?;                     // and back, still the same storage
+/// assert_eq!(back.to_vec2::<f32>()?, c.to_vec2::<f32>()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn from_candle(t: &CTensor) -> Result<Tensor<Candle>> {
+    let dtype = dtype_of_candle(t.dtype())?;
+    let shape = t.dims().to_vec();
+    let data = if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.contiguous().or_candle()?
+    };
+    let flat = data.flatten_all().or_candle()?;
+    Tensor::from_storage(
+        Arc::new(Candle::new(flat, dtype)?),
+        Layout::contiguous(&shape),
+    )
+}
+
+/// A tensorbridge tensor as a candle tensor of its shape: the same storage when the view is the
+/// whole storage in order, else one copy of only the view's elements, made by candle on the
+/// tensor's device. `bool` arrives as candle `U8` (0/1).
+pub fn to_candle(t: &Tensor<Candle>) -> Result<CTensor> {
+    t.storage()
+        .view_as_contiguous(t.layout())?
+        .reshape(t.shape())
+        .or_candle()
 }
 
 fn same_dtype(a: &Candle, b: &Candle, op: &'static str) -> Result<()> {
@@ -531,7 +604,6 @@ fn upload<T: Element>(v: Vec<T>, dev: &candle_core::Device) -> Result<CTensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tensorbridge_core::Tensor;
 
     #[test]
     fn dtypes_candle_lacks_are_unsupported_with_the_backend_named() {
@@ -554,5 +626,46 @@ mod tests {
         assert_eq!(t.storage().candle().dtype(), CDType::U8);
         let h = t.to_host_array::<bool>().unwrap();
         assert_eq!(h.as_slice().unwrap(), &[true, false, true]);
+    }
+
+    /// The storage address of a candle CPU tensor's first element.
+    fn cpu_ptr(t: &CTensor) -> usize {
+        let (storage, layout) = t.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                v[layout.start_offset()..].as_ptr() as usize
+            }
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn from_candle_and_to_candle_share_the_storage() {
+        let c = CTensor::arange(0f32, 12., &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((3, 4))
+            .unwrap();
+        let t = from_candle(&c).unwrap();
+        assert_eq!(t.shape(), &[3, 4]);
+        assert_eq!(cpu_ptr(t.storage().candle()), cpu_ptr(&c));
+        let back = to_candle(&t).unwrap();
+        assert_eq!(cpu_ptr(&back), cpu_ptr(&c));
+        assert_eq!(back.dims(), &[3, 4]);
+        // A view comes back as a copy of its own elements, in its own shape.
+        let v = to_candle(&t.t().slice(0, Some(1), None, 2).unwrap()).unwrap();
+        assert_eq!(
+            v.to_vec2::<f32>().unwrap(),
+            vec![vec![1.0, 5.0, 9.0], vec![3.0, 7.0, 11.0]]
+        );
+        // Non-contiguous candle tensors are made contiguous by candle (one copy).
+        let tc = from_candle(&c.t().unwrap()).unwrap();
+        assert_eq!(tc.to_host_array::<f32>().unwrap()[[3, 2]], 11.0);
+    }
+
+    #[test]
+    fn candle_dtypes_without_a_tensorbridge_dtype_are_refused_by_name() {
+        let c = CTensor::zeros(2, CDType::F8E4M3, &candle_core::Device::Cpu).unwrap();
+        let e = from_candle(&c).unwrap_err().to_string();
+        assert!(e.contains("F8E4M3"), "{e}");
     }
 }

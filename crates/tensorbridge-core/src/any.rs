@@ -16,57 +16,10 @@ use ndarray::ArrayViewMutD;
 use crate::backend::{Backend, Device, DeviceMemory, ReduceOp, UnaryOp};
 use crate::dtype::{DType, Element, Scalar};
 use crate::error::{Error, Result};
-use crate::host::HostArray;
+use crate::host::{HostArray, HostViewMut};
 use crate::layout::Layout;
 use crate::registry::{self, BackendEntry};
 use crate::tensor::Tensor;
-
-/// A dtype-erased mutable view of a caller's host buffer: one `ndarray::ArrayViewMutD` per dtype
-/// (the destination of [`AnyTensor::to_host_into`]).
-#[allow(missing_docs)]
-pub enum HostViewMut<'a> {
-    Bool(ArrayViewMutD<'a, bool>),
-    U8(ArrayViewMutD<'a, u8>),
-    U16(ArrayViewMutD<'a, u16>),
-    U32(ArrayViewMutD<'a, u32>),
-    U64(ArrayViewMutD<'a, u64>),
-    I8(ArrayViewMutD<'a, i8>),
-    I16(ArrayViewMutD<'a, i16>),
-    I32(ArrayViewMutD<'a, i32>),
-    I64(ArrayViewMutD<'a, i64>),
-    F16(ArrayViewMutD<'a, half::f16>),
-    BF16(ArrayViewMutD<'a, half::bf16>),
-    F32(ArrayViewMutD<'a, f32>),
-    F64(ArrayViewMutD<'a, f64>),
-}
-
-/// Calls `$body` with `$v` bound to the typed view inside a [`HostViewMut`].
-#[macro_export]
-macro_rules! with_host_view_mut {
-    ($h:expr, $v:ident => $body:expr) => {
-        match $h {
-            $crate::any::HostViewMut::Bool($v) => $body,
-            $crate::any::HostViewMut::U8($v) => $body,
-            $crate::any::HostViewMut::U16($v) => $body,
-            $crate::any::HostViewMut::U32($v) => $body,
-            $crate::any::HostViewMut::U64($v) => $body,
-            $crate::any::HostViewMut::I8($v) => $body,
-            $crate::any::HostViewMut::I16($v) => $body,
-            $crate::any::HostViewMut::I32($v) => $body,
-            $crate::any::HostViewMut::I64($v) => $body,
-            $crate::any::HostViewMut::F16($v) => $body,
-            $crate::any::HostViewMut::BF16($v) => $body,
-            $crate::any::HostViewMut::F32($v) => $body,
-            $crate::any::HostViewMut::F64($v) => $body,
-        }
-    };
-}
-
-impl<'a, T: Element> From<ArrayViewMutD<'a, T>> for HostViewMut<'a> {
-    fn from(v: ArrayViewMutD<'a, T>) -> Self {
-        T::wrap_view_mut(v)
-    }
-}
 
 /// The memory of a view, for zero-copy export (NumPy views, the buffer protocol, DLPack,
 /// `__cuda_array_interface__`): where its first element is, how the others are laid out, and an

@@ -7,9 +7,8 @@ use std::str::FromStr;
 use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewMutD};
 
-use crate::any::HostViewMut;
 use crate::error::{Error, Result};
-use crate::host::HostArray;
+use crate::host::{HostArray, HostViewMut};
 
 /// The element type of a tensor. Names and promotion follow NumPy (bf16 follows `ml_dtypes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

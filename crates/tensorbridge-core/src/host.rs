@@ -91,6 +91,53 @@ impl<T: Element> From<ArrayD<T>> for HostArray {
     }
 }
 
+/// A dtype-erased mutable view of a caller's host buffer: one `ndarray::ArrayViewMutD` per dtype
+/// (the destination of [`AnyTensor::to_host_into`]).
+#[allow(missing_docs)]
+pub enum HostViewMut<'a> {
+    Bool(ArrayViewMutD<'a, bool>),
+    U8(ArrayViewMutD<'a, u8>),
+    U16(ArrayViewMutD<'a, u16>),
+    U32(ArrayViewMutD<'a, u32>),
+    U64(ArrayViewMutD<'a, u64>),
+    I8(ArrayViewMutD<'a, i8>),
+    I16(ArrayViewMutD<'a, i16>),
+    I32(ArrayViewMutD<'a, i32>),
+    I64(ArrayViewMutD<'a, i64>),
+    F16(ArrayViewMutD<'a, half::f16>),
+    BF16(ArrayViewMutD<'a, half::bf16>),
+    F32(ArrayViewMutD<'a, f32>),
+    F64(ArrayViewMutD<'a, f64>),
+}
+
+/// Calls `$body` with `$v` bound to the typed view inside a [`HostViewMut`].
+#[macro_export]
+macro_rules! with_host_view_mut {
+    ($h:expr, $v:ident => $body:expr) => {
+        match $h {
+            $crate::host::HostViewMut::Bool($v) => $body,
+            $crate::host::HostViewMut::U8($v) => $body,
+            $crate::host::HostViewMut::U16($v) => $body,
+            $crate::host::HostViewMut::U32($v) => $body,
+            $crate::host::HostViewMut::U64($v) => $body,
+            $crate::host::HostViewMut::I8($v) => $body,
+            $crate::host::HostViewMut::I16($v) => $body,
+            $crate::host::HostViewMut::I32($v) => $body,
+            $crate::host::HostViewMut::I64($v) => $body,
+            $crate::host::HostViewMut::F16($v) => $body,
+            $crate::host::HostViewMut::BF16($v) => $body,
+            $crate::host::HostViewMut::F32($v) => $body,
+            $crate::host::HostViewMut::F64($v) => $body,
+        }
+    };
+}
+
+impl<'a, T: Element> From<ArrayViewMutD<'a, T>> for HostViewMut<'a> {
+    fn from(v: ArrayViewMutD<'a, T>) -> Self {
+        T::wrap_view_mut(v)
+    }
+}
+
 /// Converts one element, with fast paths the compiler resolves statically per instantiation
 /// (identity, bf16 → f32). Used by every kernel so conversion fuses into the copy loop.
 #[inline(always)]
@@ -104,6 +151,7 @@ pub fn convert<S: Element, D: Element>(v: S) -> D {
         // SAFETY: S is bf16 (2 bytes, u16 bits) and D is f32, by the dtype checks above.
         let bits: u16 = unsafe { std::mem::transmute_copy::<S, u16>(&v) };
         let f = f32::from_bits((bits as u32) << 16);
+        // SAFETY: D is f32 (checked above), so this copies an f32 into an f32.
         return unsafe { std::mem::transmute_copy::<f32, D>(&f) };
     }
     cast_element::<S, D>(v)
@@ -248,6 +296,7 @@ struct SendPtr<T>(*mut T);
 // SAFETY: the kernel hands each worker a disjoint set of destination positions, so sharing the base
 // pointer across threads never lets two threads write the same element; the source is only read.
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for Send: shared access only hands out the pointer; writes go to disjoint elements.
 unsafe impl<T> Sync for SendPtr<T> {}
 
 /// One axis of a copy: its length and its strides (in elements) on both sides.

@@ -29,13 +29,13 @@ pub mod layout;
 pub mod registry;
 pub mod tensor;
 
-pub use any::{AnyTensor, DynTensor, HostViewMut, ScalarOp, TensorOp, ViewMemory, ViewOp};
+pub use any::{AnyTensor, DynTensor, ScalarOp, TensorOp, ViewMemory, ViewOp};
 pub use backend::{
     Backend, BinaryOp, CmpOp, Device, DeviceKind, DeviceMemory, ExternalMemory, ReduceOp, UnaryOp,
 };
 pub use dtype::{cast_element, DType, DTypeKind, Element, FloatElement, Scalar};
 pub use error::{Error, Result};
-pub use host::HostArray;
+pub use host::{HostArray, HostViewMut};
 pub use layout::Layout;
 pub use registry::{BackendEntry, DeferredBackend, DynSession};
 pub use tensor::Tensor;

@@ -147,7 +147,11 @@ pub struct BackendEntry {
     device_kinds: &'static [DeviceKind],
     constructors: Box<dyn Constructors>,
     deferred: Option<Box<dyn DeferredBackend>>,
+    stats: Option<StatsSource>,
 }
+
+/// A backend's source of figures about itself, by name.
+pub type StatsSource = fn() -> Vec<(&'static str, u64)>;
 
 impl fmt::Debug for BackendEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,7 +180,20 @@ impl BackendEntry {
             device_kinds: B::DEVICE_KINDS,
             constructors: Box::new(ConstructorsOf::<B>(PhantomData)),
             deferred: None,
+            stats: None,
         }
+    }
+
+    /// Gives the backend a source of figures about itself (counters, pool sizes), read with
+    /// [`BackendEntry::stats`] (in Python: `tb._native._backend_stats(name)`).
+    pub fn with_stats(mut self, stats: StatsSource) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The backend's figures about itself, when it has any.
+    pub fn stats(&self) -> Option<Vec<(&'static str, u64)>> {
+        self.stats.map(|f| f())
     }
 
     /// Marks the backend as deferred, with its evaluation hooks.
@@ -343,6 +360,11 @@ pub fn absent(name: &'static str, how: &'static str) {
             r.push((name, how));
         }
     }
+}
+
+/// The backends this build knows of but was built without, with how to get each.
+pub fn absent_backends() -> Vec<(&'static str, &'static str)> {
+    ABSENT.read().map(|r| r.clone()).unwrap_or_default()
 }
 
 /// Every registered backend, in registration order.

@@ -27,7 +27,7 @@ use tensorbridge_core::host::{copy_into, to_contiguous};
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory,
     Element, Error, ExternalMemory, FloatElement, HostArray, Layout, ReduceOp, Result, Scalar,
-    UnaryOp,
+    Tensor, UnaryOp,
 };
 
 /// A flat host buffer of `T`: owned, or foreign memory kept alive by its owner.
@@ -352,6 +352,25 @@ impl Backend for Cpu {
     }
 }
 
+/// A CPU tensor taking over an owned `ndarray` array without copying: a standard-layout (C order)
+/// array's buffer becomes the storage as it is; any other layout is made standard first (one
+/// copy). Back the other way, also without a copy while the storage is not shared:
+/// [`Tensor::into_host_array`].
+///
+/// ```
+/// use tensorbridge_cpu::from_ndarray;
+/// let a = ndarray::Array::from_shape_vec((2, 3), vec![1.0f32, 2., 3., 4., 5., 6.])?.into_dyn();
+/// let ptr = a.as_ptr();
+/// let t = from_ndarray(a)?;                         // no copy
+/// let b = t.into_host_array::<f32>()?;              // no copy either
+/// assert_eq!(b.as_ptr(), ptr);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn from_ndarray<T: CpuElement>(a: ArrayD<T>) -> Result<Tensor<Cpu>> {
+    let shape = a.shape().to_vec();
+    Tensor::from_storage(Arc::new(storage_from_array(a)), Layout::contiguous(&shape))
+}
+
 /// Moves a buffer into a host array of `shape`: without copying when it is owned.
 fn hand_over<T: CpuElement>(b: Buffer<T>, shape: &[usize]) -> Result<HostArray> {
     let v = match b {
@@ -387,6 +406,30 @@ fn same_dtype_slice<'a, T: CpuElement>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn from_ndarray_and_into_host_array_move_the_buffer_without_copying() {
+        let a = ndarray::Array::from_shape_vec((3, 4), (0..12).map(|x| x as f64).collect())
+            .unwrap()
+            .into_dyn();
+        let ptr = a.as_ptr();
+        let t = super::from_ndarray(a).unwrap();
+        assert_eq!(t.host_view::<f64>().unwrap().as_ptr(), ptr);
+        let shared = t.clone();
+        // Shared storage must be copied out; the last owner hands the buffer over.
+        let copied = shared.into_host_array::<f64>().unwrap();
+        assert_ne!(copied.as_ptr(), ptr);
+        let moved = t.into_host_array::<f64>().unwrap();
+        assert_eq!(moved.as_ptr(), ptr);
+        assert_eq!(moved, copied);
+        // A non-standard layout is made standard first (one copy), values kept.
+        let f = ndarray::Array::from_shape_vec((2, 3), vec![1u8, 2, 3, 4, 5, 6])
+            .unwrap()
+            .reversed_axes()
+            .into_dyn();
+        let tf = super::from_ndarray(f.clone()).unwrap();
+        assert_eq!(tf.to_host_array::<u8>().unwrap(), f);
+    }
+
     use super::*;
     use tensorbridge_core::Tensor;
 

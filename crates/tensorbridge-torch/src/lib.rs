@@ -42,6 +42,8 @@ use tensorbridge_core::{
 
 pub use kinds::{dtype_of_kind, storage_kind};
 use kinds::{flip_sign, signed_storage, OrTch};
+/// The `tch` this backend is built on (for `from_tch`/`to_tch` users: one version, no mismatch).
+pub use tch;
 
 /// Storage of the torch backend: a 1-D contiguous libtorch tensor (in [`storage_kind`] of its
 /// dtype) on one device, plus whatever keeps borrowed memory alive.

@@ -9,8 +9,8 @@
 use std::sync::Once;
 
 pub use tensorbridge_core::registry::{
-    absent, backends, default_for, entry_by_type, entry_of, find, import_external, names, register,
-    retire, BackendEntry, DeferredBackend, DynSession,
+    absent, absent_backends, backends, default_for, entry_by_type, entry_of, find, import_external,
+    names, register, retire, BackendEntry, DeferredBackend, DynSession,
 };
 
 /// Registers backend `$ty` under `$name` when cargo feature `$feature` is on (and, with the
@@ -51,6 +51,14 @@ pub fn init() {
         backend!("cpu", "cpu", tensorbridge_cpu::Cpu);
         backend!("torch", "torch", tensorbridge_torch::Torch);
         backend!("candle", "candle", tensorbridge_candle::Candle);
+        #[cfg(feature = "counted")]
+        register_or_report(tensorbridge_counted::entry::<tensorbridge_cpu::Cpu>(
+            "counted:cpu",
+        ));
+        #[cfg(all(feature = "counted", feature = "candle"))]
+        register_or_report(tensorbridge_counted::entry::<tensorbridge_candle::Candle>(
+            "counted:candle",
+        ));
         retire(
             "cuda",
             "the candle-core backend is backend='candle' (devices 'cpu' and 'cuda:N'); for \

@@ -284,6 +284,12 @@ def _contiguous_format() -> Any:
     return torch.contiguous_format
 
 
+# torch dtypes tensorbridge has, by name (torch.bool ... torch.float64; not complex, fp8, quantized).
+_TORCH_DTYPE_NAMES = (
+    "bool uint8 uint16 uint32 uint64 int8 int16 int32 int64 float16 bfloat16 float32 float64"
+).split()
+
+
 def from_torch(tensor: Any) -> Tensor:
     """A torch-backend tensor sharing a ``torch.Tensor``'s memory (zero-copy, CPU or CUDA, any
     strides), taken through DLPack.
@@ -305,6 +311,10 @@ def from_torch(tensor: Any) -> Tensor:
     x = tensor.detach()
     if x.layout != torch.strided:
         raise TypeError("only dense (strided) torch tensors can be shared; call .to_dense() first")
+    if str(x.dtype).removeprefix("torch.") not in _TORCH_DTYPE_NAMES:
+        raise TypeError(
+            f"tensorbridge has no dtype for {x.dtype}; convert it first (e.g. x.real, x.float())"
+        )
     if x.is_conj() or x.is_neg():
         x = x.resolve_conj().resolve_neg()
     return _native._from_dlpack(x, backend="torch")

@@ -24,7 +24,7 @@ devices that are not available).
 """
 
 from collections.abc import Sequence
-from typing import Any, Final, Literal, TypeAlias, overload
+from typing import Any, Final, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt

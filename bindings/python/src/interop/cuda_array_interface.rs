@@ -34,7 +34,8 @@ fn typestr(d: DType) -> Option<&'static str> {
 pub fn describe(py: Python<'_>, t: &AnyTensor) -> PyResult<Py<PyAny>> {
     let not_cuda = || {
         PyAttributeError::new_err(format!(
-            "__cuda_array_interface__: the tensor is on {}, not in CUDA memory",
+            "__cuda_array_interface__: the tensor is on {}, not a CUDA device (or its backend \
+             does not expose the memory)",
             t.placement()
         ))
     };

@@ -151,13 +151,17 @@ pub fn export<'py>(
             describe_device(target)
         )));
     }
-    if !req.versioned && req.copy != Some(true) {
+    // A legacy capsule cannot say read-only, so handing our memory out through one would let the
+    // consumer write into an immutable tensor. The array API lets a producer copy when the
+    // consumer allows it (copy=None): legacy consumers (JAX, TensorFlow) get a copy then.
+    let legacy_needs_copy = !req.versioned;
+    if legacy_needs_copy && req.copy == Some(false) {
         return Err(PyBufferError::new_err(
-            "cannot export a read-only tensor as a legacy DLPack capsule (it cannot say \
-             read-only): the consumer must ask for max_version=(1, 0) or copy=True",
+            "copy=False, but a legacy DLPack capsule (no max_version >= (1, 0)) cannot say the \
+             memory is read-only, so sharing it would need a copy; ask for max_version=(1, 0)",
         ));
     }
-    let must_copy = cross_device || req.copy == Some(true);
+    let must_copy = cross_device || req.copy == Some(true) || legacy_needs_copy;
     if must_copy && req.copy == Some(false) {
         return Err(PyBufferError::new_err(format!(
             "copy=False, but exporting {} to DLPack device {} needs a copy",

@@ -249,15 +249,23 @@ fn import_capsule(
         Some(b) => b,
         None => registry::default_for(&source).py(py)?,
     };
-    // Ask before consuming: an unavailable device leaves the capsule to its own destructor.
-    holder
-        .full(&[0], Scalar::Int(0), Some(pending.incoming.dtype), &source)
-        .py(py)?;
+    // Ask before consuming: an unavailable device (or dtype) leaves the capsule to its own
+    // destructor, and the producer's memory with its owner.
+    if let Err(e) = holder.full(&[0], Scalar::Int(0), Some(pending.incoming.dtype), &source) {
+        return Err(PyBufferError::new_err(format!(
+            "DLPack import of memory on {source}: backend '{holder}' cannot hold it ({e}); pass \
+             device='cpu' to ask the producer for a host copy"
+        )));
+    }
     let (incoming, owner) = pending.consume(py)?;
     let producer_copied = incoming.flags & FLAG_IS_COPIED != 0;
     let (t, copied) =
         hold(py, holder, source, &incoming, owner)?.ok_or_else(|| no_holder(holder, source))?;
-    let final_backend = backend.unwrap_or(holder);
+    let final_backend = match backend {
+        Some(b) => b,
+        None if target == source => holder,
+        None => registry::default_for(&target).py(py)?,
+    };
     let in_place = std::ptr::eq(final_backend, holder) && target == source;
     if copy == Some(false) && (copied || !in_place) {
         let why = if copied {

@@ -251,3 +251,47 @@ def test_missing_driver_import_error_says_which_library_and_variant() -> None:
     msg = _loader.explain(ImportError("libcublas.so.13: cannot open shared object file"))
     assert msg is not None and "libcublas.so.13" in msg and "torch" in msg
     assert _loader.explain(ImportError("something else")) is None
+
+
+# ---- device memory out, zero-copy (GPU bundle) -------------------------------------------------
+
+
+def _cuda_ptr(t: tb.Tensor) -> int:
+    return int(t.__cuda_array_interface__["data"][0])
+
+
+@needs_gpu
+def test_candle_cuda_memory_exports_zero_copy_to_torch_through_dlpack() -> None:
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    a = np.arange(48, dtype=np.float32).reshape(6, 8)
+    t = cuda_tensor(a, device="cuda:0")
+    for view, want in ((t, a), (t[1:, ::2], a[1:, ::2]), (t.T, a.T)):
+        x = torch.from_dlpack(view)
+        assert x.device.type == "cuda"
+        assert x.data_ptr() == _cuda_ptr(view)
+        np.testing.assert_array_equal(x.cpu().numpy(), want)
+    # bfloat16 has no CUDA-array-interface typestr, but DLPack carries it.
+    h = cuda_tensor(a, device="cuda:0", dtype="bfloat16")
+    assert torch.from_dlpack(h).dtype == torch.bfloat16
+
+
+@needs_gpu
+def test_candle_cuda_memory_exports_zero_copy_to_cupy() -> None:
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    a = np.arange(48, dtype=np.float32).reshape(6, 8)
+    t = cuda_tensor(a, device="cuda:0")
+    for view, want in ((t, a), (t[::2, 1:], a[::2, 1:])):
+        via_cai = cupy.asarray(view)
+        via_dlpack = cupy.from_dlpack(view)
+        for x in (via_cai, via_dlpack):
+            assert int(x.data.ptr) == _cuda_ptr(view)
+            np.testing.assert_array_equal(cupy.asnumpy(x), want)
+
+
+@needs_gpu
+def test_candle_cuda_array_interface_describes_views_read_only() -> None:
+    t = cuda_tensor(np.arange(12, dtype=np.int32).reshape(3, 4), device="cuda:0")
+    cai = t[:, ::2].__cuda_array_interface__
+    assert cai["version"] == 3 and cai["typestr"] == "<i4"
+    assert cai["shape"] == (3, 2) and cai["strides"] == (16, 8)
+    assert cai["data"][1] is True  # read-only

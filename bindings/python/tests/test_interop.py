@@ -242,6 +242,21 @@ def test_cuda_stream_rules_are_checked_against_the_requested_device() -> None:
     with pytest.raises(BufferError, match="stream must be None"):
         t.__dlpack__(stream=1, max_version=(1, 0), dl_device=(KDL_CPU, 0))
 
+    class AttrStream:
+        __cuda_stream__ = 0x7F00_0000
+
+    class MethodStream:
+        def __cuda_stream__(self) -> int:
+            return 0
+
+    # Objects with __cuda_stream__ (torch.cuda.Stream, CuPy streams) are read as their handle.
+    with pytest.raises(BufferError, match="cannot export"):
+        t.__dlpack__(stream=AttrStream(), max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+    with pytest.raises(ValueError, match="ambiguous"):
+        t.__dlpack__(stream=MethodStream(), max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+    with pytest.raises(TypeError, match="__cuda_stream__"):
+        t.__dlpack__(stream="s", max_version=(1, 0), dl_device=(KDL_CUDA, 0))
+
 
 def test_dl_device_is_honoured() -> None:
     t = sample("float32")

@@ -48,17 +48,9 @@ pub fn contiguous_view(data: &CTensor, layout: &Layout) -> Result<CTensor> {
     }
     // candle layouts have no negative strides: read those axes from their low end (a positive
     // stride from the lowest address), then reverse them on the device.
-    let mut offset = layout.offset();
-    let mut strides = Vec::with_capacity(shape.len());
-    let mut flipped = Vec::new();
-    for (axis, (&s, &d)) in layout.strides().iter().zip(&shape).enumerate() {
-        if s < 0 {
-            offset -= s.unsigned_abs() * (d - 1);
-            flipped.push(axis);
-        }
-        strides.push(s.unsigned_abs());
-    }
-    let src = candle_core::Layout::new(shape.clone().into(), strides, offset);
+    let (forward, flipped) = layout.with_nonnegative_strides();
+    let strides: Vec<usize> = forward.strides().iter().map(|s| s.unsigned_abs()).collect();
+    let src = candle_core::Layout::new(shape.clone().into(), strides, forward.offset());
     let gathered = strided_copy(data, &src)?;
     if flipped.is_empty() {
         return Ok(gathered);

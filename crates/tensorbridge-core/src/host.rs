@@ -167,18 +167,17 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
             .map_err(|e| Error::InvalidArgument(format!("empty view of shape {shape:?}: {e}")));
     }
     // ndarray wants non-negative strides from the lowest address; flip the negative axes after.
-    let (lo, _) = layout.storage_span().unwrap_or((0, 0));
-    let abs: Vec<usize> = layout.strides().iter().map(|s| s.unsigned_abs()).collect();
+    let (forward, flipped) = layout.with_nonnegative_strides();
+    let lo = forward.offset();
+    let abs: Vec<usize> = forward.strides().iter().map(|s| s.unsigned_abs()).collect();
     // SAFETY: `check_fits` proved every element index lies in `lo..data.len()`, so every pointer
     // the view forms from `data[lo]` along the absolute strides is inside `data`, which is borrowed
     // (shared, so not mutably aliased) for 'a. Strides are non-negative as ndarray requires.
     let mut view = unsafe {
         ArrayViewD::from_shape_ptr(IxDyn(shape).strides(IxDyn(&abs)), data.as_ptr().add(lo))
     };
-    for (axis, &s) in layout.strides().iter().enumerate() {
-        if s < 0 {
-            view.invert_axis(Axis(axis));
-        }
+    for axis in flipped {
+        view.invert_axis(Axis(axis));
     }
     Ok(view)
 }

@@ -642,3 +642,36 @@ impl StridedSpan {
         })
     }
 }
+
+impl Layout {
+    /// The same view read from its lowest element with non-negative strides, and the axes that
+    /// reading reverses: flip those back to get the view. Libraries without negative strides
+    /// (libtorch's `as_strided`, candle's layouts, `ndarray` views over a pointer) express any
+    /// view this way.
+    ///
+    /// ```
+    /// # use tensorbridge_core::Layout;
+    /// let l = Layout::contiguous(&[2, 3]).slice(1, None, None, -1).unwrap();
+    /// let (forward, flip) = l.with_nonnegative_strides();
+    /// assert_eq!((forward.offset(), forward.strides()), (0, &[3isize, 1][..]));
+    /// assert_eq!(flip, vec![1]);
+    /// ```
+    pub fn with_nonnegative_strides(&self) -> (Layout, Vec<usize>) {
+        let mut offset = self.offset as isize;
+        let mut strides = Vec::with_capacity(self.strides.len());
+        let mut flipped = Vec::new();
+        for (axis, (&d, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
+            if s < 0 && d > 1 {
+                offset += s * (d as isize - 1);
+                flipped.push(axis);
+            }
+            strides.push(s.abs());
+        }
+        let forward = Layout {
+            shape: self.shape.clone(),
+            strides,
+            offset: offset.max(0) as usize,
+        };
+        (forward, flipped)
+    }
+}

@@ -164,16 +164,10 @@ impl Torch {
             return TchTensor::f_empty(&shape, (storage_kind(self.dtype), self.data.device()))
                 .or_tch();
         }
-        let mut strides = Vec::with_capacity(shape.len());
-        let mut first = layout.offset() as i64;
-        let mut flips = Vec::new();
-        for (axis, (&d, &s)) in shape.iter().zip(layout.strides()).enumerate() {
-            if s < 0 && d > 1 {
-                first += (d - 1) * s as i64;
-                flips.push(axis as i64);
-            }
-            strides.push(s.unsigned_abs() as i64);
-        }
+        let (forward, flipped) = layout.with_nonnegative_strides();
+        let strides: Vec<i64> = forward.strides().iter().map(|&s| s as i64).collect();
+        let first = forward.offset() as i64;
+        let flips: Vec<i64> = flipped.iter().map(|&a| a as i64).collect();
         // `as_strided` counts its offset from the storage's start; starting from a one-element
         // narrow at the lowest address makes it relative to our storage instead.
         let v = self

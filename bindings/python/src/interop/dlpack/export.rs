@@ -52,9 +52,7 @@ pub fn parse_stream(
             stream.repr().map(|r| r.to_string()).unwrap_or_default()
         )));
     }
-    let v: i64 = stream.extract().map_err(|_| {
-        PyTypeError::new_err("stream must be None or an int (a CUDA stream handle, 1, 2 or -1)")
-    })?;
+    let v = stream_value(stream)?;
     match (device.device_type, v) {
         (KDL_CUDA, -1) => Ok(StreamRequest::NoSync),
         (KDL_CUDA, 0) => Err(PyValueError::new_err(
@@ -69,6 +67,30 @@ pub fn parse_stream(
             describe_device(device)
         ))),
     }
+}
+
+/// A stream argument as an int: an int, or an object with `__cuda_stream__` (an attribute or a
+/// method, as `torch.cuda.Stream` and CuPy streams have; the convention `dlpark`'s producer
+/// follows too).
+fn stream_value(stream: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let not_a_stream = || {
+        PyTypeError::new_err(
+            "stream must be None, an int (a CUDA stream handle, 1, 2 or -1) or an object with \
+             __cuda_stream__",
+        )
+    };
+    if let Ok(v) = stream.extract::<i64>() {
+        return Ok(v);
+    }
+    let handle = stream
+        .getattr(pyo3::intern!(stream.py(), "__cuda_stream__"))
+        .map_err(|_| not_a_stream())?;
+    let handle = if handle.is_callable() {
+        handle.call0()?
+    } else {
+        handle
+    };
+    handle.extract::<i64>().map_err(|_| not_a_stream())
 }
 
 // ---- export ------------------------------------------------------------------------------------
@@ -106,13 +128,13 @@ impl ExportRequest {
         let device = match dl_device_arg.filter(|d| !d.is_none()) {
             None => None,
             Some(d) => {
-                let (device_type, device_id): (i32, i32) = d.extract().map_err(|_| {
+                let (device_type, device_id): (u32, i32) = d.extract().map_err(|_| {
                     PyTypeError::new_err(
                         "dl_device must be None or a (device_type, device_id) tuple",
                     )
                 })?;
                 Some(DLDevice {
-                    device_type,
+                    device_type: DLDeviceType(device_type),
                     device_id,
                 })
             }
@@ -256,7 +278,11 @@ impl ExportContext {
         )
     }
 
-    fn into_capsule_versioned(self, py: Python<'_>, flags: u64) -> PyResult<Bound<'_, PyAny>> {
+    fn into_capsule_versioned(
+        self,
+        py: Python<'_>,
+        flags: DlpackFlags,
+    ) -> PyResult<Bound<'_, PyAny>> {
         let (shape, strides) = self.shape_strides();
         let mut boxed = Box::new(Exported {
             managed: DLManagedTensorVersioned {

@@ -1,88 +1,38 @@
-//! The DLPack C ABI, `repr(C)` field for field as in `dlpack.h` v1.1, and the mapping between
-//! its dtype/device codes and ours. No behaviour lives here.
+//! The DLPack C ABI and the mapping between its dtype/device codes and ours. The C structs are
+//! `dlpark`'s (`dlpark::ffi`: generated from `dlpack.h` 1.3, with size/offset assertions and
+//! tested under Miri); what is here is only which codes tensorbridge produces and reads.
 
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
-use std::ffi::{c_void, CStr};
+use std::ffi::CStr;
 use tensorbridge::{DType, Device};
 
-// ---- dlpack.h ----------------------------------------------------------------------------------
+pub use dlpark::ffi::{
+    DLDataType, DLDataTypeCode, DLDevice, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned,
+    DLPackVersion, DLTensor,
+};
+pub use dlpark::DlpackFlags;
 
-/// `DLPackVersion`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct DLPackVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-/// `DLDevice` (`device_type` is the C enum `DLDeviceType`, an `int`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DLDevice {
-    pub device_type: i32,
-    pub device_id: i32,
-}
-
-/// `DLDataType`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DLDataType {
-    pub code: u8,
-    pub bits: u8,
-    pub lanes: u16,
-}
-
-/// `DLTensor`.
-#[repr(C)]
-pub struct DLTensor {
-    pub data: *mut c_void,
-    pub device: DLDevice,
-    pub ndim: i32,
-    pub dtype: DLDataType,
-    pub shape: *mut i64,
-    pub strides: *mut i64,
-    pub byte_offset: u64,
-}
-
-/// `DLManagedTensor` (legacy, pre-1.0 ABI).
-#[repr(C)]
-pub struct DLManagedTensor {
-    pub dl_tensor: DLTensor,
-    pub manager_ctx: *mut c_void,
-    pub deleter: Option<unsafe extern "C" fn(*mut DLManagedTensor)>,
-}
-
-/// `DLManagedTensorVersioned` (DLPack ≥ 1.0).
-#[repr(C)]
-pub struct DLManagedTensorVersioned {
-    pub version: DLPackVersion,
-    pub manager_ctx: *mut c_void,
-    pub deleter: Option<unsafe extern "C" fn(*mut DLManagedTensorVersioned)>,
-    pub flags: u64,
-    pub dl_tensor: DLTensor,
-}
-
-/// The DLPack version we produce and read.
+/// The DLPack version we produce (and the major version we read).
 pub const DLPACK_VERSION: DLPackVersion = DLPackVersion { major: 1, minor: 1 };
 /// `DLPACK_FLAG_BITMASK_READ_ONLY`.
-pub const FLAG_READ_ONLY: u64 = 1 << 0;
+pub const FLAG_READ_ONLY: DlpackFlags = DlpackFlags::READ_ONLY;
 /// `DLPACK_FLAG_BITMASK_IS_COPIED`.
-pub const FLAG_IS_COPIED: u64 = 1 << 1;
+pub const FLAG_IS_COPIED: DlpackFlags = DlpackFlags::IS_COPIED;
 
 /// `DLDeviceType` values we name.
-pub const KDL_CPU: i32 = 1;
-pub const KDL_CUDA: i32 = 2;
-pub const KDL_CUDA_HOST: i32 = 3;
-pub const KDL_ROCM: i32 = 10;
-pub const KDL_CUDA_MANAGED: i32 = 13;
+pub const KDL_CPU: DLDeviceType = DLDeviceType::CPU;
+pub const KDL_CUDA: DLDeviceType = DLDeviceType::CUDA;
+pub const KDL_CUDA_HOST: DLDeviceType = DLDeviceType::CUDAHOST;
+pub const KDL_ROCM: DLDeviceType = DLDeviceType::ROCM;
+pub const KDL_CUDA_MANAGED: DLDeviceType = DLDeviceType::CUDAMANAGED;
 
 /// `DLDataTypeCode` values we use.
-pub const KDL_INT: u8 = 0;
-pub const KDL_UINT: u8 = 1;
-pub const KDL_FLOAT: u8 = 2;
-pub const KDL_BFLOAT: u8 = 4;
-pub const KDL_BOOL: u8 = 6;
+pub const KDL_INT: DLDataTypeCode = DLDataTypeCode::INT;
+pub const KDL_UINT: DLDataTypeCode = DLDataTypeCode::UINT;
+pub const KDL_FLOAT: DLDataTypeCode = DLDataTypeCode::FLOAT;
+pub const KDL_BFLOAT: DLDataTypeCode = DLDataTypeCode::BFLOAT;
+pub const KDL_BOOL: DLDataTypeCode = DLDataTypeCode::BOOL;
 
 pub const NAME_LEGACY: &CStr = c"dltensor";
 pub const NAME_VERSIONED: &CStr = c"dltensor_versioned";
@@ -125,9 +75,10 @@ pub fn dtype_of_dl(t: DLDataType) -> PyResult<DType> {
         (KDL_BFLOAT, 16, 1) => DType::BF16,
         (code, bits, lanes) => {
             return Err(PyBufferError::new_err(format!(
-                "DLPack dtype (code {code}, bits {bits}, lanes {lanes}) is not supported; \
+                "DLPack dtype (code {}, bits {bits}, lanes {lanes}) is not supported; \
                  tensorbridge supports bool, uint8-64, int8-64, float16, bfloat16, float32, \
-                 float64 with one lane"
+                 float64 with one lane",
+                code.0
             )))
         }
     };
@@ -158,7 +109,7 @@ pub fn describe_device(d: DLDevice) -> String {
         KDL_CUDA_MANAGED => "kDLCUDAManaged",
         _ => "device type",
     };
-    format!("({name}={}, {})", d.device_type, d.device_id)
+    format!("({name}={}, {})", d.device_type.0, d.device_id)
 }
 
 /// Memory the CPU reads in place: plain host memory and CUDA pinned host memory.

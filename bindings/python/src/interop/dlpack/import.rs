@@ -80,7 +80,7 @@ struct Incoming {
     shape: Vec<usize>,
     /// Element strides (C-contiguous when the producer gave none).
     strides: Vec<isize>,
-    flags: u64,
+    flags: DlpackFlags,
 }
 
 /// `tb.from_dlpack(x, device=, copy=)`: a tensor over `x`'s memory.
@@ -124,7 +124,7 @@ fn request_capsule<'py>(
             x.get_type().name()?
         )));
     }
-    let theirs: Option<(i32, i32)> = match x.getattr("__dlpack_device__") {
+    let theirs: Option<(u32, i32)> = match x.getattr("__dlpack_device__") {
         Ok(f) => Some(f.call0()?.extract()?),
         Err(_) => None,
     };
@@ -132,11 +132,11 @@ fn request_capsule<'py>(
     let wanted = match (device, theirs) {
         (Some(Device::Cpu), Some((ty, id)))
             if !is_host_readable(DLDevice {
-                device_type: ty,
+                device_type: DLDeviceType(ty),
                 device_id: id,
             }) =>
         {
-            Some((KDL_CPU, 0))
+            Some((KDL_CPU.0, 0))
         }
         _ => None,
     };
@@ -225,7 +225,7 @@ fn import_capsule(
             return Err(PyErr::fetch(py));
         }
         // SAFETY: as above.
-        let inc = unsafe { describe(&(*p).dl_tensor, 0)? };
+        let inc = unsafe { describe(&(*p).dl_tensor, DlpackFlags::empty())? };
         (inc, Managed::Legacy(p))
     };
     let pending = Pending {
@@ -258,7 +258,7 @@ fn import_capsule(
         )));
     }
     let (incoming, owner) = pending.consume(py)?;
-    let producer_copied = incoming.flags & FLAG_IS_COPIED != 0;
+    let producer_copied = incoming.flags.contains(FLAG_IS_COPIED);
     let (t, copied) =
         hold(py, holder, source, &incoming, owner)?.ok_or_else(|| no_holder(holder, source))?;
     let final_backend = match backend {
@@ -387,7 +387,7 @@ impl Pending {
         }
         let owner = Arc::new(ProducerOwner {
             managed: self.managed,
-            read_only: self.incoming.flags & FLAG_READ_ONLY != 0,
+            read_only: self.incoming.flags.contains(FLAG_READ_ONLY),
         });
         Ok((self.incoming, owner))
     }
@@ -398,7 +398,7 @@ impl Pending {
 /// # Safety
 /// `t` must be a `DLTensor` filled by a DLPack producer: `shape` (and `strides`, unless null)
 /// valid for `ndim` reads.
-unsafe fn describe(t: &DLTensor, flags: u64) -> PyResult<Incoming> {
+unsafe fn describe(t: &DLTensor, flags: DlpackFlags) -> PyResult<Incoming> {
     let dtype = dtype_of_dl(t.dtype)?;
     let ndim = usize::try_from(t.ndim)
         .map_err(|_| PyBufferError::new_err(format!("DLPack tensor has ndim {}", t.ndim)))?;

@@ -25,5 +25,5 @@ use tensorbridge::AnyTensor;
 /// `__dlpack_device__`: `(device_type, device_id)`.
 pub fn device_tuple<'py>(py: Python<'py>, t: &AnyTensor) -> PyResult<Bound<'py, PyTuple>> {
     let d = ffi::dl_device(&t.device());
-    PyTuple::new(py, [d.device_type, d.device_id])
+    PyTuple::new(py, [i64::from(d.device_type.0), i64::from(d.device_id)])
 }

@@ -21,6 +21,7 @@ pub mod dtype;
 pub mod error;
 pub mod host;
 pub mod layout;
+pub mod memory_guard;
 pub mod tensor;
 
 pub use backend::{Backend, BinaryOp, CmpOp, Device, ReduceOp, UnaryOp};
@@ -28,6 +29,7 @@ pub use dtype::{cast_element, DType, DTypeKind, Element, FloatElement, Scalar};
 pub use error::{Error, Result};
 pub use host::HostArray;
 pub use layout::Layout;
+pub use memory_guard::MemoryLimit;
 pub use tensor::Tensor;
 
 #[doc(hidden)]

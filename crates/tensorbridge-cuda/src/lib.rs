@@ -30,6 +30,7 @@ pub mod transfer;
 
 use candle_core::{DType as CDType, Tensor as CTensor};
 use ndarray::ArrayViewMutD;
+use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_host_array, Backend, BinaryOp, CmpOp, DType, Device, Element, Error, HostArray, Layout,
     ReduceOp, Result, Scalar, UnaryOp,
@@ -294,6 +295,8 @@ impl Backend for Cuda {
         let dtype = data.dtype();
         candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
+        // A copy into a Vec, then candle's own storage (on the host for its CPU device).
+        check_host_op(&Device::Cpu, "from_host", data.shape(), dtype, 2)?;
         let t = with_host_array!(data, a => {
             let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
             upload(v, &dev)?
@@ -304,6 +307,7 @@ impl Backend for Cuda {
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
         let cd = candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
+        check_host_op(device, "full", &[len], dtype, 1)?;
         let t = with_candle_type!(cd, T => {
             let v: T = if dtype == DType::Bool {
                 T::from_f64(f64::from(u8::from(value.to_element::<bool>())))
@@ -319,6 +323,7 @@ impl Backend for Cuda {
         let cd = candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
         // Computed on the host like candle's own arange, then uploaded once.
+        check_host_op(&Device::Cpu, "arange", &[len], dtype, 1)?;
         let t = with_candle_type!(cd, T => {
             let v: Vec<T> = (0..len)
                 .map(|i| host_element::<T>(dtype, start + i as f64 * step))
@@ -329,6 +334,8 @@ impl Backend for Cuda {
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        // Candle's CPU allocations abort when refused: ask first (the gathered view and the result).
+        check_host_op(&self.device(), "unary", layout.shape(), self.dtype, 2)?;
         let x = self.materialize(layout)?;
         Cuda::new(unary_op(&x, self.dtype, op)?, self.dtype)
     }
@@ -341,12 +348,14 @@ impl Backend for Cuda {
         op: BinaryOp,
     ) -> Result<Self> {
         same_dtype(self, rhs, "binary")?;
+        check_host_op(&self.device(), "binary", layout.shape(), self.dtype, 3)?;
         let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
         Cuda::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         same_dtype(self, rhs, "compare")?;
+        check_host_op(&self.device(), "compare", layout.shape(), self.dtype, 3)?;
         let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
         let r = match op {
             CmpOp::Eq => a.eq(&b),
@@ -358,6 +367,11 @@ impl Backend for Cuda {
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         same_dtype(self, rhs, "matmul")?;
+        let mut out_shape = layout.shape().to_vec();
+        if let (Some(last), Some(&n)) = (out_shape.last_mut(), rhs_layout.shape().last()) {
+            *last = n;
+        }
+        check_host_op(&self.device(), "matmul", &out_shape, self.dtype, 1)?;
         let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
         Cuda::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
     }
@@ -397,6 +411,17 @@ impl Backend for Cuda {
 
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
+        check_host_op(
+            &self.device(),
+            "cast",
+            layout.shape(),
+            if dtype.size_in_bytes() >= self.dtype.size_in_bytes() {
+                dtype
+            } else {
+                self.dtype
+            },
+            2,
+        )?;
         let x = self.materialize(layout)?;
         if dtype == self.dtype {
             return Cuda::new(x, dtype);
@@ -410,6 +435,7 @@ impl Backend for Cuda {
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
+        check_host_op(&self.device(), "contiguous", layout.shape(), self.dtype, 1)?;
         Cuda::new(self.materialize(layout)?, self.dtype)
     }
 

@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayViewMutD;
 use tch::{Kind, Tensor as TchTensor};
+use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, Element,
     Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
@@ -275,6 +276,7 @@ impl Backend for Torch {
 
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
         let dev = cuda::tch_device(device)?;
+        check_host_op(device, "arange", &[len], DType::F64, 2)?;
         // start + i * step in f64, the same two roundings as the core's reference.
         let t = TchTensor::f_arange(len as i64, (Kind::Double, dev))
             .and_then(|t| t.f_mul_scalar(step))
@@ -285,6 +287,7 @@ impl Backend for Torch {
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        check_host_op(&self.device, "unary", layout.shape(), self.dtype, 1)?;
         let x = self.view(layout)?;
         let kind = self.dtype.kind();
         let r = match op {
@@ -319,6 +322,7 @@ impl Backend for Torch {
         op: BinaryOp,
     ) -> Result<Self> {
         self.same_dtype(rhs, "binary")?;
+        check_host_op(&self.device, "binary", layout.shape(), self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = self.dtype.kind();
         // Integer arithmetic wraps in the storage kind; uint16/32/64 have the same bits in the
@@ -342,6 +346,13 @@ impl Backend for Torch {
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         self.same_dtype(rhs, "compare")?;
+        // Signed orderings flip both operands' sign bits first: two temporaries of the input.
+        let temps = if signed_storage(self.dtype) && op != CmpOp::Eq {
+            3
+        } else {
+            1
+        };
+        check_host_op(&self.device, "compare", layout.shape(), self.dtype, temps)?;
         let (mut a, mut b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         if signed_storage(self.dtype) && op != CmpOp::Eq {
             a = flip_sign(&a, self.dtype)?;
@@ -357,6 +368,15 @@ impl Backend for Torch {
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         self.same_dtype(rhs, "matmul")?;
+        let nd = layout.ndim();
+        let mut out_shape = layout.shape().to_vec();
+        if let (Some(last), Some(&n)) = (
+            out_shape.last_mut(),
+            rhs_layout.shape().get(nd.wrapping_sub(1)),
+        ) {
+            *last = n;
+        }
+        check_host_op(&self.device, "matmul", &out_shape, self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = storage_kind(self.dtype);
         let r = match self.dtype {
@@ -387,6 +407,10 @@ impl Backend for Torch {
         axis: Option<usize>,
         out_dtype: DType,
     ) -> Result<Self> {
+        if out_dtype != self.dtype && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            // The input is cast to the output dtype first.
+            check_host_op(&self.device, "reduce", layout.shape(), out_dtype, 1)?;
+        }
         let x = self.view(layout)?;
         let dims: Vec<i64> = axis.map(|a| vec![a as i64]).unwrap_or_default();
         let out_kind = storage_kind(out_dtype);
@@ -431,6 +455,7 @@ impl Backend for Torch {
         if dtype == self.dtype {
             return self.result(x, dtype);
         }
+        check_host_op(&self.device, "cast", layout.shape(), dtype, 1)?;
         self.result(kinds::cast(&x, self.dtype, dtype)?, dtype)
     }
 

@@ -216,9 +216,7 @@ fn copies_of_every_dtype_pair_match_the_naive_loop() {
             prop::collection::vec(0usize..VALUES.len(), 1..40),
             dest(),
         ),
-        |(sd, dd, src, picks, dst)| {
-            with_dtype!(sd, S => with_dtype!(dd, D => check_pair::<S, D>(&src, &picks, &dst)))
-        },
+        |(sd, dd, src, picks, dst)| with_dtype!(sd, S => with_dtype!(dd, D => check_pair::<S, D>(&src, &picks, &dst))),
     );
 }
 
@@ -230,7 +228,13 @@ fn large_copies_through_the_tiled_and_parallel_paths_match_the_naive_loop() {
         "large copy kernels",
         32,
         (
-            prop::sample::select(vec![DType::F32, DType::F64, DType::BF16, DType::I8, DType::Bool]),
+            prop::sample::select(vec![
+                DType::F32,
+                DType::F64,
+                DType::BF16,
+                DType::I8,
+                DType::Bool,
+            ]),
             prop::sample::select(vec![DType::F32, DType::F16, DType::I64, DType::U8]),
             source(300, 2).prop_flat_map(|s| {
                 // One leading axis of 1 or 2 keeps the 3-D cases bounded.

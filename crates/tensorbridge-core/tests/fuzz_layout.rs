@@ -48,7 +48,12 @@ fn start_state() -> impl Strategy<Value = State> {
             let data: Vec<i64> = (0..len as i64).map(|v| v * 10 + 7).collect();
             let layout = Layout::new(shape.clone(), strides, offset).unwrap();
             let model = ArrayD::from_shape_fn(IxDyn(&shape), |ix| {
-                let at: isize = ix.slice().iter().zip(layout.strides()).map(|(&i, &s)| i as isize * s).sum();
+                let at: isize = ix
+                    .slice()
+                    .iter()
+                    .zip(layout.strides())
+                    .map(|(&i, &s)| i as isize * s)
+                    .sum();
                 data[(offset as isize + at) as usize]
             });
             State {
@@ -177,9 +182,7 @@ fn reshape_target(n: usize, picks: &[u8], infer: Option<u8>, spoil: bool) -> Vec
         };
         let d = divisors[p as usize % divisors.len()];
         dims.push(d as isize);
-        if d != 0 {
-            rem /= d;
-        }
+        rem = rem.checked_div(d).unwrap_or(rem);
     }
     dims.push(rem as isize);
     if let Some(i) = infer {
@@ -258,7 +261,13 @@ fn apply(s: &State, op: &Op) -> Result<Option<State>, TestCaseError> {
             for (i, &d) in m.shape().iter().enumerate() {
                 // Size-1 axes may grow; a random "grow" on another axis is usually invalid.
                 let g = grow.get(i).copied().unwrap_or(0) as usize;
-                shape.push(if g == 4 { d + 1 } else if d == 1 { g.max(1) } else { d });
+                shape.push(if g == 4 {
+                    d + 1
+                } else if d == 1 {
+                    g.max(1)
+                } else {
+                    d
+                });
             }
             let want = m.broadcast(IxDyn(&shape)).map(|v| v.to_owned());
             (l.broadcast_to(&shape), want)
@@ -326,7 +335,11 @@ fn reshape(s: &State, target: &[isize]) -> Result<Option<State>, TestCaseError> 
     });
     let got = s.layout.reshape(target);
     let Some(shape) = shape else {
-        prop_assert!(got.is_err(), "reshape {target:?} of {:?} should fail", s.layout);
+        prop_assert!(
+            got.is_err(),
+            "reshape {target:?} of {:?} should fail",
+            s.layout
+        );
         return Ok(None);
     };
     let values: Vec<i64> = s.model.iter().copied().collect();
@@ -361,7 +374,12 @@ fn reshape(s: &State, target: &[isize]) -> Result<Option<State>, TestCaseError> 
 fn check(s: &State) -> Result<(), TestCaseError> {
     let l = &s.layout;
     prop_assert_eq!(l.shape(), s.model.shape());
-    prop_assert!(l.check_fits(s.data.len()).is_ok(), "{:?} outside {}", l, s.data.len());
+    prop_assert!(
+        l.check_fits(s.data.len()).is_ok(),
+        "{:?} outside {}",
+        l,
+        s.data.len()
+    );
     let mut indices = Vec::with_capacity(s.model.len());
     for (ix, &want) in s.model.indexed_iter() {
         let at = l.storage_index(ix.slice());
@@ -378,7 +396,8 @@ fn check(s: &State) -> Result<(), TestCaseError> {
         let dense = indices.windows(2).all(|w| w[1] == w[0] + 1);
         prop_assert!(dense, "{:?} claims contiguity over {:?}", l, indices);
     }
-    let copied = to_contiguous::<i64, i64>(&s.data, l).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let copied =
+        to_contiguous::<i64, i64>(&s.data, l).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&copied, &s.model.as_standard_layout().to_owned());
     Ok(())
 }

@@ -149,8 +149,14 @@ pub(crate) fn too_large_message(
     bytes: u128,
     limit: &MemoryLimit,
 ) -> String {
+    let own = checked_elem_count(shape).map(|n| n as u128 * dtype.size_in_bytes() as u128);
     let size = if bytes == u128::MAX {
         "its element count overflows".to_string()
+    } else if own.is_some_and(|own| bytes > own) {
+        format!(
+            "with the temporaries the operation makes it needs {bytes} bytes ({})",
+            human(bytes)
+        )
     } else {
         format!("it needs {bytes} bytes ({})", human(bytes))
     };

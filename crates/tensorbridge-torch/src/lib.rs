@@ -72,6 +72,11 @@ impl std::fmt::Debug for Torch {
 impl Torch {
     /// Wraps a libtorch result as storage of `dtype` on `device` (made contiguous and flat).
     fn wrap(t: TchTensor, dtype: DType, device: Device) -> Result<Self> {
+        if !t.is_contiguous() {
+            // libtorch gathers a strided (or expanded) result into new memory here.
+            let shape: Vec<usize> = t.size().iter().map(|&d| d.max(0) as usize).collect();
+            check_host_op(&device, "contiguous", &shape, dtype, 1)?;
+        }
         let data = t.f_contiguous().and_then(|c| c.f_reshape([-1])).or_tch()?;
         Ok(Torch {
             data,

@@ -18,8 +18,8 @@ mod any;
 
 pub use any::{AnyTensor, BackendKind};
 pub use tensorbridge_core::{
-    backend, cast_element, dtype, host, layout, ndarray, Backend, BinaryOp, CmpOp, DType, Device,
-    Element, Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
+    backend, cast_element, dtype, host, layout, memory_guard, ndarray, Backend, BinaryOp, CmpOp,
+    DType, Device, Element, Error, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
 };
 pub use tensorbridge_core::{with_dtype, with_host_array};
 #[cfg(feature = "cpu")]

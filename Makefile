@@ -10,6 +10,10 @@ REQS := bindings/python/requirements-dev.txt
 STAMP := $(VENV)/.requirements-installed
 # Hypothesis examples per property test (CI runs the full count).
 export TB_HYPOTHESIS_EXAMPLES ?= 2000
+# proptest cases per Rust property test in `make test` (`make fuzz` runs each for FUZZ_SECONDS).
+export PROPTEST_CASES ?= 256
+# Seconds of the concurrency soak (tests/test_soak.py) in `make test`; `make soak` runs SOAK_SECONDS.
+export TB_SOAK_SECONDS ?= 15
 
 # libtorch for the torch backend is the `torch` wheel in .venv (pinned in $(REQS)); nothing is
 # downloaded by a build script. tch's build finds it through LIBTORCH, a stable symlink (so the
@@ -30,6 +34,7 @@ DEV_FEATURES ?= $(FEATURES) counted
 RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(DEV_FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(DEV_FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
+.PHONY: fuzz memcheck memcheck-rust memcheck-python soak
 .PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
 
@@ -110,8 +115,38 @@ py-test: develop cpu-ext
 	$(RUN_ENV) TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
 		$(PY) -m pytest bindings/python/tests -q
 
-## Every Rust and Python test, plus formatting and lints.
-test: lint rust-test py-test bench-smoke
+## Every Rust and Python test, plus formatting and lints, and valgrind over the unsafe Rust code.
+test: lint rust-test py-test bench-smoke memcheck-rust
+
+## ---- Reliability (README, "Reliability") ---------------------------------------------------------
+## Property fuzzing on stable Rust (proptest): each property runs rounds of fresh random cases for
+## FUZZ_SECONDS (Layout view ops against a naive model; the copy kernels, every dtype pair, against
+## a naive loop). `make test` runs PROPTEST_CASES cases of each.
+FUZZ_SECONDS ?= 180
+fuzz:
+	TB_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --release -p tensorbridge-core --test fuzz_layout \
+		--test fuzz_copy -- --nocapture --test-threads 1
+
+## valgrind (Debian's package, installed when missing) over the unsafe code: core/cpu unit tests and
+## the copy-kernel property test (memcheck-rust, part of `make test`), then a Python subset on the
+## cpu-only extension (memcheck-python). Zero invalid accesses, zero definitely-lost blocks.
+memcheck:
+	$(MAKE) memcheck-rust MEMCHECK_PROPTEST_CASES=4096
+	$(MAKE) memcheck-python
+
+# Cases of the copy/layout property tests under valgrind (make test: 256; make memcheck: 4096).
+export MEMCHECK_PROPTEST_CASES ?= 256
+memcheck-rust:
+	scripts/memcheck.sh rust
+
+memcheck-python: $(STAMP) cpu-ext
+	PY=$(abspath $(PY)) TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
+		scripts/memcheck.sh python
+
+## The concurrency soak for SOAK_SECONDS (8 threads, every compiled backend).
+SOAK_SECONDS ?= 60
+soak: develop
+	$(RUN_ENV) TB_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest bindings/python/tests/test_soak.py -q -s
 
 ## Benchmarks (not part of `make test`): every compiled backend and the peers side by side.
 ## Rust criterion benches, then the Python harness in .venv-bench (torch, TensorFlow, JAX, ~7 GB);

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use candle_core::{DType as CDType, Tensor as CTensor};
 use ndarray::ArrayViewMutD;
+use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element,
     Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar, Tensor, UnaryOp,
@@ -332,6 +333,8 @@ impl Backend for Candle {
         let dtype = data.dtype();
         candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
+        // A copy into a Vec, then candle's own storage (on the host for its CPU device).
+        check_host_op(&Device::Cpu, "from_host", data.shape(), dtype, 2)?;
         let t = with_host_array!(data, a => {
             let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
             upload(v, &dev)?
@@ -342,6 +345,7 @@ impl Backend for Candle {
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
         let cd = candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
+        check_host_op(device, "full", &[len], dtype, 1)?;
         let t = with_candle_type!(cd, T => {
             let v: T = if dtype == DType::Bool {
                 T::from_f64(f64::from(u8::from(value.to_element::<bool>())))
@@ -357,6 +361,7 @@ impl Backend for Candle {
         let cd = candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
         // Computed on the host like candle's own arange, then uploaded once.
+        check_host_op(&Device::Cpu, "arange", &[len], dtype, 1)?;
         let t = with_candle_type!(cd, T => {
             let v: Vec<T> = (0..len)
                 .map(|i| host_element::<T>(dtype, start + i as f64 * step))
@@ -367,6 +372,8 @@ impl Backend for Candle {
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        // Candle's CPU allocations abort when refused: ask first (the gathered view and the result).
+        check_host_op(&self.device(), "unary", layout.shape(), self.dtype, 2)?;
         let x = self.view_as_contiguous(layout)?;
         Candle::new(unary_op(&x, self.dtype, op)?, self.dtype)
     }
@@ -379,6 +386,7 @@ impl Backend for Candle {
         op: BinaryOp,
     ) -> Result<Self> {
         same_dtype(self, rhs, "binary")?;
+        check_host_op(&self.device(), "binary", layout.shape(), self.dtype, 3)?;
         let (a, b) = (
             self.view_as_contiguous(layout)?,
             rhs.view_as_contiguous(rhs_layout)?,
@@ -388,6 +396,7 @@ impl Backend for Candle {
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         same_dtype(self, rhs, "compare")?;
+        check_host_op(&self.device(), "compare", layout.shape(), self.dtype, 3)?;
         let (a, b) = (
             self.view_as_contiguous(layout)?,
             rhs.view_as_contiguous(rhs_layout)?,
@@ -402,6 +411,11 @@ impl Backend for Candle {
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         same_dtype(self, rhs, "matmul")?;
+        let mut out_shape = layout.shape().to_vec();
+        if let (Some(last), Some(&n)) = (out_shape.last_mut(), rhs_layout.shape().last()) {
+            *last = n;
+        }
+        check_host_op(&self.device(), "matmul", &out_shape, self.dtype, 1)?;
         let (a, b) = (
             self.view_as_contiguous(layout)?,
             rhs.view_as_contiguous(rhs_layout)?,
@@ -447,6 +461,17 @@ impl Backend for Candle {
 
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
+        check_host_op(
+            &self.device(),
+            "cast",
+            layout.shape(),
+            if dtype.size_in_bytes() >= self.dtype.size_in_bytes() {
+                dtype
+            } else {
+                self.dtype
+            },
+            2,
+        )?;
         let x = self.view_as_contiguous(layout)?;
         if dtype == self.dtype {
             return Candle::new(x, dtype);
@@ -460,6 +485,7 @@ impl Backend for Candle {
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
+        check_host_op(&self.device(), "contiguous", layout.shape(), self.dtype, 1)?;
         Candle::new(self.view_as_contiguous(layout)?, self.dtype)
     }
 

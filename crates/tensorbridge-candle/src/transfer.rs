@@ -20,7 +20,8 @@
 
 use candle_core::{Storage, Tensor as CTensor};
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
-use tensorbridge_core::host::{available_host_memory, copy_into, host_bytes_guard};
+use tensorbridge_core::host::copy_into;
+use tensorbridge_core::memory_guard::try_filled;
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
 use crate::{with_candle_type, Candle, OrCandle};
@@ -92,11 +93,13 @@ fn not_ours() -> Error {
 }
 
 /// A new host array of `dtype` holding the view's values. Fails with [`Error::TooLarge`] (naming
-/// bytes requested and available) before allocating when it does not fit in available host memory.
+/// the bytes requested and the limit hit: RAM or the container's) before allocating when it does
+/// not fit in the host memory available now (see [`tensorbridge_core::memory_guard`]).
 pub fn to_host(s: &Candle, layout: &Layout, dtype: DType) -> Result<HostArray> {
-    host_bytes_guard("to_host", layout.shape(), dtype, available_host_memory())?;
     with_dtype!(dtype, T => {
-        let mut a = ArrayD::<T>::from_elem(IxDyn(layout.shape()), T::default());
+        let v = try_filled::<T>("to_host", layout.shape(), T::default())?;
+        let mut a = ArrayD::<T>::from_shape_vec(IxDyn(layout.shape()), v)
+            .map_err(|e| Error::InvalidArgument(format!("to_host: {e}")))?;
         to_host_into(s, layout, &mut a.view_mut())?;
         Ok(HostArray::from(a))
     })
@@ -517,17 +520,25 @@ mod tests {
 
     #[test]
     fn to_host_refuses_an_array_larger_than_available_memory() {
-        let avail = available_host_memory();
-        assert!(
-            avail > 0 && avail < isize::MAX as u128,
-            "MemAvailable is readable here"
-        );
+        let avail = tensorbridge_core::memory_guard::HostMemory::probe()
+            .available()
+            .expect("MemAvailable is readable here");
         // A broadcast view is tiny on the device but twice the available memory on the host.
         let n = (2 * avail / 4) as usize;
         let t = iota(1).broadcast_to(&[n]).unwrap();
         match t.to_host().unwrap_err() {
-            Error::TooLarge { bytes, limit, .. } => {
-                assert!(bytes > limit && limit <= avail * 2, "{bytes} vs {limit}")
+            Error::TooLarge {
+                bytes,
+                limit,
+                shape,
+                ..
+            } => {
+                let room = limit.available().expect("a RAM or container figure");
+                assert!(
+                    bytes > room as u128 && room <= avail * 2,
+                    "{bytes} vs {limit}"
+                );
+                assert_eq!(shape, vec![n], "the view's shape");
             }
             e => panic!("expected TooLarge, got {e}"),
         }

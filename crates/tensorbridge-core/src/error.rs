@@ -92,19 +92,20 @@ pub enum Error {
     /// A device that does not exist or cannot be used.
     #[error("device unavailable: {0}")]
     DeviceUnavailable(String),
-    /// A result whose size in bytes overflows or exceeds what can be allocated.
-    #[error("{op}: tensor of shape {shape:?} and dtype {dtype} is too large ({bytes} bytes requested, {limit} available)")]
+    /// A result whose size in bytes overflows or exceeds what can be allocated now (see
+    /// [`memory_guard`](crate::memory_guard)).
+    #[error("{}", crate::memory_guard::too_large_message(op, shape, *dtype, *bytes, limit))]
     TooLarge {
         /// The operation.
         op: &'static str,
-        /// The shape.
+        /// The shape, as the caller gave it.
         shape: Vec<usize>,
         /// The dtype.
         dtype: DType,
-        /// Bytes requested (saturating).
+        /// Bytes requested; `u128::MAX` when the element count overflows.
         bytes: u128,
-        /// The limit that was hit.
-        limit: u128,
+        /// The limit that was hit, with its figures.
+        limit: crate::memory_guard::MemoryLimit,
     },
     /// The operation is not defined for these operands (e.g. `-` on bool, as in NumPy).
     #[error("{0}")]
@@ -117,4 +118,27 @@ pub enum Error {
         /// Its message.
         message: String,
     },
+}
+
+impl Error {
+    /// The same error, a [`TooLarge`](Error::TooLarge) naming `shape` instead of the shape the
+    /// allocation saw (a backend allocates the flat element count of a shape the caller gave).
+    pub fn with_shape(self, shape: &[usize]) -> Error {
+        match self {
+            Error::TooLarge {
+                op,
+                dtype,
+                bytes,
+                limit,
+                ..
+            } => Error::TooLarge {
+                op,
+                shape: shape.to_vec(),
+                dtype,
+                bytes,
+                limit,
+            },
+            e => e,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
 use crate::dtype::{cast_element, DType, Element};
 use crate::error::{Error, Result};
-use crate::layout::{checked_elem_count, contiguous_strides, Layout};
+use crate::layout::{contiguous_strides, Layout};
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,7 +187,7 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
 pub fn to_contiguous<S: Element, D: Element>(src: &[S], layout: &Layout) -> Result<ArrayD<D>> {
     layout.check_fits(src.len())?;
     let n = layout.elem_count();
-    let mut out = alloc_output::<D>(layout.shape(), n)?;
+    let mut out = alloc_output::<D>(layout.shape())?;
     // SAFETY: `out` has capacity for `n` elements. Both branches write each of the `n` positions of
     // the contiguous destination exactly once (the short path one run of `n`, the kernel every index
     // of the shape once), and only then is the length set. `check_fits` proved every source read is
@@ -232,21 +232,15 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
-/// An empty vector with capacity for exactly `n` elements of `D`, or [`Error::TooLarge`].
+/// An empty vector with capacity for exactly the elements of `shape`, or [`Error::TooLarge`] (see
+/// [`crate::memory_guard`]).
 ///
 /// Large buffers ask Linux for transparent huge pages (as NumPy does for arrays of 4 MiB and more):
 /// the first write to fresh memory faults every page in, and with 4 KiB pages that fault handling,
 /// not the copy, is what bounds a large `to_host` (about 2.7 GB/s here, against about 12 GB/s with
 /// huge pages).
-fn alloc_output<D: Element>(shape: &[usize], n: usize) -> Result<Vec<D>> {
-    let mut out: Vec<D> = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-        op: "to_host",
-        shape: shape.to_vec(),
-        dtype: D::DTYPE,
-        bytes: n as u128 * D::DTYPE.size_in_bytes() as u128,
-        limit: isize::MAX as u128,
-    })?;
+fn alloc_output<D: Element>(shape: &[usize]) -> Result<Vec<D>> {
+    let mut out = crate::memory_guard::try_alloc::<D>("to_host", shape)?;
     advise_huge_pages(&mut out);
     Ok(out)
 }
@@ -606,43 +600,6 @@ unsafe fn copy_tiles<S: Element, D: Element>(src: *const S, dst: *mut D, read: D
     }
 }
 
-/// Bytes of host memory a new array of `shape` × `dtype` needs, or [`Error::TooLarge`] when that
-/// overflows or exceeds `limit`.
-pub fn host_bytes_guard(
-    op: &'static str,
-    shape: &[usize],
-    dtype: DType,
-    limit: u128,
-) -> Result<usize> {
-    let too_large = |bytes: u128| Error::TooLarge {
-        op,
-        shape: shape.to_vec(),
-        dtype,
-        bytes,
-        limit,
-    };
-    let n = checked_elem_count(shape).ok_or_else(|| too_large(u128::MAX))?;
-    let bytes = n as u128 * dtype.size_in_bytes() as u128;
-    if bytes > limit || bytes > isize::MAX as u128 {
-        return Err(too_large(bytes));
-    }
-    Ok(bytes as usize)
-}
-
-/// The host memory that can be allocated now without swapping (Linux `MemAvailable`), for a
-/// [`host_bytes_guard`] limit before copying a device tensor to a new host array; `u128::MAX` when
-/// the platform does not say.
-pub fn available_host_memory() -> u128 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u128>().ok())
-        })
-        .map_or(u128::MAX, |kib| kib * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,12 +852,5 @@ mod tests {
         assert_eq!(h.as_typed::<f32>(), Some(&a));
         assert!(h.clone().into_typed::<f64>().is_err());
         assert_eq!(h.into_typed::<f32>().unwrap(), a);
-    }
-
-    #[test]
-    fn size_guard_rejects_overflow() {
-        assert!(host_bytes_guard("t", &[usize::MAX, 2], DType::F32, u128::MAX).is_err());
-        assert!(host_bytes_guard("t", &[1024], DType::F64, 100).is_err());
-        assert_eq!(host_bytes_guard("t", &[4], DType::F64, 100).unwrap(), 32);
     }
 }

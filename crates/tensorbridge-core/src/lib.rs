@@ -26,6 +26,7 @@ pub mod dtype;
 pub mod error;
 pub mod host;
 pub mod layout;
+pub mod memory_guard;
 pub mod registry;
 pub mod tensor;
 
@@ -37,6 +38,7 @@ pub use dtype::{cast_element, DType, DTypeKind, Element, FloatElement, Scalar};
 pub use error::{Error, Result};
 pub use host::{HostArray, HostViewMut};
 pub use layout::Layout;
+pub use memory_guard::MemoryLimit;
 pub use registry::{BackendEntry, DeferredBackend, DynSession};
 pub use tensor::Tensor;
 

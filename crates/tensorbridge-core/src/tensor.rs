@@ -43,6 +43,14 @@ fn scalar_layout(shape: &[usize]) -> Result<Layout> {
     Layout::contiguous(&[]).broadcast_to(shape)
 }
 
+/// A C-order copy of `a`, allocated through the memory guard (an error, not an abort, when it does
+/// not fit).
+fn standard_copy<T: Element>(a: &ArrayViewD<'_, T>) -> Result<ArrayD<T>> {
+    let mut v = crate::memory_guard::try_alloc::<T>("copy", a.shape())?;
+    v.extend(a.iter().copied());
+    ArrayD::from_shape_vec(a.raw_dim(), v).map_err(|e| Error::InvalidArgument(format!("copy: {e}")))
+}
+
 impl<B: Backend> Tensor<B> {
     /// Wraps storage with a layout, checking that the layout fits.
     pub fn from_storage(storage: Arc<B>, layout: Layout) -> Result<Self> {
@@ -69,7 +77,7 @@ impl<B: Backend> Tensor<B> {
     /// A tensor holding a host array's values (moved in; non-standard layouts are copied first).
     pub fn from_host(data: impl Into<HostArray>, device: &Device) -> Result<Self> {
         let data = crate::with_host_array!(data.into(), a => {
-            if a.is_standard_layout() { HostArray::from(a) } else { HostArray::from(a.as_standard_layout().into_owned()) }
+            if a.is_standard_layout() { HostArray::from(a) } else { HostArray::from(standard_copy(&a.view())?) }
         });
         let shape = data.shape().to_vec();
         Ok(Self::contiguous_of(B::from_host(device, data)?, &shape))
@@ -80,7 +88,7 @@ impl<B: Backend> Tensor<B> {
         a: &ArrayBase<S, D>,
         device: &Device,
     ) -> Result<Self> {
-        Self::from_host(a.to_owned().into_dyn(), device)
+        Self::from_host(standard_copy(&a.view().into_dyn())?, device)
     }
 
     /// A tensor from a flat slice and a shape.
@@ -96,7 +104,9 @@ impl<B: Backend> Tensor<B> {
                 expected,
             });
         }
-        let a = ArrayD::from_shape_vec(shape.to_vec(), data.to_vec())
+        let mut v = crate::memory_guard::try_alloc::<T>("from_slice", shape)?;
+        v.extend_from_slice(data);
+        let a = ArrayD::from_shape_vec(shape.to_vec(), v)
             .map_err(|e| Error::InvalidArgument(format!("from_slice: {e}")))?;
         Self::from_host(a, device)
     }
@@ -116,14 +126,13 @@ impl<B: Backend> Tensor<B> {
         let dtype = dtype.unwrap_or(value.default_dtype());
         // The guard first: an element count that overflows is a too-large tensor (MemoryError in
         // Python, as NumPy), not an invalid argument.
-        crate::host::host_bytes_guard("full", shape, dtype, isize::MAX as u128)?;
+        crate::memory_guard::alloc_bytes("full", shape, dtype)?;
         let n = checked_elem_count(shape).ok_or_else(|| {
             Error::InvalidArgument(format!("shape {shape:?} overflows the element count"))
         })?;
-        Ok(Self::contiguous_of(
-            B::full(device, n, dtype, value)?,
-            shape,
-        ))
+        // Backends allocate the flat count: a refusal names the shape as given.
+        let storage = B::full(device, n, dtype, value).map_err(|e| e.with_shape(shape))?;
+        Ok(Self::contiguous_of(storage, shape))
     }
 
     /// Zeros of `dtype`.
@@ -166,7 +175,7 @@ impl<B: Backend> Tensor<B> {
             )));
         }
         let len = len as usize;
-        crate::host::host_bytes_guard("arange", &[len], dtype, isize::MAX as u128)?;
+        crate::memory_guard::alloc_bytes("arange", &[len], dtype)?;
         Ok(Self::contiguous_of(
             B::arange(device, s, st, len, dtype)?,
             &[len],

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tensorbridge_core::host::{copy_into, to_contiguous};
+use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory,
     Element, Error, ExternalMemory, FloatElement, HostArray, Layout, ReduceOp, Result, Scalar,
@@ -180,19 +181,6 @@ impl Cpu {
     }
 }
 
-/// Reserves `len` elements or reports [`Error::TooLarge`] instead of aborting.
-pub(crate) fn try_vec<T: Element>(op: &'static str, shape: &[usize], len: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::TooLarge {
-        op,
-        shape: shape.to_vec(),
-        dtype: T::DTYPE,
-        bytes: len as u128 * std::mem::size_of::<T>() as u128,
-        limit: isize::MAX as u128,
-    })?;
-    Ok(v)
-}
-
 fn storage_from_array<T: CpuElement>(a: ArrayD<T>) -> Cpu {
     let a = if a.is_standard_layout() {
         a
@@ -236,7 +224,7 @@ impl Backend for Cpu {
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
         Self::check_device(device)?;
         with_dtype!(dtype, T => {
-            let mut v = try_vec::<T>("full", &[len], len)?;
+            let mut v = try_alloc::<T>("full", &[len])?;
             v.resize(len, value.to_element::<T>());
             Ok(Cpu::from_vec(v))
         })
@@ -245,7 +233,7 @@ impl Backend for Cpu {
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
         Self::check_device(device)?;
         with_dtype!(dtype, T => {
-            let mut v = try_vec::<T>("arange", &[len], len)?;
+            let mut v = try_alloc::<T>("arange", &[len])?;
             v.extend((0..len).map(|i| T::from_f64(start + i as f64 * step)));
             Ok(Cpu::from_vec(v))
         })

@@ -9,7 +9,9 @@ use tensorbridge_core::{
     BinaryOp, CmpOp, DType, Element, Error, Layout, ReduceOp, Result, UnaryOp,
 };
 
-use crate::{try_vec, Cpu, CpuElement};
+use tensorbridge_core::memory_guard::try_alloc;
+
+use crate::{Cpu, CpuElement};
 
 /// Fills a new contiguous buffer of `shape` through `fill`, which must write every element.
 fn build<U: CpuElement>(
@@ -18,7 +20,7 @@ fn build<U: CpuElement>(
     fill: impl FnOnce(ArrayViewMutD<'_, MaybeUninit<U>>),
 ) -> Result<Cpu> {
     let n: usize = shape.iter().product();
-    let mut v = try_vec::<U>(op, shape, n)?;
+    let mut v = try_alloc::<U>(op, shape)?;
     let spare = &mut v.spare_capacity_mut()[..n];
     let out = ArrayViewMutD::from_shape(IxDyn(shape), spare)
         .map_err(|e| Error::InvalidArgument(format!("{op}: {e}")))?;
@@ -126,15 +128,14 @@ pub(crate) fn matmul<T: CpuElement>(lhs: &[T], ll: &Layout, rhs: &[T], rl: &Layo
     let batch: Vec<usize> = ll.shape()[..nd - 2].to_vec();
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    let total: usize = out_shape.iter().product();
-    let mut out = try_vec::<T>("matmul", &out_shape, total)?;
+    let mut out = try_alloc::<T>("matmul", &out_shape)?;
     let batches: usize = batch.iter().product();
     for bi in 0..batches {
         let (la, lb) = (select_batch(ll, &batch, bi)?, select_batch(rl, &batch, bi)?);
         let (a, b) = (strided_view(lhs, &la)?, strided_view(rhs, &lb)?);
         let a = a.into_dimensionality::<ndarray::Ix2>().map_err(shape_err)?;
         let b = b.into_dimensionality::<ndarray::Ix2>().map_err(shape_err)?;
-        matmul_2d(a, b, &mut out);
+        matmul_2d(a, b, &mut out)?;
     }
     Ok(Cpu::from_vec(out))
 }
@@ -161,18 +162,11 @@ fn matmul_2d<T: CpuElement>(
     a: ndarray::ArrayView2<'_, T>,
     b: ndarray::ArrayView2<'_, T>,
     out: &mut Vec<T>,
-) {
+) -> Result<()> {
     let (m, n) = (a.nrows(), b.ncols());
     match T::DTYPE {
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
-            if T::DTYPE == DType::F64 {
-                let c = a.mapv(convert::<T, f64>).dot(&b.mapv(convert::<T, f64>));
-                out.extend(c.iter().map(|&x| convert::<f64, T>(x)));
-            } else {
-                let c = a.mapv(convert::<T, f32>).dot(&b.mapv(convert::<T, f32>));
-                out.extend(c.iter().map(|&x| convert::<f32, T>(x)));
-            }
-        }
+        DType::F64 => gemm_in::<T, f64>(a, b, out)?,
+        DType::F32 | DType::F16 | DType::BF16 => gemm_in::<T, f32>(a, b, out)?,
         _ => {
             let start = out.len();
             out.resize(start + m * n, T::ZERO);
@@ -187,6 +181,29 @@ fn matmul_2d<T: CpuElement>(
             }
         }
     }
+    Ok(())
+}
+
+/// `a @ b` computed in `F` by ndarray's blocked GEMM and appended to `out` rounded to `T`. Every
+/// temporary goes through the memory guard, so a product too large for the host is an error,
+/// not an abort.
+fn gemm_in<T: CpuElement, F: Element + ndarray::LinalgScalar>(
+    a: ndarray::ArrayView2<'_, T>,
+    b: ndarray::ArrayView2<'_, T>,
+    out: &mut Vec<T>,
+) -> Result<()> {
+    let widen = |x: ndarray::ArrayView2<'_, T>| -> Result<ndarray::Array2<F>> {
+        let mut v = try_alloc::<F>("matmul", x.shape())?;
+        v.extend(x.iter().map(|&e| convert::<T, F>(e)));
+        ndarray::Array2::from_shape_vec(x.raw_dim(), v).map_err(shape_err)
+    };
+    let (a, b) = (widen(a)?, widen(b)?);
+    let (m, n) = (a.nrows(), b.ncols());
+    let c = tensorbridge_core::memory_guard::try_filled::<F>("matmul", &[m, n], F::zero())?;
+    let mut c = ndarray::Array2::from_shape_vec((m, n), c).map_err(shape_err)?;
+    ndarray::linalg::general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+    out.extend(c.iter().map(|&x| convert::<F, T>(x)));
+    Ok(())
 }
 
 /// Reductions: floats accumulate in f64 and round once; integers accumulate in the output dtype

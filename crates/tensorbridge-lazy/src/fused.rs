@@ -323,14 +323,7 @@ impl Program {
 
     fn run_typed<D: Kernel>(&self, inputs: &[HostInput<'_>], shape: &[usize]) -> Result<HostArray> {
         let n: usize = shape.iter().product();
-        let mut v: Vec<D> = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-            op: "fused kernel",
-            shape: shape.to_vec(),
-            dtype: D::DTYPE,
-            bytes: n as u128 * std::mem::size_of::<D>() as u128,
-            limit: isize::MAX as u128,
-        })?;
+        let mut v = tensorbridge_core::memory_guard::try_alloc::<D>("fused kernel", shape)?;
         let spare = &mut v.spare_capacity_mut()[..n];
         let chunk = |c: usize, out: &mut [MaybeUninit<D>]| {
             let cols = self.run_chunk(inputs, c * CHUNK, out.len())?;

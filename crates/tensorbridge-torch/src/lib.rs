@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayViewMutD;
 use tch::{Kind, Tensor as TchTensor};
+use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, DeviceKind,
     DeviceMemory, Element, Error, ExternalMemory, HostArray, Layout, ReduceOp, Result, Scalar,
@@ -74,6 +75,11 @@ impl std::fmt::Debug for Torch {
 impl Torch {
     /// Wraps a libtorch result as storage of `dtype` on `device` (made contiguous and flat).
     fn wrap(t: TchTensor, dtype: DType, device: Device) -> Result<Self> {
+        if !t.is_contiguous() {
+            // libtorch gathers a strided (or expanded) result into new memory here.
+            let shape: Vec<usize> = t.size().iter().map(|&d| d.max(0) as usize).collect();
+            check_host_op(&device, "contiguous", &shape, dtype, 1)?;
+        }
         let data = t.f_contiguous().and_then(|c| c.f_reshape([-1])).or_tch()?;
         Ok(Torch {
             data,
@@ -273,6 +279,7 @@ impl Backend for Torch {
 
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
         let dev = cuda::tch_device(device)?;
+        check_host_op(device, "arange", &[len], DType::F64, 2)?;
         // start + i * step in f64, the same two roundings as the core's reference.
         let t = TchTensor::f_arange(len as i64, (Kind::Double, dev))
             .and_then(|t| t.f_mul_scalar(step))
@@ -283,6 +290,7 @@ impl Backend for Torch {
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        check_host_op(&self.device, "unary", layout.shape(), self.dtype, 1)?;
         let x = self.view(layout)?;
         let kind = self.dtype.kind();
         let r = match op {
@@ -317,6 +325,7 @@ impl Backend for Torch {
         op: BinaryOp,
     ) -> Result<Self> {
         self.same_dtype(rhs, "binary")?;
+        check_host_op(&self.device, "binary", layout.shape(), self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = self.dtype.kind();
         // Integer arithmetic wraps in the storage kind; uint16/32/64 have the same bits in the
@@ -340,6 +349,13 @@ impl Backend for Torch {
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         self.same_dtype(rhs, "compare")?;
+        // Signed orderings flip both operands' sign bits first: two temporaries of the input.
+        let temps = if signed_storage(self.dtype) && op != CmpOp::Eq {
+            3
+        } else {
+            1
+        };
+        check_host_op(&self.device, "compare", layout.shape(), self.dtype, temps)?;
         let (mut a, mut b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         if signed_storage(self.dtype) && op != CmpOp::Eq {
             a = flip_sign(&a, self.dtype)?;
@@ -355,6 +371,15 @@ impl Backend for Torch {
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         self.same_dtype(rhs, "matmul")?;
+        let nd = layout.ndim();
+        let mut out_shape = layout.shape().to_vec();
+        if let (Some(last), Some(&n)) = (
+            out_shape.last_mut(),
+            rhs_layout.shape().get(nd.wrapping_sub(1)),
+        ) {
+            *last = n;
+        }
+        check_host_op(&self.device, "matmul", &out_shape, self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = storage_kind(self.dtype);
         let r = match self.dtype {
@@ -385,6 +410,10 @@ impl Backend for Torch {
         axis: Option<usize>,
         out_dtype: DType,
     ) -> Result<Self> {
+        if out_dtype != self.dtype && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            // The input is cast to the output dtype first.
+            check_host_op(&self.device, "reduce", layout.shape(), out_dtype, 1)?;
+        }
         let x = self.view(layout)?;
         let dims: Vec<i64> = axis.map(|a| vec![a as i64]).unwrap_or_default();
         let out_kind = storage_kind(out_dtype);
@@ -429,6 +458,7 @@ impl Backend for Torch {
         if dtype == self.dtype {
             return self.result(x, dtype);
         }
+        check_host_op(&self.device, "cast", layout.shape(), dtype, 1)?;
         self.result(kinds::cast(&x, self.dtype, dtype)?, dtype)
     }
 

@@ -10,7 +10,8 @@
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tch::Tensor as TchTensor;
-use tensorbridge_core::host::{copy_into, host_bytes_guard, to_contiguous};
+use tensorbridge_core::host::{copy_into, to_contiguous};
+use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
 use crate::kinds::{self, storage_kind, OrTch};
@@ -29,16 +30,10 @@ fn to_host_typed<D: Element>(s: &Torch, layout: &Layout) -> Result<ArrayD<D>> {
         return out;
     }
     let n = layout.elem_count();
-    host_bytes_guard("to_host", layout.shape(), D::DTYPE, isize::MAX as u128)?;
+    // The host buffer first, through the memory guard (RAM and container limits): a view far
+    // larger than the host fails here, before any device work.
+    let mut v = try_alloc::<D>("to_host", layout.shape())?;
     let src = device_view_as(s, layout, D::DTYPE)?;
-    let mut v: Vec<D> = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-        op: "to_host",
-        shape: layout.shape().to_vec(),
-        dtype: D::DTYPE,
-        bytes: n as u128 * std::mem::size_of::<D>() as u128,
-        limit: isize::MAX as u128,
-    })?;
     // SAFETY: `v` has capacity for `n` elements of `D`, and `copy_from_device` writes all `n` of
     // them (or fails, and then `set_len` is never reached).
     unsafe {

@@ -29,10 +29,10 @@ pub mod registry;
 #[cfg(feature = "candle")]
 pub use tensorbridge_candle::{self as candle, Candle};
 pub use tensorbridge_core::{
-    any, backend, cast_element, dtype, host, layout, ndarray, AnyTensor, Backend, BackendEntry,
-    BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, DynTensor, Element, Error,
-    ExternalMemory, HostArray, HostViewMut, Layout, ReduceOp, Result, Scalar, ScalarOp, Tensor,
-    TensorOp, UnaryOp, ViewMemory, ViewOp,
+    any, backend, cast_element, dtype, host, layout, memory_guard, ndarray, AnyTensor, Backend,
+    BackendEntry, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, DynTensor, Element,
+    Error, ExternalMemory, HostArray, HostViewMut, Layout, ReduceOp, Result, Scalar, ScalarOp,
+    Tensor, TensorOp, UnaryOp, ViewMemory, ViewOp,
 };
 pub use tensorbridge_core::{with_dtype, with_host_array, with_host_view_mut};
 #[cfg(feature = "cpu")]

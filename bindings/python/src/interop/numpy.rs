@@ -162,14 +162,11 @@ pub fn export_copy<'py>(
     dtype: DType,
 ) -> PyResult<Bound<'py, PyAny>> {
     let shape = t.shape().to_vec();
-    // A copy out of backend memory (a GPU's, say) may be larger than the host's free memory:
-    // refuse before allocating, and name the way to convert it anyway.
-    let limit = if t.host_bytes().is_none() {
-        tensorbridge::host::available_host_memory().min(isize::MAX as u128)
-    } else {
-        isize::MAX as u128
-    };
-    let bytes = tensorbridge::host::host_bytes_guard("numpy", &shape, dtype, limit)
+    // A copy (out of device memory, or a view or cast of host memory) may be larger than the
+    // memory the host, or the container, has free: refuse before NumPy allocates (an overcommitted
+    // allocation would succeed and the OOM killer end the process on first touch), and name the
+    // way to convert it anyway.
+    let bytes = tensorbridge::memory_guard::check_host_alloc("numpy", &shape, dtype)
         .py(py)
         .map_err(|e| {
             with_context(

@@ -140,7 +140,14 @@ pub fn _arange(
         None => None,
     };
     let (a, b, c) = (scalar_arg(start)?, scalar_arg(stop)?, scalar_arg(step)?);
-    let out = AnyTensor::arange(entry, a, b, c, d, &dev).py(py)?;
+    // The work is the length the core will compute (NumPy's ceil((stop - start) / step)).
+    let len = ((b.to_f64() - a.to_f64()) / c.to_f64()).ceil();
+    let work = if len.is_finite() && len > 0.0 {
+        (len as usize).saturating_mul(8)
+    } else {
+        0
+    };
+    let out = run_guarded(py, work, || AnyTensor::arange(entry, a, b, c, d, &dev))?;
     Ok(PyTensor::wrap(out))
 }
 

@@ -44,6 +44,17 @@ pub fn bytes_of(t: &AnyTensor) -> usize {
     t.nbytes()
 }
 
+/// The bytes a binary op between `a` and `b` touches: its inputs, or its broadcast result when
+/// that is larger (`(4000, 1) + (1, 4000)` writes 16M elements from 8000): what decides whether
+/// the GIL is released while it runs.
+pub fn work_bytes(a: &AnyTensor, b: &AnyTensor) -> usize {
+    let item = a.dtype().size_in_bytes().max(b.dtype().size_in_bytes());
+    let result = tensorbridge::layout::broadcast_shapes("work", a.shape(), b.shape())
+        .map(|s| s.iter().fold(item, |acc, &d| acc.saturating_mul(d)))
+        .unwrap_or(0);
+    bytes_of(a).max(bytes_of(b)).max(result)
+}
+
 /// A tensor as error messages describe it.
 pub fn describe_tensor(t: &AnyTensor) -> String {
     format!(

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt};
 use tensorbridge::{AnyTensor, ReduceOp, Scalar, ScalarOp, TensorOp, UnaryOp};
 
-use super::{bytes_of, describe_tensor, PyTensor};
+use super::{bytes_of, describe_tensor, work_bytes, PyTensor};
 use crate::args::{opt_dtype, opt_int_arg, parse_dtype};
 use crate::errors::{run_guarded, with_context};
 use crate::interop::numpy::import_array;
@@ -81,7 +81,7 @@ impl PyTensor {
         let out = match &rhs {
             Operand::Tensor(b) => {
                 let (l, r) = if reversed { (b, a) } else { (a, b) };
-                run_guarded(py, bytes_of(a).max(bytes_of(b)), || l.binary(op, r))
+                run_guarded(py, work_bytes(a, b), || l.binary(op, r))
             }
             &Operand::Scalar(s) => {
                 let sop = match (op, reversed) {
@@ -287,7 +287,11 @@ impl PyTensor {
             C::Le => (TensorOp::Lt, false),
             C::Ge => (TensorOp::Gt, false),
         };
-        let out = run_guarded(py, bytes_of(a), || {
+        let work = match &rhs {
+            Operand::Tensor(b) => work_bytes(a, b),
+            Operand::Scalar(_) => bytes_of(a),
+        };
+        let out = run_guarded(py, work, || {
             let run = |c: TensorOp| match &rhs {
                 Operand::Tensor(b) => a.binary(c, b),
                 Operand::Scalar(s) => a.scalar_op(

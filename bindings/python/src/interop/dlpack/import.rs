@@ -14,7 +14,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tensorbridge::layout::StridedSpan;
 use tensorbridge::registry::{self, BackendEntry};
-use tensorbridge::{AnyTensor, DType, Device, ExternalMemory, Scalar};
+use tensorbridge::{cast_element, memory_guard};
+use tensorbridge::{AnyTensor, DType, Device, Element, ExternalMemory, Scalar};
 
 use super::ffi::*;
 use crate::errors::{run_guarded, IntoPyResult};
@@ -328,9 +329,8 @@ fn hold(
                 inc.dtype
             )));
         }
-        let gathered = gather(inc, item, n);
+        let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
         drop(owner);
-        let t = tensorbridge::with_dtype!(inc.dtype, T => owned_from_bytes::<T>(py, holder, &inc.shape, gathered))?;
         return Ok(Some((t, true)));
     }
     if !host && (base as usize) % item != 0 {
@@ -353,9 +353,8 @@ fn hold(
     match unsafe { holder.tensor_from_external(memory, span.layout) }.py(py)? {
         Some(t) => Ok(Some((t, false))),
         None if host => {
-            let gathered = gather(inc, item, n);
+            let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
             drop(owner);
-            let t = tensorbridge::with_dtype!(inc.dtype, T => owned_from_bytes::<T>(py, holder, &inc.shape, gathered))?;
             Ok(Some((t, true)))
         }
         None => Ok(None),
@@ -454,9 +453,17 @@ unsafe fn describe(t: &DLTensor, flags: DlpackFlags) -> PyResult<Incoming> {
     })
 }
 
-/// The elements of a (possibly misaligned) strided view, C order, as bytes.
-fn gather(inc: &Incoming, item: usize, n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * item);
+/// A tensor of `holder` (host memory) holding a copy of the producer's view, gathered element by
+/// element in C order (the memory may be misaligned for its dtype). Bool bytes other than 0/1
+/// become `true`: no other bit pattern may reach Rust as `bool`.
+fn gather_owned<T: Element>(
+    py: Python<'_>,
+    holder: &'static BackendEntry,
+    inc: &Incoming,
+) -> PyResult<AnyTensor> {
+    let item = std::mem::size_of::<T>() as isize;
+    let n: usize = inc.shape.iter().product();
+    let mut out = memory_guard::try_alloc::<T>("from_dlpack", &inc.shape).py(py)?;
     let mut index = vec![0usize; inc.shape.len()];
     for _ in 0..n {
         let off: isize = index
@@ -464,11 +471,20 @@ fn gather(inc: &Incoming, item: usize, n: usize) -> Vec<u8> {
             .zip(&inc.strides)
             .map(|(&i, &s)| i as isize * s)
             .sum();
-        // SAFETY: every index is inside the producer's shape, so the element lies in its memory.
-        let src = unsafe {
-            std::slice::from_raw_parts(inc.data.wrapping_offset(off * item as isize), item)
+        let at = inc.data.wrapping_offset(off * item);
+        let v = if T::DTYPE == DType::Bool {
+            // SAFETY: every index is inside the producer's shape, so this byte lies in its memory
+            // (initialised, valid until its deleter runs, which has not happened: the caller holds
+            // the owner).
+            let byte = unsafe { at.read() };
+            cast_element::<bool, T>(byte != 0)
+        } else {
+            // SAFETY: as above, the `item` bytes of the element lie in the producer's memory; every
+            // bit pattern is a valid value of the non-bool element types; unaligned reads are
+            // allowed by `read_unaligned`.
+            unsafe { at.cast::<T>().read_unaligned() }
         };
-        out.extend_from_slice(src);
+        out.push(v);
         for ax in (0..index.len()).rev() {
             index[ax] += 1;
             if index[ax] < inc.shape[ax] {
@@ -477,25 +493,10 @@ fn gather(inc: &Incoming, item: usize, n: usize) -> Vec<u8> {
             index[ax] = 0;
         }
     }
-    out
-}
-
-fn owned_from_bytes<T: tensorbridge::Element>(
-    py: Python<'_>,
-    holder: &'static BackendEntry,
-    shape: &[usize],
-    bytes: Vec<u8>,
-) -> PyResult<AnyTensor> {
-    let n = bytes.len() / std::mem::size_of::<T>();
-    let mut v: Vec<T> = vec![T::default(); n];
-    // SAFETY: `v` has room for exactly `bytes.len()` bytes, the regions do not overlap, and every
-    // tensorbridge element type is plain data valid for the producer's bit patterns (bool: the
-    // producer's 0/1 bytes, as in the zero-copy path).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr() as *mut u8, bytes.len())
-    };
-    let arr =
-        tensorbridge::ndarray::ArrayD::<T>::from_shape_vec(tensorbridge::ndarray::IxDyn(shape), v)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let arr = tensorbridge::ndarray::ArrayD::<T>::from_shape_vec(
+        tensorbridge::ndarray::IxDyn(&inc.shape),
+        out,
+    )
+    .map_err(|e| PyValueError::new_err(e.to_string()))?;
     AnyTensor::from_host(holder, tensorbridge::HostArray::from(arr), &Device::Cpu).py(py)
 }

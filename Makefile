@@ -104,8 +104,8 @@ rust-test: libtorch $(CUDA_DEP)
 	$(RUN_ENV) cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
 
 # The default (cpu-only) variant of the extension, for the test that it imports without torch:
-# the one in the default wheel (built with the same environment as `develop`, so the two builds
-# share pyo3's build-script output instead of rebuilding it in turn).
+# the one in the default wheel (its own target dir, see Packaging, so that `develop` and this build
+# do not recompile the bindings for each other).
 cpu-ext: wheel-default
 	@mkdir -p $(PKG_WORK)
 	$(PY) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("tensorbridge/_native.abi3.so"))' \
@@ -182,6 +182,10 @@ PKG_WORK ?= $(CARGO_TARGET_DIR)/pkg
 # The same interpreter and environment as `develop` for every build, so cargo reuses one pyo3
 # build-script output (PYO3_PYTHON, VIRTUAL_ENV) instead of rebuilding pyo3 between builds.
 PY_BUILD_ENV = VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH
+# Builds of the default variant (wheel-default, cpu-ext, pip's builds from source) use their own
+# target dir: a cdylib's file name carries no hash, so builds with other features in one target dir
+# overwrite each other's lib_native.so and cargo recompiles the bindings at every switch.
+DEFAULT_TARGET_DIR ?= $(CARGO_TARGET_DIR)-default
 MATURIN_BUILD = $(PY_BUILD_ENV) $(VENV)/bin/maturin build --release --quiet -m bindings/python/Cargo.toml \
 	-i $(abspath $(PY))
 TORCH_PIN = $(shell grep '^torch==' $(REQS))
@@ -195,7 +199,7 @@ wheel: wheel-default wheel-full
 
 wheel-default: $(STAMP)
 	rm -f $(DIST)/tensorbridge-*.whl
-	$(MATURIN_BUILD) -o $(DIST)
+	CARGO_TARGET_DIR=$(DEFAULT_TARGET_DIR) $(MATURIN_BUILD) -o $(DIST)
 
 wheel-full: libtorch $(CUDA_STAMP)
 	rm -rf $(PKG_WORK)/cu13-build && rm -f $(DIST)/tensorbridge_cu13-*.whl
@@ -216,7 +220,7 @@ sdist: $(STAMP)
 ## the walkthrough run there in an empty environment; and the develop build imported in one.
 package-test: develop wheel sdist
 	TB_DIST=$(abspath $(DIST)) TB_PKG_WORK=$(abspath $(PKG_WORK)) $(PY_BUILD_ENV) \
-		$(PY) -m pytest tests/packaging -q
+		CARGO_TARGET_DIR=$(DEFAULT_TARGET_DIR) $(PY) -m pytest tests/packaging -q
 
 clean:
 	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so $(dir $(PKG_STUB)) $(DIST)

@@ -177,8 +177,8 @@ bench-lazy:
 # the cu13 one is plain `linux`: libtorch and the CUDA runtime come from the torch wheel and the
 # driver from the machine at run time, which an audit (or bundling them) cannot express.
 DIST ?= dist
-# Fresh venvs and scratch space of the install tests.
-PKG_WORK ?= $(CARGO_TARGET_DIR)/pkg
+# Fresh venvs and scratch space of the install tests, one per clone (clones build side by side).
+PKG_WORK ?= $(CARGO_TARGET_DIR)/pkg/$(subst /,_,$(CURDIR))
 # The same interpreter and environment as `develop` for every build, so cargo reuses one pyo3
 # build-script output (PYO3_PYTHON, VIRTUAL_ENV) instead of rebuilding pyo3 between builds.
 PY_BUILD_ENV = VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH

@@ -36,6 +36,7 @@ ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(DEV_FEATURES),te
 
 .PHONY: fuzz memcheck memcheck-rust memcheck-python soak
 .PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
+	wheel wheel-default wheel-full sdist package-test \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
 
 ## ---- CUDA backend (candle-core with CUDA: crates/tensorbridge-candle, cargo feature `cuda`) -----------------------------
@@ -49,6 +50,9 @@ CUDA_TOOLKIT := cuda-toolkit[nvcc,crt,nvvm,cudart,cublas,curand,nvrtc,cccl]==13.
 CUDA_VENV ?= $(HOME)/.cache/tensorbridge/cuda-13.0.2
 CUDA_HOME_DIR := $(CUDA_VENV)/cu13
 CUDA_STUB_DIR := $(CUDA_VENV)/stub
+# The same stub inside the package, where tensorbridge/_loader.py loads it when the machine has no
+# driver (git-ignored; `develop` copies it for a cuda build, the cu13 wheel ships it).
+PKG_STUB := bindings/python/python/tensorbridge/_stub/libcuda.so.1
 CUDA_STAMP := $(CUDA_VENV)/.ready
 # H100/H200; there is no GPU (nor nvidia-smi) here to detect it.
 CUDA_COMPUTE_CAP ?= 90
@@ -84,16 +88,18 @@ libtorch: $(STAMP)
 	@ln -sfn "$$($(PY) -c 'import os, torch; print(os.path.dirname(torch.__file__))')" $(LIBTORCH)
 	@test -f $(LIBTORCH)/lib/libtorch_cpu.so || { echo "no libtorch under $(LIBTORCH)"; exit 1; }
 
-## Build the extension (release, abi3) into .venv.
-develop: libtorch $(CUDA_DEP)
-	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
+## Build the extension (release, abi3) into .venv. A cuda build also gets the package's no-device
+## libcuda stand-in (see Packaging below), so `.venv/bin/python` imports it in any shell.
+develop: libtorch $(CUDA_DEP) $(if $(NEEDS_CUDA),$(PKG_STUB))
+	$(if $(NEEDS_CUDA),,rm -rf $(dir $(PKG_STUB)))
+	$(PY_BUILD_ENV) $(VENV)/bin/maturin develop --release --quiet -m bindings/python/Cargo.toml \
 		--features "$(subst $(space),$(comma),$(strip $(DEV_FEATURES)))"
 
-## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend.
+## Fresh machine -> .venv, extension built, walkthrough run on the CPU backend (the Python ones in
+## the plain environment a user's shell has: no library path set).
 demo: develop
-	$(RUN_ENV) $(PY) examples/tensor_to_numpy.py
-	$(RUN_ENV) $(PY) examples/graph_session.py
+	$(PY) examples/tensor_to_numpy.py
+	$(PY) examples/graph_session.py
 	$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 	$(if $(filter candle cuda,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example candle_to_ndarray)
 	$(if $(filter torch,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tch_to_ndarray)
@@ -101,22 +107,26 @@ demo: develop
 lint: libtorch $(CUDA_DEP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release --features "$(ALL_FEATURES)" -- -D warnings
-	$(VENV)/bin/ruff format --check bindings/python benches/python examples scripts
-	$(VENV)/bin/ruff check bindings/python benches/python examples scripts
+	$(VENV)/bin/ruff format --check bindings/python benches/python examples scripts tests/packaging
+	$(VENV)/bin/ruff check bindings/python benches/python examples scripts tests/packaging
 
 rust-test: libtorch $(CUDA_DEP)
 	$(RUN_ENV) cargo test --release --workspace --exclude tensorbridge-python --features "$(RUST_FEATURES)"
 
-# The default (cpu-only) variant of the extension, for the test that it imports without torch.
-cpu-ext:
-	cargo build --release --quiet -p tensorbridge-python --lib
+# The default (cpu-only) variant of the extension, for the test that it imports without torch:
+# the one in the default wheel (its own target dir, see Packaging, so that `develop` and this build
+# do not recompile the bindings for each other).
+cpu-ext: wheel-default
+	@mkdir -p $(PKG_WORK)
+	$(PY) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("tensorbridge/_native.abi3.so"))' \
+		$(DIST)/tensorbridge-*.whl $(PKG_WORK)/cpu-only-_native.abi3.so
 
 py-test: develop cpu-ext
-	$(RUN_ENV) TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
+	$(RUN_ENV) TB_CPU_ONLY_EXTENSION=$(PKG_WORK)/cpu-only-_native.abi3.so \
 		$(PY) -m pytest bindings/python/tests -q
 
 ## Every Rust and Python test, plus formatting and lints, and valgrind over the unsafe Rust code.
-test: lint rust-test py-test bench-smoke memcheck-rust
+test: lint rust-test py-test bench-smoke memcheck-rust package-test
 
 ## ---- Reliability (README, "Reliability") ---------------------------------------------------------
 ## Property fuzzing on stable Rust (proptest): each property runs rounds of fresh random cases for
@@ -140,7 +150,7 @@ memcheck-rust:
 	scripts/memcheck.sh rust
 
 memcheck-python: $(STAMP) cpu-ext
-	PY=$(abspath $(PY)) TB_CPU_ONLY_EXTENSION=$(CARGO_TARGET_DIR)/release/lib_native.so \
+	PY=$(abspath $(PY)) TB_CPU_ONLY_EXTENSION=$(PKG_WORK)/cpu-only-_native.abi3.so \
 		scripts/memcheck.sh python
 
 ## The concurrency soak for SOAK_SECONDS (8 threads, every compiled backend).
@@ -193,8 +203,67 @@ bench-lazy:
 	$(PYTHON) benches/python/lazy_ratio.py
 
 
+## ---- Packaging: wheels, sdist, and installs into fresh venvs ----------------------------------
+# Two distributions of the one import package `tensorbridge` (install one of them):
+#   tensorbridge       default variant, backends cpu and lazy:cpu; needs numpy only. `maturin build`
+#                      without features; also what `pip install ./bindings/python` and the sdist build.
+#   tensorbridge-cu13  + torch (libtorch 2.11) and cuda (candle, CUDA 13): the same project built
+#                      with `--features torch,cuda`, then renamed by scripts/wheel-variant.py, which
+#                      adds `Requires-Dist: torch==2.11.0` and the no-device libcuda stand-in.
+# Distinct names rather than a local version (`0.1.0+cu130`): a package index refuses local
+# versions, and resolvers expect one name and version to have one set of dependencies; a CUDA-major
+# suffix is how other native packages name such builds (cupy-cuda13x, onnxruntime-gpu).
+# Both are abi3 (CPython >= 3.11). The default wheel gets the manylinux tag maturin's audit finds;
+# the cu13 one is plain `linux`: libtorch and the CUDA runtime come from the torch wheel and the
+# driver from the machine at run time, which an audit (or bundling them) cannot express.
+DIST ?= dist
+# Fresh venvs and scratch space of the install tests, one per clone (clones build side by side).
+PKG_WORK ?= $(CARGO_TARGET_DIR)/pkg/$(subst /,_,$(CURDIR))
+# The same interpreter and environment as `develop` for every build, so cargo reuses one pyo3
+# build-script output (PYO3_PYTHON, VIRTUAL_ENV) instead of rebuilding pyo3 between builds.
+PY_BUILD_ENV = VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH
+# Builds of the default variant (wheel-default, cpu-ext, pip's builds from source) use their own
+# target dir: a cdylib's file name carries no hash, so builds with other features in one target dir
+# overwrite each other's lib_native.so and cargo recompiles the bindings at every switch.
+DEFAULT_TARGET_DIR ?= $(CARGO_TARGET_DIR)-default
+MATURIN_BUILD = $(PY_BUILD_ENV) $(VENV)/bin/maturin build --release --quiet -m bindings/python/Cargo.toml \
+	-i $(abspath $(PY))
+TORCH_PIN = $(shell grep '^torch==' $(REQS))
+
+$(PKG_STUB): $(CUDA_STAMP)
+	install -D -m 755 $(CUDA_STUB_DIR)/libcuda.so.1 $@
+
+## Both wheels into $(DIST)/ (names and sizes are printed).
+wheel: wheel-default wheel-full
+	@ls -l $(DIST)/*.whl
+
+wheel-default: $(STAMP)
+	rm -f $(DIST)/tensorbridge-*.whl
+	CARGO_TARGET_DIR=$(DEFAULT_TARGET_DIR) $(MATURIN_BUILD) -o $(DIST)
+
+wheel-full: libtorch $(CUDA_STAMP)
+	rm -rf $(PKG_WORK)/cu13-build && rm -f $(DIST)/tensorbridge_cu13-*.whl
+	$(if $(NEEDS_CUDA),,$(CUDA_BUILD_ENV)) $(MATURIN_BUILD) --features torch,cuda \
+		--compatibility linux -o $(PKG_WORK)/cu13-build
+	$(PY) scripts/wheel-variant.py $(PKG_WORK)/cu13-build/tensorbridge-*.whl -o $(DIST) \
+		--name tensorbridge-cu13 --requires '$(TORCH_PIN)' \
+		--summary "tensorbridge with the torch (libtorch 2.11) and CUDA 13 backends" \
+		--add tensorbridge/_stub/libcuda.so.1=$(CUDA_STUB_DIR)/libcuda.so.1
+
+## The source distribution (the default variant when built): bindings/python and the workspace
+## crates it needs.
+sdist: $(STAMP)
+	rm -f $(DIST)/tensorbridge-*.tar.gz
+	$(VENV)/bin/maturin sdist -m bindings/python/Cargo.toml -o $(DIST)
+
+## The wheels and the sdist installed into fresh venvs (numpy only; torch beside the cu13 wheel),
+## the walkthrough run there in an empty environment; and the develop build imported in one.
+package-test: develop wheel sdist
+	TB_DIST=$(abspath $(DIST)) TB_PKG_WORK=$(abspath $(PKG_WORK)) $(PY_BUILD_ENV) \
+		CARGO_TARGET_DIR=$(DEFAULT_TARGET_DIR) $(PY) -m pytest tests/packaging -q
+
 clean:
-	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so
+	rm -rf $(VENV) bindings/python/python/tensorbridge/*.so $(dir $(PKG_STUB)) $(DIST)
 
 $(CUDA_STAMP): scripts/cuda-stub.py
 	test -x $(CUDA_VENV)/bin/python || $(PYTHON) -m venv $(CUDA_VENV)

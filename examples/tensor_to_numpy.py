@@ -3,6 +3,8 @@
 Run with `make demo` (or `.venv/bin/python examples/tensor_to_numpy.py` after `make develop`).
 """
 
+import importlib.util
+
 import numpy as np
 
 import tensorbridge as tb
@@ -26,9 +28,13 @@ b = np.add(t2, 1)
 print(b)
 print(type(b))
 
-# bfloat16 converts to ml_dtypes.bfloat16, or to float32 in one fused pass.
+# bfloat16 converts to float32 in one fused pass, or to ml_dtypes.bfloat16 where ml_dtypes is
+# installed (pip install "tensorbridge[bf16]"; without it h.numpy() is a TypeError saying so).
 h = tb.tensor([0.5, 1.5], dtype="bfloat16")
-print(h.numpy().dtype, np.asarray(h, dtype=np.float32))
+print(np.asarray(h, dtype=np.float32))
+HAVE_ML_DTYPES = importlib.util.find_spec("ml_dtypes") is not None
+if HAVE_ML_DTYPES:
+    print(h.numpy().dtype)
 
 # Device tensors: on a GPU backend (backend="torch" or "cuda", device="cuda:0"), t.numpy() makes
 # exactly one explicit device-to-host copy of the tensor's own elements; numpy(copy=False) refuses
@@ -41,7 +47,9 @@ if "torch" in tb.compiled_backends():
 
     w = torch.linspace(0, 1, 3, requires_grad=True).to(torch.bfloat16)
     shared = tb.from_torch(w)  # zero-copy, detached: no "requires grad" error
-    print(shared.backend, shared.numpy().dtype, np.asarray(shared, dtype=np.float32))
+    print(shared.backend, np.asarray(shared, dtype=np.float32))
+    if HAVE_ML_DTYPES:
+        print(shared.numpy().dtype)  # torch's own .numpy() refuses bf16
     try:
         tb.tensor([1.0], backend="torch", device="cuda:0")
     except RuntimeError as e:  # no GPU on this machine

@@ -7,7 +7,9 @@ and cuGetErrorName fill in a readable message. Programs linked against the CUDA 
 it and take their "no device" path at once. A stub that returned success would hang candle, so
 none does.
 
-It is for CI and this build machine only: a real machine must load the driver's libcuda.so.1.
+It stands in for a missing driver only: in the Makefile's test targets here, and inside the cuda
+variant of the package (tensorbridge/_stub/libcuda.so.1), which tensorbridge/_loader.py loads only
+when dlopen("libcuda.so.1") fails. A machine with the NVIDIA driver always loads the driver's.
 
 usage: cuda-stub.py CUDA_H OUT_DIR   -> OUT_DIR/libcuda.so.1 and OUT_DIR/libcuda.so (link name)
 """
@@ -22,7 +24,10 @@ NO_DEVICE = 100
 DECL = re.compile(r"\bCUresult\s+CUDAAPI\s+(cu\w+)\s*\(", re.S)
 ALIAS = re.compile(r"^\s*#\s*define\s+(cu\w+)\s+(cu\w+_v\d+)\b", re.M)
 MESSAGES = {
-    "cuGetErrorString": "no CUDA-capable device is detected (tensorbridge no-device libcuda stub)",
+    # Read wherever the stub stands in for a missing driver: the test targets here, and the
+    # package's _stub/libcuda.so.1 (tensorbridge/_loader.py) on a machine without one.
+    "cuGetErrorString": "no CUDA-capable device is detected: the NVIDIA driver (libcuda.so.1) "
+    "was not found, tensorbridge's no-device stand-in for it is loaded",
     "cuGetErrorName": "CUDA_ERROR_NO_DEVICE",
 }
 

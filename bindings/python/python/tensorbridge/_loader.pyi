@@ -1,9 +1,13 @@
-"""Loading the native extension, with an ImportError that says which CUDA library is missing."""
+"""Loading the native extension on any machine (a no-device stand-in for a missing NVIDIA driver,
+pip's CUDA runtime libraries), with an ImportError that says which CUDA library is missing."""
 
 from types import ModuleType
 
 CUDA_RUNTIME_LIBS: tuple[str, ...]
 DRIVER_LIB: str
+DRIVER_STUB: str
 
 def explain(error: BaseException) -> str | None: ...
+def driver_stub_loaded() -> bool: ...
+def driver_library() -> str | None: ...
 def load_native() -> ModuleType: ...

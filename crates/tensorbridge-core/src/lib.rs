@@ -16,11 +16,13 @@
 //! ```
 #![warn(missing_docs)]
 
+mod arange;
 pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod host;
 pub mod layout;
+pub mod round;
 pub mod tensor;
 
 pub use backend::{Backend, BinaryOp, CmpOp, Device, ReduceOp, UnaryOp};

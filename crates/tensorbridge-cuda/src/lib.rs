@@ -81,6 +81,27 @@ pub fn candle_dtype(dtype: DType) -> Result<CDType> {
     })
 }
 
+/// A dtype of the size candle's `dtype` stores (for size checks; candle `u8` may hold bool).
+pub(crate) fn dtype_of_candle(dtype: CDType) -> Result<DType> {
+    Ok(match dtype {
+        CDType::U8 => DType::U8,
+        CDType::U32 => DType::U32,
+        CDType::I16 => DType::I16,
+        CDType::I32 => DType::I32,
+        CDType::I64 => DType::I64,
+        CDType::F16 => DType::F16,
+        CDType::BF16 => DType::BF16,
+        CDType::F32 => DType::F32,
+        CDType::F64 => DType::F64,
+        other => {
+            return Err(Error::Backend {
+                backend: "cuda",
+                message: format!("candle dtype {other:?} has no tensorbridge dtype"),
+            })
+        }
+    })
+}
+
 /// A candle failure as a backend error.
 pub(crate) fn candle_err(e: candle_core::Error) -> Error {
     Error::Backend {
@@ -315,19 +336,6 @@ impl Backend for Cuda {
         Cuda::new(t, dtype)
     }
 
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        let cd = candle_dtype(dtype)?;
-        let dev = device::candle_device(device)?;
-        // Computed on the host like candle's own arange, then uploaded once.
-        let t = with_candle_type!(cd, T => {
-            let v: Vec<T> = (0..len)
-                .map(|i| host_element::<T>(dtype, start + i as f64 * step))
-                .collect();
-            CTensor::from_vec(v, len, &dev).c()?
-        });
-        Cuda::new(t, dtype)
-    }
-
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
         let x = self.materialize(layout)?;
         Cuda::new(unary_op(&x, self.dtype, op)?, self.dtype)
@@ -395,18 +403,29 @@ impl Backend for Cuda {
         Cuda::new(r, out_dtype)
     }
 
+    /// The core's casts bit for bit. To bool: `!= 0` on the device (exact). On candle's CPU
+    /// device every other cast runs the core's fused copy-and-convert kernel over the storage
+    /// (candle's own `to_dtype` rounds f64 → f16/bf16 wrongly, through `half`). On a CUDA device
+    /// the conversions CUDA defines as exact or rounded once to nearest-even run there
+    /// ([`exact_on_device`]); the rest (float → integer, which the core saturates; f64 → f16/bf16
+    /// and integer → f16/bf16, which candle's kernels round through f32) are converted on the host
+    /// by the core and uploaded again.
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
-        let x = self.materialize(layout)?;
         if dtype == self.dtype {
-            return Cuda::new(x, dtype);
+            return Cuda::new(self.materialize(layout)?, dtype);
         }
-        let r = if dtype == DType::Bool {
-            x.ne(&Cuda::zeros_like(&x)?).c()?
-        } else {
-            x.to_dtype(target).c()?
-        };
-        Cuda::new(r, dtype)
+        if dtype == DType::Bool {
+            let x = self.materialize(layout)?;
+            return Cuda::new(x.ne(&Cuda::zeros_like(&x)?).c()?, dtype);
+        }
+        let on_gpu = matches!(self.device(), Device::Cuda(_));
+        if on_gpu && exact_on_device(self.dtype, dtype) {
+            let x = self.materialize(layout)?;
+            return Cuda::new(x.to_dtype(target).c()?, dtype);
+        }
+        let host = self.to_host(layout, dtype)?;
+        Cuda::from_host(&self.device(), host)
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
@@ -438,6 +457,21 @@ impl Backend for Cuda {
 
     fn synchronize(&self) -> Result<()> {
         self.data.device().synchronize().c()
+    }
+}
+
+/// Casts whose CUDA conversion is the core's: integer → integer (C++ conversions keep the low
+/// bits), integer and bool → f32/f64 (`cvt.rn`: one rounding to nearest-even), exact widenings
+/// between floats, and f64 → f32 and f32 → f16/bf16 (`cvt.rn`, `__float2half_rn`,
+/// `__float2bfloat16_rn`). bool sources hold 0/1 as u8, so they are integers here.
+fn exact_on_device(from: DType, to: DType) -> bool {
+    use DType::*;
+    let int = |d: DType| !d.is_float();
+    match (from, to) {
+        (f, t) if int(f) && int(t) => true,
+        (f, F32 | F64) if int(f) => true,
+        (F16 | BF16 | F32, F32 | F64) | (F64, F32) | (F32, F16 | BF16) => true,
+        _ => false,
     }
 }
 

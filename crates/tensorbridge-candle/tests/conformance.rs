@@ -2,7 +2,7 @@
 //! without a GPU. dtypes candle lacks must fail with `UnsupportedDType`, which the suite checks.
 
 tensorbridge_conformance::conformance_suite!(
-    tensorbridge_cuda::Cuda,
+    tensorbridge_candle::Candle,
     tensorbridge_core::Device::Cpu,
     unsupported = [
         tensorbridge_core::DType::U16,
@@ -17,7 +17,7 @@ tensorbridge_conformance::conformance_suite!(
 fn raw_bool_memory_is_normalised_on_ingress() {
     use tensorbridge_core::host::host_array_from_bytes;
     use tensorbridge_core::{DType, Device, Tensor};
-    tensorbridge_conformance::check_raw_bool_ingress::<tensorbridge_cuda::Cuda>(
+    tensorbridge_conformance::check_raw_bool_ingress::<tensorbridge_candle::Candle>(
         &Device::Cpu,
         |bytes| {
             let h = host_array_from_bytes(DType::Bool, &[bytes.len()], bytes)?;

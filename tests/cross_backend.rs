@@ -278,12 +278,6 @@ impl Backend for Placed {
             device: *device,
         })
     }
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        Ok(Placed {
-            inner: Cpu::arange(&Device::Cpu, start, step, len, dtype)?,
-            device: *device,
-        })
-    }
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
         Ok(self.on(self.inner.unary(layout, op)?))
     }

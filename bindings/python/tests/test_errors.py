@@ -71,8 +71,21 @@ def test_negative_dimensions_are_a_value_error() -> None:
         tb.zeros((2, -1))
 
 
-@pytest.mark.parametrize("shape", [(2**62, 4), (2**31, 2**31), (2**40, 2**30), (2**57,)])
+@pytest.mark.parametrize("shape", [(2**62, 4), (2**31, 2**31), (2**40, 2**30)])
+def test_shapes_beyond_isize_bytes_are_a_value_error_naming_shape_and_dtype(
+    shape: tuple[int, ...],
+) -> None:
+    # NumPy: np.zeros(shape) raises ValueError "array is too big" for these.
+    with pytest.raises(ValueError, match=r"too big") as info:
+        tb.zeros(shape)
+    assert "float64" in str(info.value) and str(shape[0]) in str(info.value)
+    with pytest.raises(ValueError, match="int8"):
+        tb.full(shape, 1, dtype="int8")
+
+
+@pytest.mark.parametrize("shape", [(2**57,), (2**50, 2**5)])
 def test_huge_tensors_are_a_memory_error_naming_shape_and_dtype(shape: tuple[int, ...]) -> None:
+    # Addressable but beyond any host's memory: NumPy raises MemoryError.
     with pytest.raises(MemoryError, match=r"too large") as info:
         tb.zeros(shape)
     assert "float64" in str(info.value) and str(shape[0]) in str(info.value)

@@ -357,20 +357,6 @@ impl Backend for Candle {
         Candle::new(t, dtype)
     }
 
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        let cd = candle_dtype(dtype)?;
-        let dev = device::candle_device(device)?;
-        // Computed on the host like candle's own arange, then uploaded once.
-        check_host_op(&Device::Cpu, "arange", &[len], dtype, 1)?;
-        let t = with_candle_type!(cd, T => {
-            let v: Vec<T> = (0..len)
-                .map(|i| host_element::<T>(dtype, start + i as f64 * step))
-                .collect();
-            CTensor::from_vec(v, len, &dev).or_candle()?
-        });
-        Candle::new(t, dtype)
-    }
-
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
         // Candle's CPU allocations abort when refused: ask first (the gathered view and the result).
         check_host_op(&self.device(), "unary", layout.shape(), self.dtype, 2)?;
@@ -459,8 +445,22 @@ impl Backend for Candle {
         Candle::new(r, out_dtype)
     }
 
+    /// The core's casts bit for bit. To bool: `!= 0` on the device (exact). On candle's CPU
+    /// device every other cast runs the core's fused copy-and-convert kernel over the storage
+    /// (candle's own `to_dtype` rounds f64 → f16/bf16 wrongly, through `half`). On a CUDA device
+    /// the conversions CUDA defines as exact or rounded once to nearest-even run there
+    /// ([`exact_on_device`]); the rest (float → integer, which the core saturates; f64 → f16/bf16
+    /// and integer → f16/bf16, which candle's kernels round through f32) are converted on the host
+    /// by the core and uploaded again.
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
+        if dtype == self.dtype {
+            return Candle::new(self.view_as_contiguous(layout)?, dtype);
+        }
+        if dtype == DType::Bool {
+            let x = self.view_as_contiguous(layout)?;
+            return Candle::new(x.ne(&Candle::zeros_like(&x)?).or_candle()?, dtype);
+        }
         check_host_op(
             &self.device(),
             "cast",
@@ -472,16 +472,13 @@ impl Backend for Candle {
             },
             2,
         )?;
-        let x = self.view_as_contiguous(layout)?;
-        if dtype == self.dtype {
-            return Candle::new(x, dtype);
+        let on_gpu = matches!(self.device(), Device::Cuda(_));
+        if on_gpu && exact_on_device(self.dtype, dtype) {
+            let x = self.view_as_contiguous(layout)?;
+            return Candle::new(x.to_dtype(target).or_candle()?, dtype);
         }
-        let r = if dtype == DType::Bool {
-            x.ne(&Candle::zeros_like(&x)?).or_candle()?
-        } else {
-            x.to_dtype(target).or_candle()?
-        };
-        Candle::new(r, dtype)
+        let host = self.to_host(layout, dtype)?;
+        Candle::from_host(&self.device(), host)
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
@@ -604,6 +601,21 @@ pub fn to_candle(t: &Tensor<Candle>) -> Result<CTensor> {
         .view_as_contiguous(t.layout())?
         .reshape(t.shape())
         .or_candle()
+}
+
+/// Casts whose CUDA conversion is the core's: integer → integer (C++ conversions keep the low
+/// bits), integer and bool → f32/f64 (`cvt.rn`: one rounding to nearest-even), exact widenings
+/// between floats, and f64 → f32 and f32 → f16/bf16 (`cvt.rn`, `__float2half_rn`,
+/// `__float2bfloat16_rn`). bool sources hold 0/1 as u8, so they are integers here.
+fn exact_on_device(from: DType, to: DType) -> bool {
+    use DType::*;
+    let int = |d: DType| !d.is_float();
+    match (from, to) {
+        (f, t) if int(f) && int(t) => true,
+        (f, F32 | F64) if int(f) => true,
+        (F16 | BF16 | F32, F32 | F64) | (F64, F32) | (F32, F16 | BF16) => true,
+        _ => false,
+    }
 }
 
 fn same_dtype(a: &Candle, b: &Candle, op: &'static str) -> Result<()> {

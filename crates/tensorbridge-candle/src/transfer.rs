@@ -37,6 +37,13 @@ pub fn contiguous_view(data: &CTensor, layout: &Layout) -> Result<CTensor> {
     layout.check_fits(data.elem_count())?;
     let shape = layout.shape().to_vec();
     let n = layout.elem_count();
+    if !layout.is_contiguous() {
+        // A broadcast view can be far larger than its storage: refuse a copy that cannot be
+        // allocated before candle tries (its host allocations abort on failure).
+        let dtype = crate::dtype_of_candle(data.dtype())?;
+        let on_host = matches!(data.device().location(), candle_core::DeviceLocation::Cpu);
+        tensorbridge_core::host::new_array_guard("contiguous", &shape, dtype, on_host)?;
+    }
     if n == 0 {
         return CTensor::zeros(shape, data.dtype(), data.device()).or_candle();
     }

@@ -24,6 +24,10 @@
 //! A failing group lists every failing case (op, dtypes, layout, first mismatching index) rather
 //! than stopping at the first.
 //!
+//! A backend that takes foreign or raw memory (zero-copy imports) also runs
+//! [`check_raw_bool_ingress`] with its own import function: bool memory holding bytes other than
+//! 0 and 1 must be normalised on the way in.
+//!
 //! [`DType::ALL`]: tensorbridge_core::DType::ALL
 #![warn(missing_docs)]
 
@@ -34,13 +38,16 @@ mod reference;
 mod rng;
 
 pub use checker::declare_unsupported_dtypes;
+pub use checks::bools::{check_bool_results, check_raw_bool_ingress};
 pub use checks::cast::check_cast;
 pub use checks::creation::check_creation;
 pub use checks::elementwise::{check_binary, check_compare, check_scalar_arithmetic, check_unary};
 pub use checks::errors::check_errors;
+pub use checks::exact::check_exact_integers;
 pub use checks::matmul::check_matmul;
 pub use checks::pinned::check_numpy_edge_cases;
 pub use checks::reduce::check_reductions;
+pub use checks::shapes::check_shape_overflow;
 pub use checks::transfer::check_host_transfers;
 pub use checks::views::check_views;
 pub use rng::Lcg;
@@ -84,6 +91,9 @@ macro_rules! conformance_suite {
             host_transfers_copy_the_view_and_convert_on_request => check_host_transfers,
             invalid_operations_return_typed_errors => check_errors,
             integer_wrapping_nan_propagation_and_dtype_rules_match_numpy => check_numpy_edge_cases,
+            integers_compare_and_compute_exactly_with_python_ints => check_exact_integers,
+            bool_results_store_only_zero_and_one => check_bool_results,
+            shapes_beyond_isize_are_errors_never_wrapped_sizes => check_shape_overflow,
         );
     };
     (@tests $backend:ty, $device:expr, $unsupported:expr, $attrs:tt;

@@ -1,14 +1,17 @@
 //! The host reference: NumPy's semantics written out naively, one element at a time.
 //!
 //! Every value is lifted into [`Value`] (integers and bool exactly as `i128`, floats as `f64`),
-//! computed there, and rounded back into the result dtype with the dtype's own `from_i128` /
-//! `from_f64` (which wrap integers and round floats as NumPy does). NumPy's dtype rules that the
-//! suite pins are restated here from NumPy's documentation, not taken from the core.
+//! computed there, and rounded back into the result dtype by this module's own conversions:
+//! integers wrap, float → integer truncates and saturates (NaN → 0), anything → bool is `!= 0`,
+//! and rounding into a float dtype is done on the bits, with integer arithmetic, once to nearest
+//! with ties to even ([`round_bits`]) — independent of the core's and of `half`'s conversion
+//! code. NumPy's dtype rules that the suite pins are restated here from NumPy's documentation,
+//! not taken from the core.
 
 use ndarray::{ArrayD, Axis, Dimension, IxDyn, Zip};
 use tensorbridge_core::{
-    cast_element, with_dtype, with_host_array, BinaryOp, CmpOp, DType, DTypeKind, Element,
-    HostArray, ReduceOp, Scalar, UnaryOp,
+    with_dtype, with_host_array, BinaryOp, CmpOp, DType, DTypeKind, Element, HostArray, ReduceOp,
+    Scalar, UnaryOp,
 };
 
 use crate::fixtures::ViewOp;
@@ -31,11 +34,17 @@ impl Value {
         }
     }
 
-    /// Rounds into `T`: integers wrap, floats round to nearest, bool is `!= 0`.
+    /// Converts into `T` with the cast rules, computed here: integers wrap, float → integer
+    /// truncates and saturates (NaN → 0), bool is `!= 0`, floats round once to nearest-even
+    /// (integers into bfloat16 through float32). The core is only handed values `T` represents
+    /// exactly, so its own rounding plays no part.
     pub(crate) fn to<T: Element>(self) -> T {
-        match self {
-            Value::Int(i) => T::from_i128(i),
-            Value::Float(f) => T::from_f64(f),
+        match (self, T::DTYPE.kind()) {
+            (Value::Int(i), DTypeKind::Float) => T::from_f64(round_int(i, T::DTYPE)),
+            (Value::Int(i), _) => T::from_i128(wrap_int(i, T::DTYPE)),
+            (Value::Float(f), DTypeKind::Float) => T::from_f64(round_float(f, T::DTYPE)),
+            (Value::Float(f), DTypeKind::Bool) => T::from_i128((f != 0.0) as i128),
+            (Value::Float(f), _) => T::from_i128(trunc_saturate(f, T::DTYPE)),
         }
     }
 
@@ -71,9 +80,130 @@ pub(crate) fn host_of(dtype: DType, shape: &[usize], v: Vec<Value>) -> HostArray
     from_values(dtype, &a)
 }
 
-/// NumPy `astype`, element by element.
+/// `astype` with tensorbridge's cast rules, element by element, computed by [`Value::to`].
 pub(crate) fn cast(h: &HostArray, dtype: DType) -> HostArray {
-    with_host_array!(h, a => with_dtype!(dtype, D => HostArray::from(a.mapv(cast_element::<_, D>))))
+    from_values(dtype, &values(h))
+}
+
+// ---- conversions, on the bits -------------------------------------------------------------------
+
+/// Mantissa bits (without the hidden bit) and exponent bits of a float dtype.
+fn float_format(dtype: DType) -> (u32, u32) {
+    match dtype {
+        DType::F16 => (10, 5),
+        DType::BF16 => (7, 8),
+        DType::F32 => (23, 8),
+        DType::F64 => (52, 11),
+        other => panic!("{other} is not a float dtype"),
+    }
+}
+
+/// The bits of `(-1)^neg × m × 2^e` rounded once, to nearest with ties to even, into the float
+/// dtype `dtype` (subnormals, overflow to infinity and signed zero included). Pure integer
+/// arithmetic on the exact value.
+pub(crate) fn round_bits(neg: bool, m: u128, e: i32, dtype: DType) -> u64 {
+    let (mb, eb) = float_format(dtype);
+    let (mb_i, bias) = (mb as i32, (1i32 << (eb - 1)) - 1);
+    let sign = (neg as u64) << (mb + eb);
+    if m == 0 {
+        return sign;
+    }
+    let top = 127 - m.leading_zeros() as i32 + e; // floor(log2 |value|)
+                                                  // The spacing of the result: 2^q, fixed below the smallest normal exponent (subnormals).
+    let mut q = (top - mb_i).max(1 - bias - mb_i);
+    let shift = q - e;
+    let mut k: u128 = if shift <= 0 {
+        m << (-shift) as u32
+    } else {
+        let quot = m.checked_shr(shift as u32).unwrap_or(0);
+        let rem = if shift >= 128 {
+            m
+        } else {
+            m & ((1u128 << shift) - 1)
+        };
+        let half = if shift > 128 {
+            u128::MAX
+        } else {
+            1u128 << (shift - 1)
+        };
+        if shift > 128 || rem < half || (rem == half && quot & 1 == 0) {
+            quot
+        } else {
+            quot + 1
+        }
+    };
+    if k >> (mb + 1) != 0 {
+        // Rounding carried into the next binade.
+        k >>= 1;
+        q += 1;
+    }
+    let exp_field = if k >> mb == 0 { 0 } else { q + mb_i + bias };
+    let max_field = (1i32 << eb) - 1;
+    if exp_field >= max_field {
+        return sign | ((max_field as u64) << mb);
+    }
+    sign | ((exp_field as u64) << mb) | (k as u64 & ((1u64 << mb) - 1))
+}
+
+/// The exact value of the bits of a float dtype, as f64.
+pub(crate) fn bits_value(bits: u64, dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => half::f16::from_bits(bits as u16).to_f64(),
+        DType::BF16 => half::bf16::from_bits(bits as u16).to_f64(),
+        DType::F32 => f32::from_bits(bits as u32) as f64,
+        DType::F64 => f64::from_bits(bits),
+        other => panic!("{other} is not a float dtype"),
+    }
+}
+
+/// `x` rounded once into the float dtype `dtype`, as its exact value.
+pub(crate) fn round_float(x: f64, dtype: DType) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    let bits = x.to_bits();
+    let (field, frac) = ((bits >> 52) & 0x7ff, bits & ((1 << 52) - 1));
+    let (m, e) = if field == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1 << 52), field as i32 - 1075)
+    };
+    bits_value(round_bits(x.is_sign_negative(), m as u128, e, dtype), dtype)
+}
+
+/// The integer `i` rounded into the float dtype `dtype`: once, except bfloat16, which rounds
+/// through float32 (as ml_dtypes and PyTorch convert integers).
+pub(crate) fn round_int(i: i128, dtype: DType) -> f64 {
+    if dtype == DType::BF16 {
+        return round_float(round_int(i, DType::F32), DType::BF16);
+    }
+    bits_value(round_bits(i < 0, i.unsigned_abs(), 0, dtype), dtype)
+}
+
+/// `i` wrapped into an integer dtype (its value modulo 2^bits, in the dtype's range); bool is
+/// `!= 0`.
+pub(crate) fn wrap_int(i: i128, dtype: DType) -> i128 {
+    if dtype == DType::Bool {
+        return (i != 0) as i128;
+    }
+    let bits = 8 * dtype.size_in_bytes() as u32;
+    let m = i.rem_euclid(1i128 << bits);
+    let (lo, _) = int_range(dtype);
+    if lo < 0 && m >= 1i128 << (bits - 1) {
+        m - (1i128 << bits)
+    } else {
+        m
+    }
+}
+
+/// A float truncated toward zero into an integer dtype, saturating at its bounds; NaN is 0.
+pub(crate) fn trunc_saturate(f: f64, dtype: DType) -> i128 {
+    if f.is_nan() {
+        return 0;
+    }
+    let (lo, hi) = int_range(dtype);
+    // Within ±2^127 the conversion of an integral f64 is exact; beyond, it saturates.
+    (f.trunc() as i128).clamp(lo, hi)
 }
 
 /// The unit roundoff scale of a float dtype (0 for exact dtypes).
@@ -531,6 +661,58 @@ pub(crate) fn view(h: HostArray, op: &ViewOp) -> HostArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_rounding_matches_known_values() {
+        // NumPy / ml_dtypes values (where they round once).
+        let f = |x: f64, d: DType| {
+            let v = round_float(x, d);
+            match d {
+                DType::F16 => half::f16::from_f64(v).to_bits() as u64,
+                DType::BF16 => half::bf16::from_f64(v).to_bits() as u64,
+                DType::F32 => (v as f32).to_bits() as u64,
+                _ => v.to_bits(),
+            }
+        };
+        assert_eq!(f(-0.6113285415306722, DType::BF16), 0xbf1d);
+        assert_eq!(f(1.1645508316087867, DType::F16), 0x3ca9);
+        assert_eq!(f(65520.0, DType::F16), 0x7c00);
+        assert_eq!(f(65519.99, DType::F16), 0x7bff);
+        assert_eq!(f(2f64.powi(-25), DType::F16), 0x0000);
+        assert_eq!(f(2f64.powi(-25) * 1.5, DType::F16), 0x0001);
+        assert_eq!(f(2f64.powi(-24) * 1.5, DType::F16), 0x0002);
+        assert_eq!(f(-0.0, DType::F16), 0x8000);
+        assert_eq!(f(1.0 + 2f64.powi(-8), DType::BF16), 0x3f80);
+        assert_eq!(f(1.0 + 3.0 * 2f64.powi(-8), DType::BF16), 0x3f82);
+        assert_eq!(f(1.0 + 2f64.powi(-8) + 2f64.powi(-40), DType::BF16), 0x3f81);
+        assert_eq!(f(16_777_217.0, DType::F32), 16_777_216f32.to_bits() as u64);
+        assert_eq!(
+            f(f64::MIN_POSITIVE / 4.0, DType::F64),
+            (f64::MIN_POSITIVE / 4.0).to_bits()
+        );
+        assert_eq!(round_int(16_777_217, DType::F32), 16_777_216.0);
+        assert_eq!(
+            round_int((1 << 60) + (1 << 36) + 1, DType::F32),
+            ((1u64 << 60) + (1 << 37)) as f64
+        );
+        // ml_dtypes: np.array([2**32 + 2**24 + 1]).astype(bfloat16) is 2**32 (through float32).
+        assert_eq!(
+            round_int((1 << 32) + (1 << 24) + 1, DType::BF16),
+            4294967296.0
+        );
+        assert_eq!(
+            round_int(u64::MAX as i128, DType::F64),
+            18446744073709551616.0
+        );
+        assert_eq!(round_int(65520, DType::F16), f64::INFINITY);
+        assert_eq!(wrap_int(300, DType::U8), 44);
+        assert_eq!(wrap_int(200, DType::I8), -56);
+        assert_eq!(wrap_int(-1, DType::U64), u64::MAX as i128);
+        assert_eq!(trunc_saturate(-1.5, DType::U8), 0);
+        assert_eq!(trunc_saturate(1e30, DType::I64), i64::MAX as i128);
+        assert_eq!(trunc_saturate(f64::NAN, DType::I32), 0);
+        assert_eq!(trunc_saturate(-3.9, DType::I8), -3);
+    }
 
     #[test]
     fn python_slices_match_cpython() {

@@ -196,7 +196,10 @@ pub enum ReduceOp {
 /// - every `Layout` passed fits the storage it describes;
 /// - binary ops and comparisons get operands of the same dtype and the same (broadcast) shape;
 /// - `matmul` gets `[batch.., m, k]` and `[batch.., k, n]` with identical batch dimensions;
-/// - unary `Exp/Log/Sqrt` and binary `Div` are only called on float dtypes.
+/// - unary `Exp/Log/Sqrt` and binary `Div` are only called on float dtypes;
+/// - every result shape fits `isize::MAX` bytes (and, on the host, the available memory);
+/// - creation ops that must match NumPy bit for bit (`arange`) are computed by the core on the
+///   host and arrive through [`Backend::from_host`].
 ///
 /// Every result is new storage, contiguous in the row-major layout of the result's shape.
 pub trait Backend: Sized + Send + Sync + 'static {
@@ -218,12 +221,16 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// True when the storage holds no elements.
     fn is_empty(&self) -> bool;
 
-    /// Takes ownership of host data (row-major contiguous in the array's logical order).
+    /// Takes ownership of host data (row-major contiguous in the array's logical order). Its
+    /// values are valid Rust values (a `bool` is 0 or 1): a backend that also takes foreign or
+    /// raw memory as bool checks it with
+    /// [`bool_bytes_are_canonical`](crate::host::bool_bytes_are_canonical) and normalises it
+    /// (one copy, only when needed) before anything reads it as `bool`.
     fn from_host(device: &Device, data: HostArray) -> Result<Self>;
-    /// `len` elements, all `value` converted to `dtype`.
+    /// `len` elements, all `value` converted to `dtype` with
+    /// [`Scalar::to_element`] (exact: an int never passes through f64; the core has checked
+    /// that an int fits an integer dtype).
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self>;
-    /// `start + i * step` for `i in 0..len`, computed in f64 then converted to `dtype`.
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self>;
 
     /// Elementwise unary op; the result has the input's dtype.
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self>;
@@ -248,7 +255,9 @@ pub trait Backend: Sized + Send + Sync + 'static {
         axis: Option<usize>,
         out_dtype: DType,
     ) -> Result<Self>;
-    /// Converts to `dtype` with NumPy `astype` semantics.
+    /// Converts to `dtype` with [`cast_element`](crate::cast_element)'s rules bit for bit
+    /// (integers wrap, floats round once to nearest-even, float → int saturates with NaN → 0,
+    /// anything → bool is `!= 0`; see [`Tensor::cast`](crate::Tensor::cast)).
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self>;
     /// Materialises a view as new contiguous storage of the same dtype.
     fn contiguous(&self, layout: &Layout) -> Result<Self>;

@@ -9,6 +9,7 @@ use ndarray::{ArrayD, ArrayViewMutD};
 
 use crate::error::{Error, Result};
 use crate::host::{HostArray, HostViewMut};
+use crate::round;
 
 /// The element type of a tensor. Names and promotion follow NumPy (bf16 follows `ml_dtypes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -240,13 +241,22 @@ pub trait Element:
     /// Multiplicative identity.
     const ONE: Self;
 
-    /// Value as `f64` (lossy for 64-bit integers beyond 2^53).
+    /// Value as `f64`, rounded once to nearest-even (exact for every dtype but 64-bit integers
+    /// beyond 2^53).
     fn to_f64(self) -> f64;
+    /// Value as `f32`, rounded once to nearest-even (exact for f16, bf16, f32 and integers up to
+    /// 2^24).
+    fn to_f32(self) -> f32;
     /// Value as `i128`: exact for every integer and bool; floats truncate toward zero, saturating.
     fn to_i128(self) -> i128;
-    /// NumPy cast from `f64`: floats round to nearest, integers truncate and saturate, bool is `!= 0`.
+    /// Cast from `f64`: floats round once to nearest-even, integers truncate toward zero and
+    /// saturate (NaN → 0), bool is `!= 0` (NaN is true).
     fn from_f64(v: f64) -> Self;
-    /// NumPy cast from an integer: integers wrap, floats round, bool is `!= 0`.
+    /// Cast from `f32`, with the rules of [`Element::from_f64`].
+    fn from_f32(v: f32) -> Self;
+    /// Cast from an integer: integers wrap (keep the low bits), bool is `!= 0`, f16/f32/f64
+    /// round the exact value once to nearest-even, bfloat16 rounds through f32 (as ml_dtypes and
+    /// PyTorch convert integers to bfloat16).
     fn from_i128(v: i128) -> Self;
 
     /// NumPy `add` (bool: logical or).
@@ -328,17 +338,35 @@ macro_rules! impl_host_variant {
     };
 }
 
-/// Converts one element to another dtype with NumPy's `astype` semantics.
+/// Converts one element to another dtype: the one definition of a cast every backend follows.
+///
+/// - integer → integer (and bool → integer) keeps the low bits (wraps), as NumPy;
+/// - anything → bool is `!= 0` (NaN is true), as NumPy;
+/// - float → float rounds the exact value once, to nearest with ties to even (f64 → f16 and
+///   f64 → bf16 included; ml_dtypes rounds f64 → bf16 through f32, twice);
+/// - integer → float rounds the exact value once to nearest-even, except integer → bfloat16,
+///   which rounds through float32 as ml_dtypes and PyTorch do;
+/// - float → integer truncates toward zero and **saturates** at the dtype's bounds, NaN → 0: a
+///   deliberate choice where NumPy's result is platform-defined (x86-64 NumPy gives the
+///   "integer indefinite" value, e.g. `int32` −2³¹ for NaN).
 #[inline(always)]
 pub fn cast_element<S: Element, D: Element>(v: S) -> D {
-    if S::DTYPE.is_float() || D::DTYPE.is_float() {
-        if S::DTYPE == DType::Bool {
-            return D::from_i128(v.to_i128());
+    if !S::DTYPE.is_float() {
+        if D::DTYPE.is_float() {
+            // Static per instantiation: native `as` conversions, which round once.
+            return match D::DTYPE {
+                DType::F64 => D::from_f64(v.to_f64()),
+                DType::F32 | DType::F16 | DType::BF16 => D::from_f32(v.to_f32()),
+                _ => D::from_i128(v.to_i128()),
+            };
         }
-        D::from_f64(v.to_f64())
-    } else {
-        D::from_i128(v.to_i128())
+        return D::from_i128(v.to_i128());
     }
+    if S::DTYPE != DType::F64 {
+        // f16/bf16/f32 are exact in f32: one rounding from there.
+        return D::from_f32(v.to_f32());
+    }
+    D::from_f64(v.to_f64())
 }
 
 macro_rules! impl_int_element {
@@ -349,8 +377,10 @@ macro_rules! impl_int_element {
             const ZERO: Self = 0;
             const ONE: Self = 1;
             #[inline(always)] fn to_f64(self) -> f64 { self as f64 }
+            #[inline(always)] fn to_f32(self) -> f32 { self as f32 }
             #[inline(always)] fn to_i128(self) -> i128 { self as i128 }
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
+            #[inline(always)] fn from_f32(v: f32) -> Self { v as $t }
             #[inline(always)] fn from_i128(v: i128) -> Self { v as $t }
             #[inline(always)] fn add(self, rhs: Self) -> Self { self.wrapping_add(rhs) }
             #[inline(always)] fn sub(self, rhs: Self) -> Self { self.wrapping_sub(rhs) }
@@ -374,11 +404,19 @@ impl Element for bool {
         self as u8 as f64
     }
     #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as u8 as f32
+    }
+    #[inline(always)]
     fn to_i128(self) -> i128 {
         self as i128
     }
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
         v != 0.0
     }
     #[inline(always)]
@@ -413,16 +451,19 @@ impl Element for bool {
 }
 
 macro_rules! impl_float_element {
-    ($($t:ty => $d:ident, $zero:expr, $one:expr, $to64:expr, $from64:expr);* $(;)?) => {$(
+    ($($t:ty => $d:ident, $zero:expr, $one:expr, $to64:expr, $to32:expr, $from64:expr, $from32:expr,
+       $fromint:expr);* $(;)?) => {$(
         impl sealed::Sealed for $t {}
         impl Element for $t {
             const DTYPE: DType = DType::$d;
             const ZERO: Self = $zero;
             const ONE: Self = $one;
             #[inline(always)] fn to_f64(self) -> f64 { ($to64)(self) }
+            #[inline(always)] fn to_f32(self) -> f32 { ($to32)(self) }
             #[inline(always)] fn to_i128(self) -> i128 { self.to_f64() as i128 }
             #[inline(always)] fn from_f64(v: f64) -> Self { ($from64)(v) }
-            #[inline(always)] fn from_i128(v: i128) -> Self { Self::from_f64(v as f64) }
+            #[inline(always)] fn from_f32(v: f32) -> Self { ($from32)(v) }
+            #[inline(always)] fn from_i128(v: i128) -> Self { ($fromint)(v) }
             #[inline(always)] fn add(self, rhs: Self) -> Self { self + rhs }
             #[inline(always)] fn sub(self, rhs: Self) -> Self { self - rhs }
             #[inline(always)] fn mul(self, rhs: Self) -> Self { self * rhs }
@@ -436,16 +477,21 @@ macro_rules! impl_float_element {
             #[inline(always)] fn exp(self) -> Self { num_traits::Float::exp(self) }
             #[inline(always)] fn ln(self) -> Self { num_traits::Float::ln(self) }
             #[inline(always)] fn sqrt(self) -> Self { num_traits::Float::sqrt(self) }
-            #[inline(always)] fn to_f32(self) -> f32 { self.to_f64() as f32 }
-            #[inline(always)] fn from_f32(v: f32) -> Self { Self::from_f64(v as f64) }
         }
     )*};
 }
+// `as` between Rust's floats and from integers rounds once to nearest-even; f16/bf16 from f64
+// use `round` (half's own `from_f64` is not correctly rounded), from f32 `half` (correct).
 impl_float_element!(
-    f32 => F32, 0.0, 1.0, |v: f32| v as f64, |v: f64| v as f32;
-    f64 => F64, 0.0, 1.0, |v: f64| v, |v: f64| v;
-    f16 => F16, f16::ZERO, f16::ONE, f16::to_f64, f16::from_f64;
-    bf16 => BF16, bf16::ZERO, bf16::ONE, bf16::to_f64, bf16::from_f64;
+    f32 => F32, 0.0, 1.0, |v: f32| v as f64, |v: f32| v, |v: f64| v as f32, |v: f32| v,
+        |v: i128| v as f32;
+    f64 => F64, 0.0, 1.0, |v: f64| v, |v: f64| v as f32, |v: f64| v, |v: f32| v as f64,
+        |v: i128| v as f64;
+    f16 => F16, f16::ZERO, f16::ONE, f16::to_f64, f16::to_f32, round::f64_to_f16, f16::from_f32,
+        // Exact through f32 up to 2^24, and anything larger is beyond f16's range either way.
+        |v: i128| f16::from_f32(v as f32);
+    bf16 => BF16, bf16::ZERO, bf16::ONE, bf16::to_f64, bf16::to_f32, round::f64_to_bf16,
+        bf16::from_f32, |v: i128| bf16::from_f32(v as f32);
 );
 
 /// The float elements: transcendental functions, computed in the type's own precision
@@ -457,10 +503,6 @@ pub trait FloatElement: Element {
     fn ln(self) -> Self;
     /// square root
     fn sqrt(self) -> Self;
-    /// Widen (or keep) to f32, for accumulation of 16-bit floats.
-    fn to_f32(self) -> f32;
-    /// Round from f32.
-    fn from_f32(v: f32) -> Self;
 }
 
 /// A Python-like scalar operand: NumPy 2 treats Python scalars as "weak", so they take the tensor's
@@ -477,16 +519,18 @@ pub enum Scalar {
 
 impl Scalar {
     /// The dtype an operation between a tensor of `dtype` and this weak scalar computes in (NEP 50).
+    ///
+    /// A Python int that does not fit an integer dtype is [`Error::IntegerOutOfBounds`], as NumPy 2
+    /// raises `OverflowError` (`uint8 + 300`); with a bool tensor the int must fit int64.
     pub fn weak_result(self, dtype: DType) -> Result<DType> {
         let out = match (self, dtype.kind()) {
             (Scalar::Bool(_), _) => dtype,
-            (Scalar::Int(_), DTypeKind::Bool) => DType::I64,
+            (Scalar::Int(v), DTypeKind::Bool) => {
+                Scalar::Int(v).check_fits(DType::I64)?;
+                DType::I64
+            }
             (Scalar::Int(v), DTypeKind::Unsigned | DTypeKind::Signed) => {
-                if !int_fits(v, dtype) {
-                    return Err(Error::InvalidArgument(format!(
-                        "Python integer {v} out of bounds for {dtype}"
-                    )));
-                }
+                Scalar::Int(v).check_fits(dtype)?;
                 dtype
             }
             (Scalar::Int(_), DTypeKind::Float) => dtype,
@@ -496,7 +540,18 @@ impl Scalar {
         Ok(out)
     }
 
-    /// The value as `f64`.
+    /// [`Error::IntegerOutOfBounds`] when this is an int outside the range of the integer dtype
+    /// `dtype`; `Ok` for every other scalar and dtype (floats and bools convert, NumPy-style).
+    pub fn check_fits(self, dtype: DType) -> Result<()> {
+        match self {
+            Scalar::Int(value) if dtype.is_int() && !int_fits(value, dtype) => {
+                Err(Error::IntegerOutOfBounds { value, dtype })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The value as `f64`: exact for bools, floats and ints up to 2^53, else rounded once.
     pub fn to_f64(self) -> f64 {
         match self {
             Scalar::Bool(b) => b as u8 as f64,
@@ -505,7 +560,9 @@ impl Scalar {
         }
     }
 
-    /// The value converted to `T` with NumPy cast semantics.
+    /// The value converted to `T` with [`cast_element`]'s rules, from the exact value: an int
+    /// never passes through f64 (ints into an integer dtype keep their low bits; see
+    /// [`Scalar::to_element_checked`] for NumPy 2's range check).
     pub fn to_element<T: Element>(self) -> T {
         match self {
             Scalar::Bool(b) => T::from_i128(b as i128),
@@ -514,10 +571,20 @@ impl Scalar {
         }
     }
 
-    /// The dtype NumPy infers for this scalar on its own (`int` → int64, `float` → float64).
+    /// Like [`Scalar::to_element`], but an int outside an integer `T`'s range is
+    /// [`Error::IntegerOutOfBounds`] (NumPy 2's `np.full(3, 300, dtype=np.uint8)`) instead of
+    /// wrapping.
+    pub fn to_element_checked<T: Element>(self) -> Result<T> {
+        self.check_fits(T::DTYPE)?;
+        Ok(self.to_element())
+    }
+
+    /// The dtype NumPy infers for this scalar on its own: `bool`; `int` → int64, or uint64 above
+    /// int64's range (`np.array(2**63)`); `float` → float64.
     pub fn default_dtype(self) -> DType {
         match self {
             Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(i) if i > i64::MAX as i128 && i <= u64::MAX as i128 => DType::U64,
             Scalar::Int(_) => DType::I64,
             Scalar::Float(_) => DType::F64,
         }
@@ -555,7 +622,8 @@ impl From<f32> for Scalar {
     }
 }
 
-fn int_fits(v: i128, dtype: DType) -> bool {
+/// True when `v` is a value of `dtype` (always, for float and bool dtypes).
+pub(crate) fn int_fits(v: i128, dtype: DType) -> bool {
     let (lo, hi): (i128, i128) = match dtype {
         DType::U8 => (0, u8::MAX as i128),
         DType::U16 => (0, u16::MAX as i128),

@@ -92,7 +92,30 @@ pub enum Error {
     /// A device that does not exist or cannot be used.
     #[error("device unavailable: {0}")]
     DeviceUnavailable(String),
-    /// A result whose size in bytes overflows or exceeds what can be allocated now (see
+    /// An integer (a Python `int`) outside the range of the integer dtype it must become, in
+    /// arithmetic or creation (NumPy 2 raises `OverflowError` with this text; comparisons never
+    /// raise it: they are answered exactly).
+    #[error("Python integer {value} out of bounds for {dtype}")]
+    IntegerOutOfBounds {
+        /// The integer given.
+        value: i128,
+        /// The dtype it does not fit.
+        dtype: DType,
+    },
+    /// A shape whose element count, or size in bytes, exceeds `isize::MAX`: no array can address
+    /// it (NumPy raises `ValueError`, "array is too big"). Checked with exact arithmetic wherever
+    /// a shape is made, so a size never wraps.
+    #[error("{op}: array is too big; shape {shape:?}{} exceeds the maximum array size of isize::MAX bytes", dtype_suffix(.dtype))]
+    ShapeTooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The shape asked for.
+        shape: Vec<usize>,
+        /// The dtype, when the operation has one (views check the element count alone).
+        dtype: Option<DType>,
+    },
+    /// A result that an array could address but whose bytes cannot be allocated now (more than
+    /// the host's available memory, or the allocator refused; NumPy raises `MemoryError`; see
     /// [`memory_guard`](crate::memory_guard)).
     #[error("{}", crate::memory_guard::too_large_message(op, shape, *dtype, *bytes, limit))]
     TooLarge {
@@ -141,4 +164,8 @@ impl Error {
             e => e,
         }
     }
+}
+
+fn dtype_suffix(dtype: &Option<DType>) -> String {
+    dtype.map(|d| format!(" of dtype {d}")).unwrap_or_default()
 }

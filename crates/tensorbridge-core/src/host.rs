@@ -11,7 +11,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
 use crate::dtype::{cast_element, DType, Element};
 use crate::error::{Error, Result};
-use crate::layout::{contiguous_strides, Layout};
+use crate::layout::{checked_shape_bytes, contiguous_strides, Layout};
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -598,6 +598,97 @@ unsafe fn copy_tiles<S: Element, D: Element>(src: *const S, dst: *mut D, read: D
             }
         }
     }
+}
+
+/// The checks for a new result of `shape` × `dtype` (every op that makes one calls this before
+/// allocating): [`Error::ShapeTooLarge`] beyond `isize::MAX` bytes (NumPy's ValueError) and, for a
+/// result in host memory, the [`memory_guard`](crate::memory_guard) checks against the memory
+/// available now ([`Error::TooLarge`], NumPy's MemoryError). Returns the size in bytes.
+pub fn new_array_guard(
+    op: &'static str,
+    shape: &[usize],
+    dtype: DType,
+    in_host_memory: bool,
+) -> Result<usize> {
+    let bytes = checked_shape_bytes(op, shape, Some(dtype))?;
+    if in_host_memory {
+        crate::memory_guard::check_host_bytes(op, shape, dtype, bytes)?;
+    }
+    Ok(bytes)
+}
+
+// ---- bool bytes ---------------------------------------------------------------------------------
+
+/// True when every byte is 0 or 1: the only bit patterns a Rust `bool` may have. Any other byte in
+/// memory read as `bool` is undefined behaviour, so every ingress of foreign or raw memory as bool
+/// checks with this first (NumPy, PyTorch and DLPack producers allow any non-zero byte as True:
+/// `np.array([0, 3], np.uint8).view(np.bool_)`).
+///
+/// One pass, OR-reducing chunks so the compiler vectorises it; it stops at the first chunk with a
+/// stray byte.
+pub fn bool_bytes_are_canonical(bytes: &[u8]) -> bool {
+    const CHUNK: usize = 4096;
+    bytes
+        .chunks(CHUNK)
+        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) <= 1)
+}
+
+/// NumPy's truth value of each byte (`!= 0`), as bools: the normalising copy for memory that
+/// [`bool_bytes_are_canonical`] rejected.
+pub fn bools_from_bytes(bytes: &[u8]) -> Vec<bool> {
+    bytes.iter().map(|&b| b != 0).collect()
+}
+
+/// Bytes read as bools: borrowed in place when they are all 0 or 1, else one normalised copy.
+pub fn bool_slice_from_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, [bool]> {
+    if bool_bytes_are_canonical(bytes) {
+        // SAFETY: every byte is 0 or 1 (checked just above), the two valid bit patterns of
+        // `bool`, which has the size and alignment of `u8`; the slice borrows `bytes`.
+        let b = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<bool>(), bytes.len()) };
+        std::borrow::Cow::Borrowed(b)
+    } else {
+        std::borrow::Cow::Owned(bools_from_bytes(bytes))
+    }
+}
+
+/// A C-order host array of `dtype` and `shape` from the elements' native-endian bytes (copied;
+/// any alignment). Bool bytes are normalised (any non-zero byte is true), so foreign bool memory
+/// can never become a `bool` with another bit pattern.
+pub fn host_array_from_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<HostArray> {
+    let n = checked_shape_bytes("from bytes", shape, Some(dtype))? / dtype.size_in_bytes();
+    if bytes.len() != n * dtype.size_in_bytes() {
+        return Err(Error::ElementCount {
+            op: "from bytes",
+            len: bytes.len() / dtype.size_in_bytes(),
+            shape: shape.to_vec(),
+            expected: n,
+        });
+    }
+    let typed =
+        crate::with_dtype!(dtype, T => HostArray::from(typed_from_bytes::<T>(shape, bytes)?));
+    Ok(typed)
+}
+
+fn typed_from_bytes<T: Element>(shape: &[usize], bytes: &[u8]) -> Result<ArrayD<T>> {
+    let v: Vec<T> = if T::DTYPE == DType::Bool {
+        bytes
+            .iter()
+            .map(|&b| T::from_i128((b != 0) as i128))
+            .collect()
+    } else {
+        let size = std::mem::size_of::<T>();
+        let mut v: Vec<T> = Vec::with_capacity(bytes.len() / size);
+        // SAFETY: `v` has room for `bytes.len()` bytes of `T`s; the regions do not overlap; every
+        // non-bool element type is plain data for which every bit pattern is valid; the length is
+        // set after the bytes are written.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+            v.set_len(bytes.len() / size);
+        }
+        v
+    };
+    ArrayD::from_shape_vec(IxDyn(shape), v)
+        .map_err(|e| Error::InvalidArgument(format!("from bytes: {e}")))
 }
 
 #[cfg(test)]

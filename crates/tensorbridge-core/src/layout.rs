@@ -2,6 +2,7 @@
 //! transpose, permute, slice with steps, broadcast, squeeze, unsqueeze) is arithmetic on this struct,
 //! O(ndim), never a copy.
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// Shape, strides (in elements, may be negative or zero) and the offset of element `[0, .., 0]`.
@@ -26,6 +27,31 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
 /// The element count of `shape`, or `None` when it overflows `usize`.
 pub fn checked_elem_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// The size in bytes of an array of `shape` with elements of `dtype` (one byte each when `None`:
+/// the element count), or [`Error::ShapeTooLarge`] when it could exceed `isize::MAX` — NumPy's
+/// rule for any array, view or not ("array is too big"): the product of the non-zero dimensions
+/// times the item size must fit, even when another dimension is zero.
+pub fn checked_shape_bytes(
+    op: &'static str,
+    shape: &[usize],
+    dtype: Option<DType>,
+) -> Result<usize> {
+    let item = dtype.map_or(1, DType::size_in_bytes);
+    let largest = shape
+        .iter()
+        .try_fold(item, |acc, &d| acc.checked_mul(d.max(1)))
+        .filter(|&b| b <= isize::MAX as usize);
+    match largest {
+        None => Err(Error::ShapeTooLarge {
+            op,
+            shape: shape.to_vec(),
+            dtype,
+        }),
+        Some(_) if shape.contains(&0) => Ok(0),
+        Some(b) => Ok(b),
+    }
 }
 
 /// Normalises a possibly negative axis against `ndim`.
@@ -80,12 +106,14 @@ impl Layout {
     }
 
     /// A layout from raw parts. It is not checked against any storage: see [`Layout::check_fits`].
+    /// A shape of more than `isize::MAX` elements is [`Error::ShapeTooLarge`].
     pub fn new(shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Result<Self> {
         if shape.len() != strides.len() {
             return Err(Error::InvalidArgument(format!(
                 "layout: shape {shape:?} and strides {strides:?} differ in length"
             )));
         }
+        checked_shape_bytes("layout", &shape, None)?;
         Ok(Layout {
             shape,
             strides,
@@ -113,9 +141,14 @@ impl Layout {
         self.shape.len()
     }
 
-    /// Number of logical elements.
+    /// Number of logical elements. Every constructor that can grow a shape checks that this
+    /// fits `isize` ([`checked_shape_bytes`]); [`Layout::contiguous`] of an unchecked shape
+    /// saturates instead of wrapping.
     pub fn elem_count(&self) -> usize {
-        self.shape.iter().product()
+        if self.shape.contains(&0) {
+            return 0;
+        }
+        checked_elem_count(&self.shape).unwrap_or(usize::MAX)
     }
 
     /// True when the elements are row-major and dense (size-1 dimensions may have any stride).
@@ -338,7 +371,8 @@ impl Layout {
         Ok(l)
     }
 
-    /// NumPy `broadcast_to`: new leading axes and size-1 axes get stride 0.
+    /// NumPy `broadcast_to`: new leading axes and size-1 axes get stride 0. A target of more than
+    /// `isize::MAX` elements is [`Error::ShapeTooLarge`] (the tensor-level op also checks bytes).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         let err = || Error::ShapeMismatch {
             op: "broadcast_to",
@@ -348,6 +382,7 @@ impl Layout {
         if shape.len() < self.ndim() {
             return Err(err());
         }
+        checked_shape_bytes("broadcast_to", shape, None)?;
         let extra = shape.len() - self.ndim();
         let mut strides = vec![0isize; shape.len()];
         for (i, &d) in shape.iter().enumerate().skip(extra) {

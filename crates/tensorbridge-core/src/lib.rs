@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod any;
+mod arange;
 pub mod backend;
 pub mod dtype;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod host;
 pub mod layout;
 pub mod memory_guard;
 pub mod registry;
+pub mod round;
 pub mod tensor;
 
 pub use any::{AnyTensor, DynTensor, ScalarOp, TensorOp, ViewMemory, ViewOp};

@@ -173,22 +173,11 @@ pub(crate) fn too_large_message(
     )
 }
 
-/// Bytes of a new host array of `shape` × `dtype`, or [`Error::TooLarge`] with
-/// [`MemoryLimit::AddressSpace`] when that overflows or exceeds `isize::MAX`. Arithmetic only:
-/// valid for any device.
+/// Bytes of a new array of `shape` × `dtype`, or [`Error::ShapeTooLarge`] when the element
+/// count or the size in bytes exceeds `isize::MAX` (no array can have that shape; NumPy's
+/// ValueError). Arithmetic only: valid for any device.
 pub fn alloc_bytes(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
-    let bytes =
-        checked_elem_count(shape).map_or(u128::MAX, |n| n as u128 * dtype.size_in_bytes() as u128);
-    if bytes > isize::MAX as u128 {
-        return Err(too_large(
-            op,
-            shape,
-            dtype,
-            bytes,
-            MemoryLimit::AddressSpace,
-        ));
-    }
-    Ok(bytes as usize)
+    crate::layout::checked_shape_bytes(op, shape, Some(dtype))
 }
 
 fn too_large(

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, ArrayViewMutD, Data, Dimension};
 
+use crate::arange::Arange;
 use crate::backend::{Backend, BinaryOp, CmpOp, Device, ReduceOp, UnaryOp};
-use crate::dtype::{DType, DTypeKind, Element, Scalar};
+use crate::dtype::{int_fits, DType, DTypeKind, Element, Scalar};
 use crate::error::{Error, Result};
-use crate::host::{strided_view, HostArray};
-use crate::layout::{broadcast_shapes, checked_elem_count, infer_shape, normalize_axis, Layout};
+use crate::host::{new_array_guard, strided_view, HostArray};
+use crate::layout::{broadcast_shapes, checked_shape_bytes, infer_shape, normalize_axis, Layout};
 
 /// An immutable n-dimensional tensor on backend `B`. Cloning is O(1) and shares the storage.
 pub struct Tensor<B: Backend> {
@@ -52,10 +53,17 @@ fn standard_copy<T: Element>(a: &ArrayViewD<'_, T>) -> Result<ArrayD<T>> {
 }
 
 impl<B: Backend> Tensor<B> {
-    /// Wraps storage with a layout, checking that the layout fits.
+    /// Wraps storage with a layout, checking that the layout fits the storage and that its shape
+    /// is one an array of the storage's dtype can have ([`Error::ShapeTooLarge`] otherwise).
     pub fn from_storage(storage: Arc<B>, layout: Layout) -> Result<Self> {
         layout.check_fits(storage.len())?;
+        checked_shape_bytes("from_storage", layout.shape(), Some(storage.dtype()))?;
         Ok(Tensor { storage, layout })
+    }
+
+    /// [`new_array_guard`] for a result of this tensor's backend and device.
+    fn guard_new(op: &'static str, shape: &[usize], dtype: DType, device: &Device) -> Result<()> {
+        new_array_guard(op, shape, dtype, *device == Device::Cpu).map(drop)
     }
 
     fn contiguous_of(storage: B, shape: &[usize]) -> Self {
@@ -93,9 +101,8 @@ impl<B: Backend> Tensor<B> {
 
     /// A tensor from a flat slice and a shape.
     pub fn from_slice<T: Element>(data: &[T], shape: &[usize], device: &Device) -> Result<Self> {
-        let expected = checked_elem_count(shape).ok_or_else(|| {
-            Error::InvalidArgument(format!("shape {shape:?} overflows the element count"))
-        })?;
+        let expected =
+            checked_shape_bytes("from_slice", shape, Some(T::DTYPE))? / T::DTYPE.size_in_bytes();
         if expected != data.len() {
             return Err(Error::ElementCount {
                 op: "from_slice",
@@ -116,7 +123,14 @@ impl<B: Backend> Tensor<B> {
         Self::from_slice(&[value], &[], device)
     }
 
-    /// `shape` filled with `value` converted to `dtype` (default: the scalar's own dtype).
+    /// `shape` filled with `value` converted to `dtype` (default: the scalar's own dtype, see
+    /// [`Scalar::default_dtype`]), from the exact value: an int never passes through f64.
+    ///
+    /// Errors as NumPy 2: an int outside an integer dtype's range is
+    /// [`Error::IntegerOutOfBounds`] (`np.full(2, 300, dtype=np.uint8)`); a shape beyond
+    /// `isize::MAX` bytes is [`Error::ShapeTooLarge`]; one that exceeds the host's available
+    /// memory (on the CPU device) is [`Error::TooLarge`]. Floats into an integer dtype truncate
+    /// toward zero and saturate (NaN → 0), as [`Tensor::cast`].
     pub fn full(
         shape: &[usize],
         value: Scalar,
@@ -124,15 +138,13 @@ impl<B: Backend> Tensor<B> {
         device: &Device,
     ) -> Result<Self> {
         let dtype = dtype.unwrap_or(value.default_dtype());
-        // The guard first: an element count that overflows is a too-large tensor (MemoryError in
-        // Python, as NumPy), not an invalid argument.
-        crate::memory_guard::alloc_bytes("full", shape, dtype)?;
-        let n = checked_elem_count(shape).ok_or_else(|| {
-            Error::InvalidArgument(format!("shape {shape:?} overflows the element count"))
-        })?;
-        // Backends allocate the flat count: a refusal names the shape as given.
-        let storage = B::full(device, n, dtype, value).map_err(|e| e.with_shape(shape))?;
-        Ok(Self::contiguous_of(storage, shape))
+        value.check_fits(dtype)?;
+        let n =
+            new_array_guard("full", shape, dtype, *device == Device::Cpu)? / dtype.size_in_bytes();
+        Ok(Self::contiguous_of(
+            B::full(device, n, dtype, value).map_err(|e| e.with_shape(shape))?,
+            shape,
+        ))
     }
 
     /// Zeros of `dtype`.
@@ -145,7 +157,18 @@ impl<B: Backend> Tensor<B> {
         Self::full(shape, Scalar::Int(1), Some(dtype), device)
     }
 
-    /// NumPy `arange(start, stop, step)`: `ceil((stop - start) / step)` values.
+    /// NumPy `arange(start, stop, step)`, bit for bit: `ceil((stop - start) / step)` values,
+    /// `out[0] = start`, `out[1] = start + step`, then `out[0] + i * (out[1] - out[0])` computed
+    /// in the dtype (f16/bf16 in f32), as NumPy's `fill` does. Without a dtype: int64 promoted
+    /// with each argument's own dtype (so any float gives float64, an int above int64 float64).
+    ///
+    /// The values are computed on the host by the core for every backend, then moved to
+    /// `device` like any host data (one upload for a device tensor), so no backend can differ.
+    ///
+    /// Errors: a zero, infinite or NaN step or bound ([`Error::InvalidArgument`]); an int value
+    /// outside an integer dtype ([`Error::IntegerOutOfBounds`]); bool with more than 2 values
+    /// ([`Error::Unsupported`]); too many elements ([`Error::ShapeTooLarge`] /
+    /// [`Error::TooLarge`]).
     pub fn arange(
         start: Scalar,
         stop: Scalar,
@@ -153,33 +176,9 @@ impl<B: Backend> Tensor<B> {
         dtype: Option<DType>,
         device: &Device,
     ) -> Result<Self> {
-        let (s, e, st) = (start.to_f64(), stop.to_f64(), step.to_f64());
-        if st == 0.0 || !st.is_finite() || !s.is_finite() || !e.is_finite() {
-            return Err(Error::InvalidArgument(format!(
-                "arange: start {s}, stop {e} and step {st} must be finite, step non-zero"
-            )));
-        }
-        let inferred = [start, stop, step]
-            .iter()
-            .map(|v| v.default_dtype())
-            .fold(DType::Bool, DType::promote);
-        let dtype = dtype.unwrap_or(if inferred == DType::Bool {
-            DType::I64
-        } else {
-            inferred
-        });
-        let len = ((e - s) / st).ceil().max(0.0);
-        if len > (isize::MAX as f64) {
-            return Err(Error::InvalidArgument(format!(
-                "arange: {len} elements is too many"
-            )));
-        }
-        let len = len as usize;
-        crate::memory_guard::alloc_bytes("arange", &[len], dtype)?;
-        Ok(Self::contiguous_of(
-            B::arange(device, s, st, len, dtype)?,
-            &[len],
-        ))
+        let a = Arange::new(start, stop, step, dtype)?;
+        Self::guard_new("arange", &[a.len], a.dtype, device)?;
+        Self::from_host(a.fill()?, device)
     }
 
     // ---- properties -----------------------------------------------------------------------
@@ -266,9 +265,12 @@ impl<B: Backend> Tensor<B> {
         let a = normalize_axis("select", axis, self.ndim())?;
         Ok(self.with_layout(self.layout.select(a, index)?))
     }
-    /// NumPy `broadcast_to`.
+    /// NumPy `broadcast_to` (a view). A shape beyond `isize::MAX` bytes of this dtype is
+    /// [`Error::ShapeTooLarge`], as NumPy's "array is too big".
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Self> {
-        Ok(self.with_layout(self.layout.broadcast_to(shape)?))
+        let layout = self.layout.broadcast_to(shape)?;
+        checked_shape_bytes("broadcast_to", shape, Some(self.dtype()))?;
+        Ok(self.with_layout(layout))
     }
     /// Removes size-1 axes (all, or the one given).
     pub fn squeeze(&self, axis: Option<isize>) -> Result<Self> {
@@ -286,15 +288,27 @@ impl<B: Backend> Tensor<B> {
         if self.layout.is_contiguous() && self.layout.offset() == 0 {
             return Ok(self.clone());
         }
+        Self::guard_new("contiguous", self.shape(), self.dtype(), &self.device())?;
         let s = self.storage.contiguous(&self.layout)?;
         Ok(Self::contiguous_of(s, self.shape()))
     }
 
-    /// NumPy `astype`: same tensor when the dtype already matches.
+    /// Converts to `dtype` (the same tensor when the dtype already matches), with
+    /// [`cast_element`](crate::cast_element)'s rules on every backend:
+    ///
+    /// - integer → integer keeps the low bits (wraps) and anything → bool is `!= 0` (NaN is
+    ///   true), as NumPy's `astype`;
+    /// - into a float dtype the exact value is rounded once, to nearest-even (f64 → f16/bf16
+    ///   included), except integer → bfloat16, which rounds through float32 as ml_dtypes and
+    ///   PyTorch do;
+    /// - float → integer truncates toward zero and **saturates** at the dtype's bounds, NaN → 0.
+    ///   NumPy's result there is platform-defined (x86-64 gives the "integer indefinite" value,
+    ///   e.g. int32 −2³¹ for NaN and for 1e10); tensorbridge saturates on every backend instead.
     pub fn cast(&self, dtype: DType) -> Result<Self> {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
+        Self::guard_new("cast", self.shape(), dtype, &self.device())?;
         Ok(Self::contiguous_of(
             self.storage.cast(&self.layout, dtype)?,
             self.shape(),
@@ -316,6 +330,7 @@ impl<B: Backend> Tensor<B> {
             }
             _ => self.clone(),
         };
+        Self::guard_new("unary", src.shape(), src.dtype(), &src.device())?;
         let s = src.storage.unary(&src.layout, op)?;
         Ok(Self::contiguous_of(s, src.shape()))
     }
@@ -362,16 +377,19 @@ impl<B: Backend> Tensor<B> {
         }
     }
 
-    /// Casts both operands to `dtype`, broadcasts them, and hands them to `f`.
+    /// Casts both operands to `dtype`, broadcasts them, and hands them to `f`, whose result
+    /// (of `out_dtype`) is checked for size first.
     fn broadcast_pair<R>(
         &self,
         rhs: &Self,
         dtype: DType,
+        out_dtype: DType,
         op: &'static str,
         f: impl FnOnce(&Self, &Layout, &Self, &Layout) -> Result<R>,
     ) -> Result<(R, Vec<usize>)> {
         self.check_same_device(rhs, op)?;
         let shape = broadcast_shapes(op, self.shape(), rhs.shape())?;
+        Self::guard_new(op, &shape, out_dtype, &self.device())?;
         let (a, b) = (self.cast(dtype)?, rhs.cast(dtype)?);
         let (la, lb) = (
             a.layout.broadcast_to(&shape)?,
@@ -382,7 +400,7 @@ impl<B: Backend> Tensor<B> {
 
     fn binary(&self, rhs: &Self, op: BinaryOp, name: &'static str) -> Result<Self> {
         let dtype = Self::arith_dtype(op, DType::promote(self.dtype(), rhs.dtype()))?;
-        let (s, shape) = self.broadcast_pair(rhs, dtype, name, |a, la, b, lb| {
+        let (s, shape) = self.broadcast_pair(rhs, dtype, dtype, name, |a, la, b, lb| {
             a.storage.binary(la, &b.storage, lb, op)
         })?;
         Ok(Self::contiguous_of(s, &shape))
@@ -397,6 +415,9 @@ impl<B: Backend> Tensor<B> {
         })
     }
 
+    /// `self op value`: the scalar is weak (NEP 50), converted exactly into the computing dtype;
+    /// a Python int outside an integer tensor's range is [`Error::IntegerOutOfBounds`] (NumPy 2's
+    /// OverflowError), except in true division, which computes in float64.
     fn binary_scalar(&self, value: Scalar, op: BinaryOp, reversed: bool) -> Result<Self> {
         let dtype = match op {
             // True division of integers computes in float64 whatever the Python int is, so an int
@@ -452,23 +473,36 @@ impl<B: Backend> Tensor<B> {
 
     fn compare(&self, rhs: &Self, op: CmpOp) -> Result<Self> {
         let dtype = DType::promote(self.dtype(), rhs.dtype());
-        let (s, shape) = self.broadcast_pair(rhs, dtype, "compare", |a, la, b, lb| {
-            a.storage.compare(la, &b.storage, lb, op)
-        })?;
+        let (s, shape) =
+            self.broadcast_pair(rhs, dtype, DType::Bool, "compare", |a, la, b, lb| {
+                a.storage.compare(la, &b.storage, lb, op)
+            })?;
         Ok(Self::contiguous_of(s, &shape))
     }
 
+    /// `self op value` → bool, exactly as NumPy 2 compares with a Python scalar: the scalar is
+    /// weak, converted exactly into the tensor's dtype (integers are never compared through f64);
+    /// an int outside an integer dtype's range answers every element at once (`uint8 < 300` is
+    /// all true, `uint8 == -1` all false). With a bool tensor an int must fit int64, as NumPy.
     fn compare_scalar(&self, value: Scalar, op: CmpOp) -> Result<Self> {
-        // Out-of-range Python ints still compare correctly (NumPy 2): widen instead of failing.
-        let dtype = value
-            .weak_result(self.dtype())
-            .unwrap_or_else(|_| DType::promote(self.dtype(), DType::I64));
-        let dtype = if matches!(value, Scalar::Int(v) if v > i64::MAX as i128 || v < i64::MIN as i128)
-        {
-            DType::F64
-        } else {
-            dtype
-        };
+        if let Scalar::Int(v) = value {
+            if self.dtype().is_int() && !int_fits(v, self.dtype()) {
+                // Above every value of the dtype when positive, below every one when negative.
+                let above = v > 0;
+                let answer = match op {
+                    CmpOp::Eq => false,
+                    CmpOp::Lt => above,
+                    CmpOp::Gt => !above,
+                };
+                return Self::full(
+                    self.shape(),
+                    Scalar::Bool(answer),
+                    Some(DType::Bool),
+                    &self.device(),
+                );
+            }
+        }
+        let dtype = value.weak_result(self.dtype())?;
         let s = self.scalar_like(value, dtype)?;
         self.compare(&s, op)
     }
@@ -538,6 +572,8 @@ impl<B: Backend> Tensor<B> {
             rhs: rhs.shape().to_vec(),
         })?;
         let dtype = DType::promote(a.dtype(), b.dtype());
+        let full = [&batch[..], &[m, n]].concat();
+        Self::guard_new("matmul", &full, dtype, &self.device())?;
         let (a, b) = (a.cast(dtype)?, b.cast(dtype)?);
         let la = a.layout.broadcast_to(&[&batch[..], &[m, k]].concat())?;
         let lb = b.layout.broadcast_to(&[&batch[..], &[k, n]].concat())?;
@@ -549,7 +585,6 @@ impl<B: Backend> Tensor<B> {
         if rhs.ndim() > 1 {
             out.push(n);
         }
-        let full = [&batch[..], &[m, n]].concat();
         let t = Self::contiguous_of(s, &full);
         Ok(t.with_layout(Layout::contiguous(&out)))
     }

@@ -88,9 +88,6 @@ impl<B: Backend> Backend for Counted<B> {
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
         B::full(device, len, dtype, value).map(Self::wrap)
     }
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        B::arange(device, start, step, len, dtype).map(Self::wrap)
-    }
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
         self.inner.unary(layout, op).map(Self::wrap)
     }

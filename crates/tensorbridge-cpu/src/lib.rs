@@ -23,7 +23,9 @@ use std::any::Any;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
-use tensorbridge_core::host::{copy_into, to_contiguous};
+use tensorbridge_core::host::{
+    bool_bytes_are_canonical, bools_from_bytes, copy_into, to_contiguous,
+};
 use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory,
@@ -150,16 +152,49 @@ impl Cpu {
 
     /// Storage over foreign host memory, without copying.
     ///
+    /// **bool:** foreign memory of dtype bool (a NumPy `bool_` array, a DLPack `kDLBool` tensor)
+    /// may hold any byte, and NumPy reads every non-zero byte as True. A Rust `bool` must be 0 or
+    /// 1, so for `T = bool` the bytes are checked first
+    /// ([`bool_bytes_are_canonical`](tensorbridge_core::host::bool_bytes_are_canonical)): when
+    /// they are all 0/1 the memory is shared as usual; otherwise the storage is one normalised
+    /// copy (`byte != 0`) and `owner` is released. No other byte ever becomes a `bool` here;
+    /// shared memory must then keep holding only 0/1 bytes (the "nobody writes" contract below).
+    ///
     /// # Safety
-    /// `ptr` must be non-null, aligned for `T`, and valid for reads of `len` initialised `T`s for as
-    /// long as `owner` is alive; nobody may write that memory while a tensor reads it unless the
-    /// caller accepts the data race semantics of shared host memory (as `torch.from_numpy` does).
+    /// `ptr` must be non-null, aligned for `T`, and valid for reads of `len` initialised elements
+    /// (`len * size_of::<T>()` bytes; for `T = bool` any byte values) for as long as `owner` is
+    /// alive; nobody may write that memory while a tensor reads it unless the caller accepts the
+    /// data race semantics of shared host memory (as `torch.from_numpy` does).
     pub unsafe fn from_foreign<T: CpuElement>(
         ptr: *const T,
         len: usize,
         owner: Arc<dyn Any + Send + Sync>,
     ) -> Self {
+        if T::DTYPE == DType::Bool {
+            // SAFETY: the caller guarantees `len` readable, initialised bytes at `ptr` (bool is
+            // one byte); they are read as `u8`, for which every byte is valid.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+            if !bool_bytes_are_canonical(bytes) {
+                return Cpu::Bool(Buffer::Owned(bools_from_bytes(bytes)));
+            }
+        }
         T::wrap(Buffer::Foreign { ptr, len, owner })
+    }
+
+    /// Storage of `dtype` over `len` elements of foreign host memory at `ptr`, without copying
+    /// (bool bytes checked and normalised as in [`Cpu::from_foreign`]): the dtype-erased form for
+    /// importers (NumPy arrays, DLPack) that know the dtype at run time.
+    ///
+    /// # Safety
+    /// As [`Cpu::from_foreign`], for the element type of `dtype`.
+    pub unsafe fn from_foreign_bytes(
+        ptr: *const u8,
+        len: usize,
+        dtype: DType,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
+        // SAFETY: forwarded: the caller's contract is from_foreign's for this element type.
+        with_dtype!(dtype, T => unsafe { Cpu::from_foreign::<T>(ptr.cast::<T>(), len, owner) })
     }
 
     /// The typed elements, when the storage is of dtype `T`.
@@ -226,15 +261,6 @@ impl Backend for Cpu {
         with_dtype!(dtype, T => {
             let mut v = try_alloc::<T>("full", &[len])?;
             v.resize(len, value.to_element::<T>());
-            Ok(Cpu::from_vec(v))
-        })
-    }
-
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        Self::check_device(device)?;
-        with_dtype!(dtype, T => {
-            let mut v = try_alloc::<T>("arange", &[len])?;
-            v.extend((0..len).map(|i| T::from_f64(start + i as f64 * step)));
             Ok(Cpu::from_vec(v))
         })
     }
@@ -475,9 +501,51 @@ mod tests {
     }
 
     #[test]
-    fn full_of_a_shape_whose_element_count_overflows_is_too_large() {
+    fn full_of_a_shape_beyond_isize_bytes_is_shape_too_large_and_beyond_memory_too_large() {
+        // NumPy: np.zeros((2**62, 4)) is ValueError "array is too big", np.zeros(2**57) a
+        // MemoryError.
         let e = Tensor::<Cpu>::zeros(&[1 << 62, 4], DType::F64, &Device::Cpu).unwrap_err();
+        assert!(matches!(e, Error::ShapeTooLarge { .. }), "{e}");
+        let e = Tensor::<Cpu>::zeros(&[1 << 57], DType::F64, &Device::Cpu).unwrap_err();
         assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
+
+    /// Foreign bool memory with bytes other than 0/1 (`np.array([0, 1, 3, 200], np.uint8)
+    /// .view(np.bool_)`) becomes one normalised copy; 0/1 memory is shared in place.
+    #[test]
+    fn foreign_bool_bytes_are_checked_and_normalised_once() {
+        let raw: Arc<Vec<u8>> = Arc::new(vec![0, 1, 3, 200]);
+        // SAFETY: 4 readable bytes owned by the Arc moved into the storage.
+        let s = unsafe { Cpu::from_foreign(raw.as_ptr().cast::<bool>(), 4, raw.clone()) };
+        assert_eq!(s.host_bytes().unwrap(), &[0, 1, 1, 1]);
+        assert_ne!(
+            s.host_bytes().unwrap().as_ptr(),
+            raw.as_ptr(),
+            "normalised copy"
+        );
+        let t = Tensor::from_storage(Arc::new(s), Layout::contiguous(&[4])).unwrap();
+        let f = t.cast(DType::F32).unwrap().to_host_array::<f32>().unwrap();
+        assert_eq!(f.as_slice().unwrap(), &[0.0, 1.0, 1.0, 1.0]);
+        let sum = t.sum(None, false).unwrap().to_host_array::<i64>().unwrap();
+        assert_eq!(sum.as_slice().unwrap(), &[3]);
+        let min = t
+            .slice(0, Some(1), None, 1)
+            .unwrap()
+            .min(None, false)
+            .unwrap();
+        assert_eq!(
+            min.to_host_array::<bool>().unwrap().as_slice().unwrap(),
+            &[true]
+        );
+
+        let ok: Arc<Vec<u8>> = Arc::new(vec![0, 1, 1, 0]);
+        // SAFETY: as above.
+        let s = unsafe { Cpu::from_foreign_bytes(ok.as_ptr(), 4, DType::Bool, ok.clone()) };
+        assert_eq!(
+            s.host_bytes().unwrap().as_ptr(),
+            ok.as_ptr(),
+            "0/1 bytes are shared"
+        );
     }
 
     #[test]

@@ -418,7 +418,6 @@ fn apply<B: Backend>(node: &Node<B>, inputs: &[(Arc<B>, &Layout)]) -> Result<B> 
     match &node.op {
         Op::Source => Err(internal("a source without a value")),
         Op::Full(v) => B::full(&node.device, node.len, node.dtype, *v),
-        Op::Arange { start, step } => B::arange(&node.device, *start, *step, node.len, node.dtype),
         Op::Unary(op) => {
             let (a, la) = arg(0)?;
             a.unary(la, *op)

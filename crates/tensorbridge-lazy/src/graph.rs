@@ -17,11 +17,6 @@ pub(crate) enum Op {
     Source,
     /// `len` copies of a scalar (also every Python-scalar operand of `x * 2`).
     Full(Scalar),
-    /// `start + i * step`.
-    Arange {
-        start: f64,
-        step: f64,
-    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Compare(CmpOp),
@@ -59,7 +54,6 @@ impl Op {
         match self {
             Op::Source => "input".into(),
             Op::Full(v) => format!("full({})", scalar_text(*v)),
-            Op::Arange { start, step } => format!("arange(start={start:?}, step={step:?})"),
             Op::Unary(op) => lower(op),
             Op::Binary(op) => lower(op),
             Op::Compare(op) => lower(op),
@@ -76,9 +70,6 @@ impl Op {
     pub(crate) fn key(&self) -> String {
         match self {
             Op::Full(Scalar::Float(v)) => format!("full:f{:x}", v.to_bits()),
-            Op::Arange { start, step } => {
-                format!("arange:{:x}:{:x}", start.to_bits(), step.to_bits())
-            }
             other => format!("{other:?}"),
         }
     }

@@ -196,19 +196,6 @@ impl<B: Backend> Backend for Lazy<B> {
         })
     }
 
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        Self::check_device(device, dtype)?;
-        Ok(Lazy {
-            node: Node::new(
-                Op::Arange { start, step },
-                Vec::new(),
-                dtype,
-                vec![len],
-                *device,
-            ),
-        })
-    }
-
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
         let transcendental = matches!(op, UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt);
         if transcendental && !self.dtype().is_float() {

@@ -8,10 +8,10 @@
 //! widening zero-extends.
 //!
 //! Casts follow [`cast_element`](tensorbridge_core::cast_element) bit for bit, where libtorch's
-//! `static_cast`s differ: float → int saturates (NaN → 0) instead of being undefined; 64-bit
-//! integers reach floats through f64, as the core does; f64 → f16/bf16 rounds once (libtorch
-//! goes through f32 and rounds twice — we round to f32 "to odd" first, which makes the second
-//! rounding exact).
+//! `static_cast`s differ: float → int saturates (NaN → 0) instead of being undefined; integers
+//! round once into f32/f64 (uint64, stored as int64, with the sign bit handled here), into f16
+//! and bf16 through f32 as the core does; f64 → f16/bf16 rounds once (libtorch goes through f32
+//! and rounds twice — we round to f32 "to odd" first, which makes the second rounding exact).
 
 use tch::{Kind, Tensor as TchTensor};
 use tensorbridge_core::{DType, DTypeKind, Error, Result};
@@ -103,10 +103,10 @@ pub(crate) fn cast(x: &TchTensor, from: DType, to: DType) -> Result<TchTensor> {
         (DTypeKind::Bool, _) => x.f_to_kind(storage_kind(to)).or_tch(),
         (DTypeKind::Float, DTypeKind::Float) => float_to_float(x, from, to),
         (DTypeKind::Float, _) => float_to_int(x, from, to),
-        (_, DTypeKind::Float) => {
-            let wide = int_to_f64(x, from)?;
-            float_to_float(&wide, DType::F64, to)
-        }
+        (_, DTypeKind::Float) if to == DType::F64 => int_to_f64(x, from),
+        // One rounding into f32; f16 from there is exact (an integer beyond f32's 24 bits is
+        // beyond f16's range too), bf16 rounds again, as the core and ml_dtypes do.
+        (_, DTypeKind::Float) => int_to_f32(x, from)?.f_to_kind(storage_kind(to)).or_tch(),
         _ => int_to_int(x, from, to),
     }
 }
@@ -148,6 +148,30 @@ fn int_to_f64(x: &TchTensor, from: DType) -> Result<TchTensor> {
                 .or_tch()
         }
         _ => x.f_to_kind(Kind::Double).or_tch(),
+    }
+}
+
+/// An integer tensor as f32, rounded once to nearest-even (`static_cast<float>` of the exact
+/// value).
+fn int_to_f32(x: &TchTensor, from: DType) -> Result<TchTensor> {
+    match from {
+        DType::U16 | DType::U32 => zero_extend(x, from)?.f_to_kind(Kind::Float).or_tch(),
+        DType::U64 => {
+            // Stored as int64: values from 2^63 up read as negative. Those are halved with the
+            // dropped bit kept as a sticky bit (rounding v/2 to 24 bits is then exact), converted,
+            // and doubled (exact).
+            let high = x.f_lt(0i64).or_tch()?;
+            let halved = x
+                .f_bitwise_right_shift_tensor_scalar(1i64)
+                .and_then(|h| h.f_bitwise_and(i64::MAX))
+                .and_then(|h| h.f_bitwise_or_tensor(&x.f_bitwise_and(1i64)?))
+                .and_then(|h| h.f_to_kind(Kind::Float))
+                .and_then(|h| h.f_mul_scalar(2.0f64))
+                .or_tch()?;
+            let low = x.f_to_kind(Kind::Float).or_tch()?;
+            halved.f_where_self(&high, &low).or_tch()
+        }
+        _ => x.f_to_kind(Kind::Float).or_tch(),
     }
 }
 

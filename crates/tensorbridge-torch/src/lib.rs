@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayViewMutD;
 use tch::{Kind, Tensor as TchTensor};
+use tensorbridge_core::host::bool_bytes_are_canonical;
 use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_dtype, with_host_array, Backend, BinaryOp, CmpOp, DType, DTypeKind, Device, DeviceKind,
@@ -111,10 +112,17 @@ impl Torch {
     /// Storage over `len` elements of `dtype` at `ptr` in memory of `device`, read in place and
     /// kept alive by `owner`.
     ///
+    /// **bool:** the memory may hold any byte (NumPy, PyTorch and DLPack producers treat every
+    /// non-zero byte as True); only 0 and 1 may be read as `bool`. So for dtype bool the bytes
+    /// are checked first (on the host with
+    /// [`bool_bytes_are_canonical`](tensorbridge_core::host::bool_bytes_are_canonical), on a GPU
+    /// with one reduction `any(byte > 1)`): 0/1 memory is shared in place, anything else becomes
+    /// one normalised copy (`byte != 0`) and `owner` is released.
+    ///
     /// # Safety
-    /// `ptr` must point to `len` initialised elements of `dtype`, aligned for it, in memory of
-    /// `device` (host memory for `Device::Cpu`, device memory of that GPU otherwise), valid and
-    /// unmodified for as long as `owner` lives.
+    /// `ptr` must point to `len` initialised elements of `dtype` (for bool: bytes of any value),
+    /// aligned for it, in memory of `device` (host memory for `Device::Cpu`, device memory of that
+    /// GPU otherwise), valid and unmodified for as long as `owner` lives.
     pub unsafe fn from_raw(
         ptr: *const u8,
         len: usize,
@@ -123,15 +131,64 @@ impl Torch {
         owner: Arc<dyn Any + Send + Sync>,
     ) -> Result<Self> {
         let dev = cuda::tch_device(device)?;
-        // SAFETY: the caller's contract above is exactly from_blob's.
-        let data = unsafe {
-            TchTensor::f_from_blob(ptr, &[len as i64], &[1], storage_kind(dtype), dev).or_tch()?
+        // Bool memory is read as bytes until it is known to hold only 0 and 1.
+        let kind = match dtype {
+            DType::Bool => Kind::Uint8,
+            d => storage_kind(d),
         };
+        // SAFETY: the caller's contract above is exactly from_blob's (uint8 for bool memory has
+        // bool's size and alignment, and every byte is a valid uint8).
+        let data = unsafe { TchTensor::f_from_blob(ptr, &[len as i64], &[1], kind, dev).or_tch()? };
+        if dtype == DType::Bool {
+            return Torch::bool_from_bytes(data, *device, Some(owner));
+        }
         Ok(Torch {
             data,
             dtype,
             device: *device,
             _owner: Some(owner),
+        })
+    }
+
+    /// Bool storage over `bytes` (a flat, contiguous uint8 tensor on `device` over memory that
+    /// holds bools): the same memory when every byte is 0 or 1, else one normalised copy.
+    fn bool_from_bytes(
+        bytes: TchTensor,
+        device: Device,
+        owner: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Result<Self> {
+        let canonical = if device == Device::Cpu {
+            let n = bytes.numel();
+            n == 0 || {
+                // SAFETY: `bytes` is a contiguous CPU uint8 tensor of `n` elements, alive (and
+                // not written) for the duration of this borrow.
+                let b = unsafe { std::slice::from_raw_parts(bytes.data_ptr() as *const u8, n) };
+                bool_bytes_are_canonical(b)
+            }
+        } else {
+            bytes
+                .f_gt(1i64)
+                .and_then(|m| m.f_any())
+                .and_then(|a| a.f_int64_value(&[]))
+                .or_tch()?
+                == 0
+        };
+        if canonical {
+            let data = bytes.f_view_dtype(Kind::Bool).or_tch()?;
+            return Ok(Torch {
+                data,
+                dtype: DType::Bool,
+                device,
+                _owner: owner,
+            });
+        }
+        // New libtorch memory: nothing borrowed any more.
+        let data = bytes.f_ne(0i64).or_tch()?;
+        Ok(Torch {
+            data,
+            dtype: DType::Bool,
+            device,
+            _owner: None,
         })
     }
 
@@ -274,18 +331,6 @@ impl Backend for Torch {
             .f_to_device(dev)
             .and_then(|t| t.f_expand([len as i64], false))
             .or_tch()?;
-        Torch::wrap(t, dtype, *device)
-    }
-
-    fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
-        let dev = cuda::tch_device(device)?;
-        check_host_op(device, "arange", &[len], DType::F64, 2)?;
-        // start + i * step in f64, the same two roundings as the core's reference.
-        let t = TchTensor::f_arange(len as i64, (Kind::Double, dev))
-            .and_then(|t| t.f_mul_scalar(step))
-            .and_then(|t| t.f_add_scalar(start))
-            .or_tch()?;
-        let t = kinds::cast(&t, DType::F64, dtype)?;
         Torch::wrap(t, dtype, *device)
     }
 
@@ -525,7 +570,9 @@ impl Backend for Torch {
 
 /// A tch tensor as a tensorbridge tensor on the same device, sharing its memory where it is
 /// contiguous (else one copy by libtorch). A tensor that requires grad is taken detached, as a
-/// value: conversion never fails because of autograd.
+/// value: conversion never fails because of autograd. A bool tensor whose bytes are not all 0/1
+/// (`torch.from_numpy(np.array([0, 3], np.uint8).view(np.bool_))`) is normalised into one copy
+/// (any non-zero byte is True), as [`Torch::from_raw`] does.
 pub fn from_tch(t: &TchTensor) -> Result<Tensor<Torch>> {
     let kind = t.f_kind().or_tch()?;
     let dtype = dtype_of_kind(kind).ok_or_else(|| {
@@ -535,7 +582,11 @@ pub fn from_tch(t: &TchTensor) -> Result<Tensor<Torch>> {
     })?;
     let device = cuda::our_device(t.device())?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    let storage = Torch::wrap(t.f_detach().or_tch()?, dtype, device)?;
+    let mut storage = Torch::wrap(t.f_detach().or_tch()?, dtype, device)?;
+    if dtype == DType::Bool {
+        let bytes = storage.data.f_view_dtype(Kind::Uint8).or_tch()?;
+        storage = Torch::bool_from_bytes(bytes, device, None)?;
+    }
     Tensor::from_storage(Arc::new(storage), Layout::contiguous(&shape))
 }
 

@@ -1,10 +1,14 @@
-//! `cast` between every pair of dtypes, on every layout, plus NumPy's `astype` values pinned.
+//! `cast` between every pair of dtypes, on every layout, plus NumPy's `astype` values pinned,
+//! plus the rounding of every cast into a float dtype checked bit for bit: all 65,536 f16 and
+//! bf16 bit patterns into every dtype, f64 and f32 values at and around every rounding midpoint
+//! of the narrower floats, and integers at the edges of every integer dtype.
 
-use tensorbridge_core::{Backend, DType, Device, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use tensorbridge_core::{Backend, DType, Device, HostArray, Tensor};
 
 use crate::checker::{Checker, Tol};
 use crate::fixtures::{fixture, Dist, CASES};
-use crate::reference::{self, host_of, Value};
+use crate::reference::{self, bits_value, host_of, int_range, Value};
 use crate::rng::Lcg;
 
 /// `astype` results NumPy gives (x86-64), independent of the core's conversion code. Where NumPy
@@ -29,6 +33,36 @@ fn pinned() -> Vec<(DType, Value, DType, Value)> {
         (Bool, I(1), BF16, F(1.0)),
         (F64, F(65520.0), F16, F(f64::INFINITY)),
         (F64, F(2049.0), F16, F(2048.0)),
+        // Rounded once from the f64 value: NumPy's float16 bits 0x3ca9 (not 0x3ca8, the result
+        // of rounding through float32), bf16 0xbf1d.
+        (F64, F(1.1645508316087867), F16, F(bits_value(0x3ca9, F16))),
+        (
+            F64,
+            F(-0.6113285415306722),
+            BF16,
+            F(bits_value(0xbf1d, BF16)),
+        ),
+        // Integers are exact into float64 up to 2^53 and rounded once beyond; into float32 once.
+        (I64, I((1 << 53) + 1), F64, F(9007199254740992.0)),
+        (U64, I(u64::MAX as i128), F64, F(18446744073709551616.0)),
+        (
+            I64,
+            I((1 << 60) + (1 << 36) + 1),
+            F32,
+            F(((1u64 << 60) + (1 << 37)) as f64),
+        ),
+        (
+            U64,
+            I((1 << 63) + (1 << 39) + 1),
+            F32,
+            F(((1u64 << 63) + (1 << 40)) as f64),
+        ),
+        // Out-of-range floats saturate and NaN is 0 (NumPy: platform-defined).
+        (F64, F(f64::NAN), I32, I(0)),
+        (F32, F(-1e10), I32, I(i32::MIN as i128)),
+        (F64, F(1e300), U64, I(u64::MAX as i128)),
+        (F16, F(-1.0), U8, I(0)),
+        (BF16, F(3.0e38), I64, I(i64::MAX as i128)),
         (F32, F(1.00390625), BF16, F(1.0)),
         (F16, F(65504.0), BF16, F(65536.0)),
         (BF16, F(3.0e38), F16, F(f64::INFINITY)),
@@ -67,5 +101,117 @@ pub fn check_cast<B: Backend>(device: &Device) {
         let got = Tensor::<B>::from_host(input, device).and_then(|t| t.cast(to));
         c.tensor(&ctx, got, &host_of(to, &[], vec![want]), &Tol::Exact);
     }
+    for (what, input) in rounding_inputs() {
+        for to in DType::ALL {
+            let ctx = format!("cast of {what} -> {to}");
+            let got = Tensor::<B>::from_host(input.clone(), device).and_then(|t| t.cast(to));
+            c.tensor(&ctx, got, &reference::cast(&input, to), &Tol::Exact);
+        }
+    }
     c.finish();
+}
+
+fn host_1d<T: tensorbridge_core::Element>(v: Vec<T>) -> HostArray {
+    let n = v.len();
+    HostArray::from(ArrayD::from_shape_vec(IxDyn(&[n]), v).expect("1-D"))
+}
+
+/// The inputs whose casts test rounding: every bit pattern of the 16-bit floats; f64 and f32
+/// values exactly at, one ulp around, and far inside every midpoint between neighbouring f16,
+/// bf16 (and, for f64, f32) values, plus random ones; integers at the edges of each integer
+/// dtype and just past 2^24, 2^53 and 2^63.
+fn rounding_inputs() -> Vec<(String, HostArray)> {
+    let mut out = Vec::new();
+    let all_bits = || (0..=u16::MAX).collect::<Vec<u16>>();
+    out.push((
+        "all 65536 f16 bit patterns".to_string(),
+        host_1d(all_bits().into_iter().map(half::f16::from_bits).collect()),
+    ));
+    out.push((
+        "all 65536 bf16 bit patterns".to_string(),
+        host_1d(all_bits().into_iter().map(half::bf16::from_bits).collect()),
+    ));
+    let mut f64s: Vec<f64> = Vec::new();
+    let mut f32s: Vec<f32> = Vec::new();
+    let up = |x: f64| f64::from_bits(x.to_bits() + 1);
+    let down = |x: f64| f64::from_bits(x.to_bits() - 1);
+    for (dtype, step) in [(DType::F16, 3u16), (DType::BF16, 3)] {
+        let max = if dtype == DType::F16 { 0x7bff } else { 0x7f7f };
+        for b in (0..max).step_by(step as usize) {
+            let (lo, hi) = (bits_value(b as u64, dtype), bits_value(b as u64 + 1, dtype));
+            let mid = (lo + hi) / 2.0;
+            for x in [mid, up(mid), down(mid), mid + (hi - lo) * 2f64.powi(-40)] {
+                f64s.extend([x, -x]);
+            }
+            // Midpoints are exact in f32 too; one f32 ulp either side.
+            let m32 = mid as f32;
+            for x in [
+                m32,
+                f32::from_bits(m32.to_bits() + 1),
+                f32::from_bits(m32.to_bits() - 1),
+            ] {
+                f32s.extend([x, -x]);
+            }
+        }
+    }
+    // f64 → f32 midpoints, and f32's edges.
+    let mut rng = Lcg::new(0x0DD5);
+    for _ in 0..4000 {
+        let b = (rng.next_u64() as u32) & 0x7f7f_fffe;
+        let (lo, hi) = (f32::from_bits(b) as f64, f32::from_bits(b + 1) as f64);
+        let mid = (lo + hi) / 2.0;
+        f64s.extend([mid, up(mid), down(mid)]);
+    }
+    for _ in 0..20000 {
+        // Random magnitudes across every binade, random mantissas.
+        let x = f64::from_bits(rng.next_u64() & !(1 << 63) & 0x47ff_ffff_ffff_ffff);
+        let y = f64::from_bits(rng.next_u64());
+        f64s.extend([x, -x, y]);
+        f32s.push(f32::from_bits(rng.next_u64() as u32));
+    }
+    f64s.extend([
+        f32::MAX as f64,
+        up(f32::MAX as f64),
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+    ]);
+    f64s.extend([
+        65504.0,
+        65519.99,
+        65520.0,
+        3.3895313892515355e38,
+        3.4e38,
+        f64::INFINITY,
+    ]);
+    f64s.extend([-f64::INFINITY, f64::NAN, -0.0, 0.5, 1.5, 2.5, -2.5]);
+    out.push((format!("{} f64 rounding cases", f64s.len()), host_1d(f64s)));
+    out.push((format!("{} f32 rounding cases", f32s.len()), host_1d(f32s)));
+    for dtype in [
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+    ] {
+        let (lo, hi) = int_range(dtype);
+        let mut v: Vec<i128> = vec![lo, lo + 1, 0, 1, hi - 1, hi];
+        for p in [24, 53, 63] {
+            let base = 1i128 << p;
+            for d in [-3, -1, 0, 1, 3, (1 << 20) + 1] {
+                v.extend([base + d, -(base + d), (base + d) << 1]);
+            }
+        }
+        for _ in 0..200 {
+            v.push(rng.int_in(lo, hi));
+        }
+        v.retain(|x| (lo..=hi).contains(x));
+        let values: Vec<Value> = v.into_iter().map(Value::Int).collect();
+        let n = values.len();
+        out.push((format!("{dtype} edges"), host_of(dtype, &[n], values)));
+    }
+    out
 }

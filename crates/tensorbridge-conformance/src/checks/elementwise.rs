@@ -163,8 +163,8 @@ pub fn check_scalar_arithmetic<B: Backend>(device: &Device) {
                         );
                         let got = apply_scalar(op, reversed, &t, s);
                         let Some(out) = reference::scalar_op_dtype(op, s, dtype) else {
-                            c.error(&ctx, got, "Error::InvalidArgument (out of bounds)", |e| {
-                                matches!(e, Error::InvalidArgument(_))
+                            c.error(&ctx, got, "Error::IntegerOutOfBounds", |e| {
+                                matches!(e, Error::IntegerOutOfBounds { .. })
                             });
                             continue;
                         };

@@ -1,0 +1,170 @@
+//! Correctly rounded conversions into the 16-bit floats, the ones `half` does not give.
+//!
+//! `half` 2.7's `f16::from_f64` / `bf16::from_f64` are not correctly rounded: the software path
+//! drops the low 32 bits of the f64 mantissa before deciding a tie (so `-0.6113285415306722`
+//! becomes bf16 `0xbf1c`, not `0xbf1d`), and with F16C the f16 path goes through `f64 as f32`,
+//! which rounds twice (`1.1645508316087867` becomes `0x3ca8`, not NumPy's `0x3ca9`). The functions
+//! here round the exact f64 value once, to nearest with ties to even, as IEEE 754 and NumPy's
+//! `npy_double_to_half` do: first to f32 *rounding to odd* (truncate, and set the last bit when
+//! anything was cut off), then to the 16-bit type to nearest-even. Rounding to odd keeps a sticky
+//! bit, so the second rounding is exact whenever the intermediate has at least two more bits than
+//! the target (f32 has 24, f16 11, bf16 8 — subnormal ranges included: bf16 and f32 share the
+//! exponent range, and f16's subnormals are f32 normals).
+
+use half::{bf16, f16};
+
+/// `x` rounded to f32 "to odd": the f32 toward zero from `x`, with its last mantissa bit set when
+/// that is not `x` itself. NaN stays NaN; beyond f32's range the result is `±f32::MAX`, odd (so a
+/// narrower type then rounds it to infinity, as it must).
+#[inline]
+pub fn f64_to_f32_round_to_odd(x: f64) -> f32 {
+    let near = x as f32;
+    let back = near as f64;
+    if back == x || x.is_nan() {
+        return near;
+    }
+    // `near` is one of the two f32 around `x`; the one toward zero is `near` itself or, when
+    // `near` is farther from zero than `x`, its neighbour one step toward zero (never the other
+    // sign: |near| > |x| > 0 there).
+    let bits = near.to_bits();
+    let toward_zero = if back.abs() > x.abs() { bits - 1 } else { bits };
+    f32::from_bits(toward_zero | 1)
+}
+
+/// `x` rounded once, to nearest with ties to even, to IEEE half precision (NumPy's
+/// `float64 → float16`).
+#[inline]
+pub fn f64_to_f16(x: f64) -> f16 {
+    f16::from_f32(f64_to_f32_round_to_odd(x))
+}
+
+/// `x` rounded once, to nearest with ties to even, to bfloat16. (ml_dtypes rounds
+/// `float64 → bfloat16` through float32, i.e. twice; the results differ only for values within
+/// 2⁻²⁴ (relative) of a bfloat16 midpoint. PyTorch's `.to(torch.bfloat16)` rounds twice as well.)
+#[inline]
+pub fn f64_to_bf16(x: f64) -> bf16 {
+    bf16::from_f32(f64_to_f32_round_to_odd(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of adjacent finite values of a 16-bit type, as f64 (exact).
+    fn neighbours(
+        to_f64: fn(u16) -> f64,
+        max_finite: u16,
+    ) -> impl Iterator<Item = (u16, f64, f64)> {
+        (0..max_finite).map(move |b| (b, to_f64(b), to_f64(b + 1)))
+    }
+
+    /// The midpoint of every adjacent pair rounds to the even one, and anything on either side
+    /// of it (one f64 ulp, and the widest deviation below f32 precision) to the nearer one. The
+    /// expected values are the two neighbours themselves: no rounding code is involved.
+    fn check_midpoints(
+        name: &str,
+        to_f64: fn(u16) -> f64,
+        from_f64: fn(f64) -> u16,
+        max_finite: u16,
+    ) {
+        for (lo_bits, lo, hi) in neighbours(to_f64, max_finite) {
+            let mid = (lo + hi) / 2.0; // exact: one more bit than the 16-bit type has
+            let even = if lo_bits % 2 == 0 {
+                lo_bits
+            } else {
+                lo_bits + 1
+            };
+            for sign in [1.0, -1.0] {
+                let s = |b: u16| if sign < 0.0 { b | 0x8000 } else { b };
+                let cases = [
+                    (mid, s(even)),
+                    (next_up(mid), s(lo_bits + 1)),
+                    (next_down(mid), s(lo_bits)),
+                    (mid + (hi - lo) * 2f64.powi(-30), s(lo_bits + 1)),
+                    (mid - (hi - lo) * 2f64.powi(-30), s(lo_bits)),
+                    (lo, s(lo_bits)),
+                ];
+                for (x, want) in cases {
+                    let got = from_f64(sign * x);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{name}: {:e} gives {got:#06x}, expected {want:#06x}",
+                        sign * x
+                    );
+                }
+            }
+        }
+    }
+
+    fn next_up(x: f64) -> f64 {
+        f64::from_bits(x.to_bits() + 1)
+    }
+    fn next_down(x: f64) -> f64 {
+        f64::from_bits(x.to_bits() - 1)
+    }
+
+    #[test]
+    fn f16_rounds_every_midpoint_once_to_even() {
+        check_midpoints(
+            "f16",
+            |b| f16::from_bits(b).to_f64(),
+            |x| f64_to_f16(x).to_bits(),
+            0x7bff,
+        );
+    }
+
+    #[test]
+    fn bf16_rounds_every_midpoint_once_to_even() {
+        check_midpoints(
+            "bf16",
+            |b| bf16::from_bits(b).to_f64(),
+            |x| f64_to_bf16(x).to_bits(),
+            0x7f7f,
+        );
+    }
+
+    #[test]
+    fn the_values_that_half_rounds_wrong() {
+        assert_eq!(f64_to_bf16(-0.6113285415306722).to_bits(), 0xbf1d);
+        assert_eq!(f64_to_f16(1.1645508316087867).to_bits(), 0x3ca9);
+    }
+
+    #[test]
+    fn overflow_underflow_infinities_and_nan() {
+        // f16: 65520 is the midpoint between 65504 and the next binade: rounds to infinity.
+        assert_eq!(f64_to_f16(65520.0).to_bits(), 0x7c00);
+        assert_eq!(f64_to_f16(next_down(65520.0)).to_bits(), 0x7bff);
+        assert_eq!(f64_to_f16(-1e300).to_bits(), 0xfc00);
+        assert_eq!(f64_to_bf16(1e300).to_bits(), 0x7f80);
+        assert_eq!(f64_to_bf16(f64::MAX).to_bits(), 0x7f80);
+        assert_eq!(f64_to_f16(f64::INFINITY).to_bits(), 0x7c00);
+        assert_eq!(f64_to_bf16(f64::NEG_INFINITY).to_bits(), 0xff80);
+        assert!(f64_to_f16(f64::NAN).is_nan());
+        assert!(f64_to_bf16(-f64::NAN).is_nan());
+        // Half the smallest subnormal is a tie with zero (even); anything above rounds up.
+        let tiny16 = 2f64.powi(-25);
+        assert_eq!(f64_to_f16(tiny16).to_bits(), 0);
+        assert_eq!(f64_to_f16(next_up(tiny16)).to_bits(), 1);
+        assert_eq!(f64_to_f16(-next_up(tiny16)).to_bits(), 0x8001);
+        let tiny_bf = 2f64.powi(-134);
+        assert_eq!(f64_to_bf16(tiny_bf).to_bits(), 0);
+        assert_eq!(f64_to_bf16(next_up(tiny_bf)).to_bits(), 1);
+        assert_eq!(f64_to_bf16(1e-300).to_bits(), 0);
+        assert_eq!(f64_to_bf16(-1e-300).to_bits(), 0x8000);
+        assert_eq!(f64_to_bf16(-0.0).to_bits(), 0x8000);
+    }
+
+    #[test]
+    fn round_to_odd_is_exact_or_odd() {
+        assert_eq!(f64_to_f32_round_to_odd(1.5), 1.5);
+        let x = 1.0 + 2f64.powi(-30);
+        let r = f64_to_f32_round_to_odd(x);
+        assert_eq!(r.to_bits(), 1.0f32.to_bits() | 1);
+        let r = f64_to_f32_round_to_odd(-x);
+        assert_eq!(r.to_bits(), (-1.0f32).to_bits() | 1);
+        assert_eq!(f64_to_f32_round_to_odd(1e300), f32::MAX);
+        assert_eq!(f64_to_f32_round_to_odd(-1e300), -f32::MAX);
+        assert_eq!(f64_to_f32_round_to_odd(1e-300).to_bits(), 1);
+    }
+}

@@ -630,6 +630,22 @@ pub fn host_bytes_guard(
     Ok(bytes as usize)
 }
 
+// ---- bool bytes ---------------------------------------------------------------------------------
+
+/// True when every byte is 0 or 1: the only bit patterns a Rust `bool` may have. Any other byte in
+/// memory read as `bool` is undefined behaviour, so every ingress of foreign or raw memory as bool
+/// checks with this first (NumPy, PyTorch and DLPack producers allow any non-zero byte as True:
+/// `np.array([0, 3], np.uint8).view(np.bool_)`).
+///
+/// One pass, OR-reducing chunks so the compiler vectorises it; it stops at the first chunk with a
+/// stray byte.
+pub fn bool_bytes_are_canonical(bytes: &[u8]) -> bool {
+    const CHUNK: usize = 4096;
+    bytes
+        .chunks(CHUNK)
+        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) <= 1)
+}
+
 /// The host memory that can be allocated now without swapping (Linux `MemAvailable`), for a
 /// [`host_bytes_guard`] limit before copying a device tensor to a new host array; `u128::MAX` when
 /// the platform does not say.
@@ -896,6 +912,19 @@ mod tests {
         assert_eq!(h.as_typed::<f32>(), Some(&a));
         assert!(h.clone().into_typed::<f64>().is_err());
         assert_eq!(h.into_typed::<f32>().unwrap(), a);
+    }
+
+    #[test]
+    fn bool_bytes_are_canonical_only_for_zeros_and_ones() {
+        assert!(bool_bytes_are_canonical(&[]));
+        assert!(bool_bytes_are_canonical(&[0, 1, 1, 0]));
+        assert!(!bool_bytes_are_canonical(&[0, 1, 3]));
+        assert!(!bool_bytes_are_canonical(&[200]));
+        // A stray byte past the first chunk is found too.
+        let mut long = vec![1u8; 10_000];
+        assert!(bool_bytes_are_canonical(&long));
+        long[9_999] = 2;
+        assert!(!bool_bytes_are_canonical(&long));
     }
 
     #[test]

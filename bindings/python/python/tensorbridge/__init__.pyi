@@ -153,7 +153,8 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
     """A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
 
     Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
-    whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    whose memory cannot be viewed (misaligned, byte-swapped, or bool arrays with bytes other than
+    0 and 1, which NumPy reads as True) are copied once (bools normalised to 0/1).
     """
 
 def from_torch(tensor: Any) -> Tensor:

@@ -342,6 +342,17 @@ pub fn import_array(
     let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
     let span = StridedSpan::of(&shape, &strides).py(py)?;
     let base = (data as *const u8).wrapping_offset(span.lowest * item as isize);
+    if d == DType::Bool {
+        // SAFETY: the span's bytes lie in the ndarray's buffer (computed from its own shape and
+        // strides; a bool is one byte), which `arr` keeps alive for this call; any byte is a
+        // valid `u8`.
+        let bytes = unsafe { std::slice::from_raw_parts(base, span.len) };
+        if !tensorbridge::host::bool_bytes_are_canonical(bytes) {
+            // NumPy reads any non-zero byte as True; a Rust `bool` may only be 0 or 1. One
+            // normalising copy (`a.view(uint8) != 0`), imported in place.
+            return import_array(py, &normalised_bools(py, arr)?, false);
+        }
+    }
     let memory = ExternalMemory {
         ptr: base,
         len: span.len,
@@ -364,6 +375,18 @@ pub fn import_array(
     run_guarded(py, n * item, || {
         AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
     })
+}
+
+/// `a.view(np.uint8).astype(np.bool_)`: a new bool ndarray whose bytes are all 0 or 1, True
+/// where `a`'s byte is non-zero (NumPy's truth value of a bool byte).
+fn normalised_bools<'py>(
+    py: Python<'py>,
+    arr: &Bound<'py, PyUntypedArray>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let np = py.import("numpy")?;
+    let bytes = arr.call_method1("view", (np.getattr("uint8")?,))?;
+    let fixed = bytes.call_method1("astype", (np.getattr("bool_")?,))?;
+    Ok(fixed.cast_into::<PyUntypedArray>()?)
 }
 
 /// A tensor of the default host backend holding a copy of an ndarray's values.

@@ -51,13 +51,19 @@ class Tensor:
     def __len__(self) -> int: ...
     def __getitem__(self, key: Any, /) -> Tensor: ...
     def numpy(
-        self, *, copy: bool | None = None, out: np.ndarray[Any, Any] | None = None
+        self,
+        *,
+        copy: bool | None = None,
+        out: np.ndarray[Any, Any] | None = None,
+        casting: str | None = None,
     ) -> np.ndarray[Any, Any]:
         """The values as an ndarray: a read-only zero-copy view of host memory when possible,
         else one copy. ``copy=True``: always a new writable array. ``copy=False``: ValueError
         when a copy is needed. ``out=``: a writable ndarray of the same shape (an ``np.memmap``
         works) receives the values, converted to its dtype, chunk by chunk, and is returned;
-        device tensors larger than host memory convert into a file this way."""
+        device tensors larger than host memory convert into a file this way. The conversion
+        follows ``np.copyto``'s ``casting`` rule (default ``"same_kind"``; TypeError when the
+        rule forbids it, e.g. float64 into int32 without ``casting="unsafe"``)."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]: ...
     def __dlpack__(
         self,

@@ -218,13 +218,15 @@ fn write_into<T: Element>(
     run_guarded(py, bytes, || t.to_host_into(&mut view))
 }
 
-/// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype,
-/// any non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
+/// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype
+/// if `np.can_cast(t.dtype, out.dtype, casting)`, else TypeError as `np.copyto`; any
+/// non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
 /// stream chunk by chunk, so a tensor larger than host RAM can be converted into a file.
 pub fn export_into<'py>(
     py: Python<'py>,
     t: &AnyTensor,
     out: &Bound<'py, PyAny>,
+    casting: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = out.cast::<PyUntypedArray>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -252,6 +254,7 @@ pub fn export_into<'py>(
             "out is byte-swapped; use a native byte order",
         ));
     }
+    check_casting(py, t.dtype(), &arr.dtype(), casting)?;
     let item = d.size_in_bytes() as isize;
     let data = array_data(arr);
     let shape = arr.shape().to_vec();
@@ -278,6 +281,31 @@ pub fn export_into<'py>(
         run_guarded(py, n * item as usize, || t.to_host_into(&mut view))?;
     });
     Ok(out.clone())
+}
+
+/// `np.copyto`'s rule: TypeError unless NumPy can cast `from` into `to` under `casting` ("no",
+/// "equiv", "safe", "same_kind", "unsafe"; anything else is NumPy's ValueError).
+fn check_casting(
+    py: Python<'_>,
+    from: DType,
+    to: &Bound<'_, PyArrayDescr>,
+    casting: &str,
+) -> PyResult<()> {
+    // bfloat16 without ml_dtypes has no NumPy dtype; `out` cannot be bfloat16 then, and float32
+    // is castable exactly where bfloat16 is (both floats, and bf16 -> f32 is safe).
+    let src = descr(py, from).or_else(|_| descr(py, DType::F32))?;
+    let np = py.import("numpy")?;
+    let ok: bool = np
+        .call_method1("can_cast", (&src, to, casting))?
+        .extract()?;
+    if ok {
+        return Ok(());
+    }
+    Err(PyTypeError::new_err(format!(
+        "Cannot cast tensor data from dtype('{from}') to dtype('{}') according to the rule \
+         '{casting}' (pass casting='unsafe' to allow it)",
+        to.getattr("name")?
+    )))
 }
 
 /// True when two positions of a view with these element strides share memory.

@@ -133,13 +133,13 @@ fn scalar_arg(v: &Bound<'_, PyAny>, target: Option<DType>, check_range: bool) ->
     let value = if python_number && !numpy_scalar {
         v.clone()
     } else {
-        // NumPy scalars and 0-d arrays: their Python value (a NumPy scalar's value is its own,
-        // so it is not range-checked: NumPy casts it).
+        // NumPy scalars and 0-d arrays: their Python value.
         v.call_method0("item").map_err(|_| {
             PyTypeError::new_err(format!("expected a real number, got {}", type_name()))
         })?
     };
-    let check_range = check_range && !numpy_scalar;
+    // Only a Python int is NumPy 2's OverflowError; a NumPy scalar or array is cast as NumPy casts.
+    let check_range = check_range && python_number && !numpy_scalar;
     if value.is_instance_of::<PyBool>() {
         return Ok(Scalar::Bool(value.extract()?));
     }

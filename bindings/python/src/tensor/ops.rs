@@ -175,12 +175,17 @@ pub fn operand(other: &Bound<'_, PyAny>, like: &AnyTensor, use_: Use) -> PyResul
     if let Ok(t) = other.cast::<PyTensor>() {
         return Ok(Some(Operand::Tensor(t.get().inner.clone())));
     }
-    // Python scalars are weak; NumPy scalars are not, although `np.float64` subclasses `float`
-    // (and `np.bool_`/`np.int64` are no `bool`/`int`): they are arrays here.
-    let numpy_scalar = py
-        .import("numpy")?
-        .getattr("generic")
-        .and_then(|g| other.is_instance(&g))?;
+    // Python scalars are weak. NumPy scalars are not, although `np.float64` subclasses `float`
+    // (`np.bool_` and `np.int64` are no `bool`/`int`): they are arrays here. Exact Python types
+    // (the common case) cannot be NumPy scalars, so only the others are looked at twice.
+    let exact = other.is_exact_instance_of::<PyBool>()
+        || other.is_exact_instance_of::<PyInt>()
+        || other.is_exact_instance_of::<PyFloat>();
+    let numpy_scalar = !exact
+        && py
+            .import("numpy")?
+            .getattr("generic")
+            .and_then(|g| other.is_instance(&g))?;
     if !numpy_scalar {
         if other.is_instance_of::<PyBool>() {
             return Ok(Some(Operand::Scalar(Scalar::Bool(other.extract()?))));

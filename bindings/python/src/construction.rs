@@ -2,17 +2,17 @@
 //! `tb.zeros`, ... in `tensorbridge/__init__.py` call these) and the registry as Python sees it.
 
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 use tensorbridge::registry;
-use tensorbridge::{AnyTensor, Device, Scalar};
+use tensorbridge::{AnyTensor, DType, Device, Scalar};
 
-use crate::args::{dims_arg, dtype_of_descr, opt_dtype, parse_device, placement};
+use crate::args::{dims_arg, dtype_of_descr, opt_dtype, parse_device, parse_dtype, placement};
 use crate::errors::{run_guarded, IntoPyResult};
 use crate::interop::dlpack;
 use crate::interop::numpy::import_array;
-use crate::tensor::{bytes_of, operand, Operand, PyTensor};
+use crate::tensor::{bytes_of, int_fits, PyTensor};
 
 /// Makes a tensor from an ndarray: zero-copy unless `copy` (then one copy, GIL released), cast to
 /// `dtype` when given, moved to `backend`/`device`.
@@ -55,6 +55,43 @@ pub fn _from_numpy(
     Ok(PyTensor::wrap(out))
 }
 
+/// `tb.tensor(t)` of a Tensor: a new tensor holding a copy of its values (never its storage,
+/// which may be memory a NumPy array or torch tensor still writes to), cast to `dtype` first,
+/// on `backend`/`device` (default: `t`'s).
+#[pyfunction]
+#[pyo3(signature = (t, *, dtype=None, backend=None, device=None))]
+pub fn _copy(
+    py: Python<'_>,
+    t: &Bound<'_, PyTensor>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> PyResult<PyTensor> {
+    registry::init();
+    let t = &t.get().inner;
+    let entry = match backend {
+        Some(b) => registry::find(b).py(py)?,
+        None => t.backend(),
+    };
+    let dev = match device {
+        Some(d) => parse_device(py, d)?,
+        None => t.device(),
+    };
+    entry.check_device(&dev).py(py)?;
+    let target = match dtype {
+        Some(d) => opt_dtype(d)?,
+        None => None,
+    };
+    let out = run_guarded(py, bytes_of(t), || {
+        let src = match target {
+            Some(d) => t.cast(d)?,
+            None => t.clone(),
+        };
+        AnyTensor::from_host(entry, src.to_host()?, &dev)
+    })?;
+    Ok(PyTensor::wrap(out))
+}
+
 /// `tb.from_dlpack`: a tensor over a DLPack producer's memory (zero-copy unless a copy is asked
 /// for or needed), on `backend`/`device` when given.
 #[pyfunction]
@@ -74,30 +111,60 @@ pub fn _from_dlpack(
     )?))
 }
 
-/// A Python number (or NumPy scalar / 0-d array) as a scalar.
-fn scalar_arg(v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+/// A fill value or `arange` bound: a Python number, or a NumPy scalar / 0-d array (its Python
+/// value), exactly (a Python int never passes through float64). `target` is the dtype it becomes:
+/// a Python int beyond i128 only fits a float dtype, and an int that an integer `target` cannot
+/// hold is NumPy 2's OverflowError when `check_range` (`np.full(2, 300, dtype=np.uint8)`).
+fn scalar_arg(v: &Bound<'_, PyAny>, target: Option<DType>, check_range: bool) -> PyResult<Scalar> {
+    let py = v.py();
     let type_name = || {
         v.get_type()
             .name()
             .map(|n| n.to_string())
             .unwrap_or_default()
     };
-    match operand(v)? {
-        Some(Operand::Scalar(s)) => Ok(s),
-        _ => {
-            // NumPy scalars and 0-d arrays: take their Python value.
-            let item = v.call_method0("item").map_err(|_| {
-                PyTypeError::new_err(format!("expected a Python number, got {}", type_name()))
-            })?;
-            match operand(&item)? {
-                Some(Operand::Scalar(s)) => Ok(s),
-                _ => Err(PyTypeError::new_err(format!(
-                    "expected a real number, got {}",
-                    type_name()
-                ))),
-            }
-        }
+    let numpy_scalar = py
+        .import("numpy")?
+        .getattr("generic")
+        .and_then(|g| v.is_instance(&g))?;
+    let python_number = v.is_instance_of::<PyBool>()
+        || v.is_instance_of::<PyInt>()
+        || v.is_instance_of::<PyFloat>();
+    let value = if python_number && !numpy_scalar {
+        v.clone()
+    } else {
+        // NumPy scalars and 0-d arrays: their Python value.
+        v.call_method0("item").map_err(|_| {
+            PyTypeError::new_err(format!("expected a real number, got {}", type_name()))
+        })?
+    };
+    // Only a Python int is NumPy 2's OverflowError; a NumPy scalar or array is cast as NumPy casts.
+    let check_range = check_range && python_number && !numpy_scalar;
+    if value.is_instance_of::<PyBool>() {
+        return Ok(Scalar::Bool(value.extract()?));
     }
+    if value.is_instance_of::<PyInt>() {
+        let out_of_bounds = |d: DType| {
+            let shown = value.str().map(|s| s.to_string()).unwrap_or_default();
+            PyOverflowError::new_err(format!("Python integer {shown} out of bounds for {d}"))
+        };
+        return match (value.extract::<i128>().ok(), target) {
+            (Some(i), Some(d)) if check_range && d.is_int() && !int_fits(i, d) => {
+                Err(out_of_bounds(d))
+            }
+            (Some(i), _) => Ok(Scalar::Int(i)),
+            // Python's conversion: OverflowError beyond float64's range.
+            (None, Some(d)) if d.is_float() => Ok(Scalar::Float(value.extract::<f64>()?)),
+            (None, d) => Err(out_of_bounds(d.unwrap_or(DType::I64))),
+        };
+    }
+    if value.is_instance_of::<PyFloat>() {
+        return Ok(Scalar::Float(value.extract()?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "expected a real number, got {}",
+        type_name()
+    )))
 }
 
 /// `shape` filled with `value`.
@@ -116,7 +183,7 @@ pub fn _full(
         Some(d) => opt_dtype(d)?,
         None => None,
     };
-    let v = scalar_arg(value)?;
+    let v = scalar_arg(value, d, true)?;
     let bytes = shape.iter().fold(8usize, |acc, &x| acc.saturating_mul(x));
     let out = run_guarded(py, bytes, || AnyTensor::full(entry, &shape, v, d, &dev))?;
     Ok(PyTensor::wrap(out))
@@ -139,7 +206,11 @@ pub fn _arange(
         Some(d) => opt_dtype(d)?,
         None => None,
     };
-    let (a, b, c) = (scalar_arg(start)?, scalar_arg(stop)?, scalar_arg(step)?);
+    let (a, b, c) = (
+        scalar_arg(start, d, false)?,
+        scalar_arg(stop, d, false)?,
+        scalar_arg(step, d, false)?,
+    );
     // The work is the length the core will compute (NumPy's ceil((stop - start) / step)).
     let len = ((b.to_f64() - a.to_f64()) / c.to_f64()).ceil();
     let work = if len.is_finite() && len > 0.0 {
@@ -149,6 +220,13 @@ pub fn _arange(
     };
     let out = run_guarded(py, work, || AnyTensor::arange(entry, a, b, c, d, &dev))?;
     Ok(PyTensor::wrap(out))
+}
+
+/// The tensorbridge name of a dtype-like (`"float32"`, `np.uint8`, `"bf16"` -> `"bfloat16"`);
+/// TypeError for a dtype tensorbridge does not have.
+#[pyfunction]
+pub fn _dtype_name(dtype: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    Ok(parse_dtype(dtype)?.name())
 }
 
 /// Names of the backends compiled into this build, in registration order.

@@ -32,6 +32,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::PySession>()?;
     m.add_function(wrap_pyfunction!(construction::_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_from_dlpack, m)?)?;
+    m.add_function(wrap_pyfunction!(construction::_copy, m)?)?;
+    m.add_function(wrap_pyfunction!(construction::_dtype_name, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_full, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_arange, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_compiled_backends, m)?)?;

@@ -1,5 +1,6 @@
-"""Bad inputs raise TypeError / ValueError / IndexError / MemoryError / RuntimeError naming the
-problem (shape, dtype, backend), and a Rust panic never reaches Python."""
+"""Bad inputs raise TypeError / ValueError / IndexError / MemoryError / RuntimeError (or, for a
+Python int out of a dtype's range, NumPy's OverflowError) naming the problem (shape, dtype,
+backend), and a Rust panic never reaches Python."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import given
 
 import tensorbridge as tb
 
-CONTRACT_ERRORS = (TypeError, ValueError, IndexError, MemoryError, RuntimeError)
+CONTRACT_ERRORS = (TypeError, ValueError, IndexError, MemoryError, RuntimeError, OverflowError)
 
 
 # ---- construction --------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_unsupported_operands_are_a_type_error() -> None:
     for other in ("a", None, object(), {1: 2}):
         with pytest.raises(TypeError):
             t + other
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(OverflowError, match="out of bounds for int64"):
         t + 2**200
 
 

@@ -277,10 +277,19 @@ def test_numpy_functions_and_ufuncs_return_ndarrays() -> None:
     assert type(out) is np.ndarray
     assert_same_array(out, np.array([[2, 3], [5, 9]]))
     assert type(np.multiply(t, t)) is np.ndarray
-    assert np.array([1, 2]) + tb.tensor([1, 2]) is not NotImplemented
-    assert type(np.array([1, 2]) + tb.tensor([1, 2])) is np.ndarray
     assert_same_array(np.concatenate([t, t]), np.array([[1, 2], [4, 8]] * 2))
     assert_same_array(np.asarray([t, t]), np.array([[[1, 2], [4, 8]]] * 2))
+
+
+def test_operators_with_an_ndarray_on_either_side_return_tensors() -> None:
+    # As with torch.Tensor: NumPy defers its operators to the tensor's (__array_priority__),
+    # so `ndarray + t` is `t.__radd__(ndarray)`, a tensor on t's backend, like `t + ndarray`.
+    t = tb.tensor([1, 2], dtype="int16")
+    for got in (np.array([1, 2]) + t, t + np.array([1, 2]), np.int64(1) * t, [1, 2] + t):
+        assert isinstance(got, tb.Tensor) and got.backend == t.backend
+        assert got.dtype == np.int64
+    assert isinstance(np.array([1, 2]) == t, tb.Tensor)
+    assert_same_array((np.array([3, 4]) - t).numpy(), np.array([2, 2]))
 
 
 def test_numpy_copy_keyword_only() -> None:

@@ -135,9 +135,9 @@ def _numpy_or_error(f: Any, *args: Any) -> Any:
             return e
 
 
-# NumPy raises OverflowError for an out-of-range Python int (NEP 50); tensorbridge raises
-# ValueError (the contract's exception types), naming the value and the dtype.
-_EXPECTED_ERROR = {TypeError: TypeError, ValueError: ValueError, OverflowError: ValueError}
+# NumPy raises OverflowError for an out-of-range Python int (NEP 50); so does tensorbridge, naming
+# the value and the dtype.
+_EXPECTED_ERROR = {TypeError: TypeError, ValueError: ValueError, OverflowError: OverflowError}
 
 
 def _check_against_numpy(got_f: Any, expected: Any) -> None:

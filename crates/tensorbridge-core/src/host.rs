@@ -944,4 +944,18 @@ mod tests {
         assert!(h.clone().into_typed::<f64>().is_err());
         assert_eq!(h.into_typed::<f32>().unwrap(), a);
     }
+
+    #[test]
+    fn bool_bytes_are_canonical_only_for_zeros_and_ones() {
+        assert!(bool_bytes_are_canonical(&[]));
+        assert!(bool_bytes_are_canonical(&[0, 1, 1, 0]));
+        assert!(!bool_bytes_are_canonical(&[0, 1, 3]));
+        assert!(!bool_bytes_are_canonical(&[200]));
+        // A stray byte past the first chunk is found too.
+        let mut long = vec![1u8; 10_000];
+        assert!(bool_bytes_are_canonical(&long));
+        long[9_999] = 2;
+        assert!(!bool_bytes_are_canonical(&long));
+    }
+
 }

@@ -218,18 +218,42 @@ def _torch_to_ndarray(x: Any) -> np.ndarray[Any, Any]:
     return np.asarray(x.resolve_conj().resolve_neg().numpy())
 
 
-def _as_ndarray(data: Any, what: str) -> np.ndarray[Any, Any]:
+def _numpy_dtype(dtype: Any) -> np.dtype[Any] | None:
+    """NumPy's dtype for a tensorbridge dtype-like (``None`` for bfloat16, which NumPy converts
+    Python data into only through ml_dtypes, rounding twice; the core's cast rounds once)."""
+    name = _native._dtype_name(dtype)
+    return None if name == "bfloat16" else np.dtype(name)
+
+
+def _is_python_data(data: Any) -> bool:
+    """Nested Python lists/tuples and Python scalars: what NumPy converts element by element
+    (rather than casting an existing array)."""
+    if isinstance(data, (np.ndarray, np.generic, Tensor)) or _is_torch_tensor(data):
+        return False
+    return not any(
+        hasattr(data, p) for p in ("__array__", "__array_interface__", "__array_struct__")
+    )
+
+
+def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]:
+    """``data`` as an ndarray of a dtype tensorbridge has. With ``dtype``, Python data converts
+    as ``np.asarray(data, dtype=dtype)`` (exact ints, NumPy's errors); arrays are cast later."""
     if _is_torch_tensor(data):
         return _torch_to_ndarray(data)
     if isinstance(data, (str, bytes, dict, set)) or data is None:
         raise TypeError(f"{what}: cannot make a tensor from {type(data).__name__}")
+    target = _numpy_dtype(dtype) if dtype is not None and _is_python_data(data) else None
     try:
-        arr = np.asarray(data)
+        arr = np.asarray(data) if target is None else np.asarray(data, dtype=target)
+    except OverflowError:
+        raise  # NumPy's: a Python int out of the dtype's range
     except ValueError as e:
+        if target is not None and "ragged" not in str(e) and "inhomogeneous" not in str(e):
+            raise  # NumPy's: e.g. "cannot convert float NaN to integer"
         raise ValueError(
             f"{what}: nested sequences must be rectangular (ragged input): {e}"
         ) from None
-    except (TypeError, OverflowError) as e:
+    except TypeError as e:
         raise TypeError(f"{what}: cannot convert {type(data).__name__} to a tensor: {e}") from None
     _check_dtype(arr, what)
     if not arr.dtype.isnative:
@@ -247,7 +271,8 @@ def tensor(
 
     ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
     ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
-    or a Tensor.
+    or a Tensor (always copied, as ``np.array`` and ``torch.tensor`` do, also when it shares
+    NumPy or torch memory through ``tb.from_numpy``/``tb.from_torch``).
 
     ``backend`` names the library that holds the tensor, one of ``tb.compiled_backends()``
     (``"cpu"``, ``"torch"``, ``"candle"``, ``"lazy:cpu"``, ...); ``device`` says where its
@@ -256,25 +281,22 @@ def tensor(
     when compiled in, else candle). A backend alone: its CPU device. A CUDA device that is not
     there is a RuntimeError naming it, never a silent CPU tensor.
 
-    dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
-    ``dtype`` converts with NumPy's ``astype`` rules, except that float -> integer casts
-    saturate (NaN -> 0) where NumPy's result is platform-defined.
+    dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool).
+    ``dtype``: Python data (lists, scalars) converts as ``np.array(data, dtype=dtype)`` does, so
+    Python ints are exact (``tb.tensor([2**64 - 1], dtype="uint64")``) and an int out of the
+    dtype's range is NumPy's OverflowError; arrays and tensors are cast as ``astype``, except
+    that float -> integer casts saturate (NaN -> 0), a deliberate choice where NumPy's result is
+    platform-defined. bool data is NumPy's: any non-zero byte is True.
     """
     if isinstance(data, Tensor):
-        same = (backend is None or backend == data.backend) and (
-            device is None or device == data.device
-        )
-        t = data if same else data.to(backend=backend, device=device)
-        if dtype is not None:
-            t = t.astype(dtype)
-        return t
+        return _native._copy(data, dtype=dtype, backend=backend, device=device)
     if backend == "torch" and _is_torch_tensor(data):
         # One copy, made by torch on the tensor's own device, then shared.
         t = from_torch(data.detach().clone(memory_format=_contiguous_format()))
         if device is not None and device != t.device:
             t = t.to(device=device)
         return t if dtype is None else t.astype(dtype)
-    arr = _as_ndarray(data, "tb.tensor")
+    arr = _as_ndarray(data, "tb.tensor", dtype)
     return _native._from_numpy(arr, copy=True, dtype=dtype, backend=backend, device=device)
 
 
@@ -425,12 +447,23 @@ _WEAK_SCALARS = (bool, int, float)
 
 
 def _binary(a: Any, b: Any, op: str) -> Tensor:
-    """``a <op> b`` for any operands, keeping Python scalars weak on either side (as NumPy)."""
+    """``a <op> b`` for any operands, with the operators' rules: a Tensor's method takes the
+    other operand as it is (Python scalars weak, anything NumPy converts strong, placed on the
+    tensor's backend and device); with no Tensor, ``tb.tensor`` makes one of the operand that is
+    not a Python scalar (the left one when both or neither are)."""
     out: Tensor
-    if isinstance(a, _WEAK_SCALARS) and not isinstance(b, _WEAK_SCALARS):
-        out = getattr(_t(b), f"__r{op}__")(a)
+    if isinstance(a, Tensor):
+        out = getattr(a, f"__{op}__")(b)
+    elif isinstance(b, Tensor):
+        out = getattr(b, f"__r{op}__")(a)
+    elif isinstance(a, _WEAK_SCALARS) and not isinstance(b, _WEAK_SCALARS):
+        out = getattr(tensor(b), f"__r{op}__")(a)
     else:
-        out = getattr(_t(a), f"__{op}__")(b if isinstance(b, _WEAK_SCALARS) else _t(b))
+        out = getattr(tensor(a), f"__{op}__")(b)
+    if out is NotImplemented:
+        raise TypeError(
+            f"unsupported operand types for {op}: {type(a).__name__} and {type(b).__name__}"
+        )
     return out
 
 
@@ -456,7 +489,7 @@ def divide(a: Any, b: Any) -> Tensor:
 
 def matmul(a: Any, b: Any) -> Tensor:
     """NumPy ``matmul`` (1-D, 2-D and batched with broadcast batch axes)."""
-    return _t(a) @ _t(b)
+    return _binary(a, b, "matmul")
 
 
 def negative(a: Any) -> Tensor:
@@ -536,4 +569,7 @@ def lazy(
                 f"{', '.join(compiled_backends())})"
             )
         return name
+    if isinstance(data, Tensor):
+        shared = data.to(backend=name, device=device)
+        return shared if dtype is None else shared.astype(dtype)
     return tensor(data, dtype=dtype, backend=name, device=device)

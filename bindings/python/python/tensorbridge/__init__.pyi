@@ -142,7 +142,12 @@ def tensor(
     ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
     or a Tensor. ``backend`` is ``"cpu"`` or, when compiled in, ``"torch"`` (devices ``"cpu"``,
     ``"cuda"``, ``"cuda:N"``). dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
-    ``dtype`` casts with NumPy ``astype`` semantics.
+    ``dtype``: Python data (lists, scalars) converts as ``np.array(data, dtype=dtype)`` does, so
+    Python ints are exact (``tb.tensor([2**64 - 1], dtype="uint64")``) and ints out of the dtype's
+    range are NumPy's ``OverflowError``; arrays and tensors are cast as ``astype``, except that
+    float -> integer casts saturate (NaN -> 0), a deliberate choice where NumPy's result is
+    platform-defined. A Tensor is always copied (as ``np.array`` and ``torch.tensor`` do), also
+    one that shares NumPy or torch memory through ``tb.from_numpy``/``tb.from_torch``.
 
     Raises ``ValueError`` for ragged nested lists, ``TypeError`` for unknown dtypes and data that
     is not bool, integer or float, ``RuntimeError`` for a backend that is not compiled in or a
@@ -153,7 +158,8 @@ def from_numpy(array: np.ndarray[Any, Any]) -> Tensor:
     """A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
 
     Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
-    whose memory cannot be viewed (misaligned, byte-swapped) are copied once.
+    whose memory cannot be viewed (misaligned, byte-swapped, or bool arrays with bytes other than
+    0 and 1, which NumPy reads as True) are copied once (bools normalised to 0/1).
     """
 
 def from_torch(tensor: Any) -> Tensor:

@@ -215,13 +215,15 @@ fn write_into<T: Element>(
     run_guarded(py, bytes, || t.to_host_into(&mut view))
 }
 
-/// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype,
-/// any non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
+/// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype
+/// if `np.can_cast(t.dtype, out.dtype, casting)`, else TypeError as `np.copyto`; any
+/// non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
 /// stream chunk by chunk, so a tensor larger than host RAM can be converted into a file.
 pub fn export_into<'py>(
     py: Python<'py>,
     t: &AnyTensor,
     out: &Bound<'py, PyAny>,
+    casting: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = out.cast::<PyUntypedArray>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -249,6 +251,7 @@ pub fn export_into<'py>(
             "out is byte-swapped; use a native byte order",
         ));
     }
+    check_casting(py, t.dtype(), &arr.dtype(), casting)?;
     let item = d.size_in_bytes() as isize;
     let data = array_data(arr);
     let shape = arr.shape().to_vec();
@@ -275,6 +278,31 @@ pub fn export_into<'py>(
         run_guarded(py, n * item as usize, || t.to_host_into(&mut view))?;
     });
     Ok(out.clone())
+}
+
+/// `np.copyto`'s rule: TypeError unless NumPy can cast `from` into `to` under `casting` ("no",
+/// "equiv", "safe", "same_kind", "unsafe"; anything else is NumPy's ValueError).
+fn check_casting(
+    py: Python<'_>,
+    from: DType,
+    to: &Bound<'_, PyArrayDescr>,
+    casting: &str,
+) -> PyResult<()> {
+    // bfloat16 without ml_dtypes has no NumPy dtype; `out` cannot be bfloat16 then, and float32
+    // is castable exactly where bfloat16 is (both floats, and bf16 -> f32 is safe).
+    let src = descr(py, from).or_else(|_| descr(py, DType::F32))?;
+    let np = py.import("numpy")?;
+    let ok: bool = np
+        .call_method1("can_cast", (&src, to, casting))?
+        .extract()?;
+    if ok {
+        return Ok(());
+    }
+    Err(PyTypeError::new_err(format!(
+        "Cannot cast tensor data from dtype('{from}') to dtype('{}') according to the rule \
+         '{casting}' (pass casting='unsafe' to allow it)",
+        to.getattr("name")?
+    )))
 }
 
 /// True when two positions of a view with these element strides share memory.
@@ -339,6 +367,17 @@ pub fn import_array(
     let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
     let span = StridedSpan::of(&shape, &strides).py(py)?;
     let base = (data as *const u8).wrapping_offset(span.lowest * item as isize);
+    if d == DType::Bool {
+        // SAFETY: the span's bytes lie in the ndarray's buffer (computed from its own shape and
+        // strides; a bool is one byte), which `arr` keeps alive for this call; any byte is a
+        // valid `u8`.
+        let bytes = unsafe { std::slice::from_raw_parts(base, span.len) };
+        if !tensorbridge::host::bool_bytes_are_canonical(bytes) {
+            // NumPy reads any non-zero byte as True; a Rust `bool` may only be 0 or 1. One
+            // normalising copy (`a.view(uint8) != 0`), imported in place.
+            return import_array(py, &normalised_bools(py, arr)?, false);
+        }
+    }
     let memory = ExternalMemory {
         ptr: base,
         len: span.len,
@@ -361,6 +400,18 @@ pub fn import_array(
     run_guarded(py, n * item, || {
         AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
     })
+}
+
+/// `a.view(np.uint8).astype(np.bool_)`: a new bool ndarray whose bytes are all 0 or 1, True
+/// where `a`'s byte is non-zero (NumPy's truth value of a bool byte).
+fn normalised_bools<'py>(
+    py: Python<'py>,
+    arr: &Bound<'py, PyUntypedArray>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let np = py.import("numpy")?;
+    let bytes = arr.call_method1("view", (np.getattr("uint8")?,))?;
+    let fixed = bytes.call_method1("astype", (np.getattr("bool_")?,))?;
+    Ok(fixed.cast_into::<PyUntypedArray>()?)
 }
 
 /// A tensor of the default host backend holding a copy of an ndarray's values.

@@ -24,7 +24,7 @@ use tensorbridge::AnyTensor;
 
 use crate::args::shape_str;
 
-pub use ops::{operand, Operand};
+pub use ops::int_fits;
 
 /// An immutable n-dimensional tensor on one backend and device.
 #[pyclass(name = "Tensor", module = "tensorbridge", frozen, weakref)]

@@ -79,17 +79,28 @@ impl PyTensor {
     /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
     /// non-negative strides, e.g. an `np.memmap`) receives the values chunk by chunk, converted to
     /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host.
-    #[pyo3(signature = (*, copy=None, out=None))]
+    /// The conversion follows `np.copyto`'s `casting` rule (`"same_kind"` by default: float64
+    /// into int32 is a TypeError; `casting="unsafe"` allows it).
+    #[pyo3(signature = (*, copy=None, out=None, casting=None))]
     fn numpy<'py>(
         slf: &Bound<'py, Self>,
         copy: Option<bool>,
         out: Option<&Bound<'py, PyAny>>,
+        casting: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match out.filter(|o| !o.is_none()) {
             Some(_) if copy.is_some() => Err(PyValueError::new_err(
                 "numpy(out=...) always writes into `out`; do not pass copy= with it",
             )),
-            Some(o) => export_into(slf.py(), &slf.get().inner, o),
+            Some(o) => export_into(
+                slf.py(),
+                &slf.get().inner,
+                o,
+                casting.unwrap_or("same_kind"),
+            ),
+            None if casting.is_some() => Err(PyValueError::new_err(
+                "casting= applies to numpy(out=...) only (a new array has the tensor's dtype)",
+            )),
             None => Self::to_numpy(slf, None, copy),
         }
     }

@@ -262,6 +262,8 @@ fn import_capsule(
     let producer_copied = incoming.flags.contains(FLAG_IS_COPIED);
     let (t, copied) =
         hold(py, holder, source, &incoming, owner)?.ok_or_else(|| no_holder(holder, source))?;
+    let copied_why = copied.map(|why| why.describe(incoming.dtype));
+    let copied = copied_why.is_some();
     let final_backend = match backend {
         Some(b) => b,
         None if target == source => holder,
@@ -269,8 +271,8 @@ fn import_capsule(
     };
     let in_place = std::ptr::eq(final_backend, holder) && target == source;
     if copy == Some(false) && (copied || !in_place) {
-        let why = if copied {
-            format!("the memory is misaligned for {}", incoming.dtype)
+        let why = if let Some(why) = copied_why {
+            why
         } else {
             format!("it must move to a '{final_backend}' tensor on {target}")
         };
@@ -304,40 +306,79 @@ fn no_holder(holder: &BackendEntry, source: Device) -> PyErr {
     ))
 }
 
+/// Why an import copied the producer's memory instead of holding it in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CopiedBecause {
+    /// The data pointer is not aligned for the element type.
+    Misaligned,
+    /// Bool bytes other than 0 and 1 (any non-zero byte is True; a Rust `bool` may only be 0/1).
+    BoolBytes,
+    /// The backend cannot hold foreign host memory in place.
+    Backend,
+}
+
+impl CopiedBecause {
+    fn describe(self, dtype: DType) -> String {
+        match self {
+            CopiedBecause::Misaligned => format!("the memory is misaligned for {dtype}"),
+            CopiedBecause::BoolBytes => "its bool bytes are not all 0 or 1 (each non-zero byte \
+                                         is True), so they are normalised into a copy"
+                .to_string(),
+            CopiedBecause::Backend => "the backend cannot hold foreign memory in place".into(),
+        }
+    }
+}
+
 /// A tensor of `holder` over the producer's memory on `source`: zero-copy (kept alive by
-/// `owner`), or — for host memory misaligned for its dtype, or a backend that cannot hold
-/// foreign memory — a copy (`.1` is true then). `None` for device memory the backend cannot
-/// hold (it cannot be gathered on the host).
+/// `owner`), or — for host memory misaligned for its dtype, bool memory with bytes other than
+/// 0/1, or a backend that cannot hold foreign memory — a copy (`.1` says why then). `None` for
+/// device memory the backend cannot hold (it cannot be gathered on the host).
 fn hold(
     py: Python<'_>,
     holder: &'static BackendEntry,
     source: Device,
     inc: &Incoming,
     owner: Arc<ProducerOwner>,
-) -> PyResult<Option<(AnyTensor, bool)>> {
+) -> PyResult<Option<(AnyTensor, Option<CopiedBecause>)>> {
     let item = inc.dtype.size_in_bytes();
     let n: usize = inc.shape.iter().product();
     let span = StridedSpan::of(&inc.shape, &inc.strides).py(py)?;
     let base = inc.data.wrapping_offset(span.lowest * item as isize);
     let host = source == Device::Cpu;
-    if n == 0 || (host && (base as usize) % item != 0) {
-        // Nothing to share, or misaligned for the element type: gather the elements byte-wise
-        // into aligned storage.
-        if !host && n != 0 {
-            return Err(PyBufferError::new_err(format!(
-                "DLPack memory on {source} is misaligned for {}",
-                inc.dtype
-            )));
-        }
-        let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
+    if n == 0 {
+        // Nothing to share: an empty tensor of the dtype (no data is copied).
         drop(owner);
-        return Ok(Some((t, true)));
+        let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
+        return Ok(Some((t, None)));
     }
-    if !host && (base as usize) % item != 0 {
+    let misaligned = (base as usize) % item != 0;
+    if !host && misaligned {
         return Err(PyBufferError::new_err(format!(
             "DLPack memory on {source} is misaligned for {}",
             inc.dtype
         )));
+    }
+    // Host bool memory is read before anything holds it as `bool`: a byte other than 0/1 would
+    // be undefined behaviour in Rust (device memory is the holding backend's to check).
+    let stray_bools = host
+        && inc.dtype == DType::Bool
+        // SAFETY: the producer's elements lie in `base .. base + span.len` bytes (its span; a
+        // bool is one byte) of host memory valid until its deleter runs, which `owner` defers;
+        // any byte is a valid `u8`.
+        && !tensorbridge::host::bool_bytes_are_canonical(unsafe {
+            std::slice::from_raw_parts(base, span.len)
+        });
+    if host && (misaligned || stray_bools) {
+        // Gather the elements into aligned storage, through the memory guard (bools normalised
+        // on the way).
+        let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
+        drop(owner);
+        let why = if misaligned {
+            CopiedBecause::Misaligned
+        } else {
+            CopiedBecause::BoolBytes
+        };
+        return Ok(Some((t, Some(why))));
     }
     let memory = ExternalMemory {
         ptr: base,
@@ -351,11 +392,11 @@ fn hold(
     // its deleter runs, which `owner` (dropped with the last storage using it) calls; `base` is
     // aligned for the dtype (checked above).
     match unsafe { holder.tensor_from_external(memory, span.layout) }.py(py)? {
-        Some(t) => Ok(Some((t, false))),
+        Some(t) => Ok(Some((t, None))),
         None if host => {
             let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
             drop(owner);
-            Ok(Some((t, true)))
+            Ok(Some((t, Some(CopiedBecause::Backend))))
         }
         None => Ok(None),
     }

@@ -21,31 +21,48 @@ import tensorbridge as tb
 BACKENDS = tb.compiled_backends()
 
 
+class ArrayLike:
+    """Anything with ``__array__`` (pandas, xarray, PIL, ... objects look like this to NumPy)."""
+
+    def __init__(self, a: np.ndarray[Any, Any]) -> None:
+        self._a = a
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        return self._a if dtype is None else self._a.astype(dtype)
+
+
 def _via_torch(a: np.ndarray[Any, Any], backend: str) -> tb.Tensor:
     import torch
 
     return tb.from_torch(torch.from_numpy(a.copy())).to(backend=backend)
 
 
-# How a tensor comes to be: each entry point, then (where it makes a tensor of another backend)
-# an explicit move to the backend under test.
-ENTRY_POINTS: dict[str, Callable[[np.ndarray[Any, Any], str], tb.Tensor]] = {
-    "tensor": lambda a, b: tb.tensor(a, backend=b),
-    "from_numpy": lambda a, b: tb.from_numpy(a).to(backend=b),
-    "from_dlpack": lambda a, b: tb.from_dlpack(a).to(backend=b),
-    "lazy": lambda a, b: tb.lazy(a).to(backend=b),
-    # A strided view (a transpose of the transposed data): the same values through a layout.
+# Every way an ndarray becomes a tensor on a given backend: the entry points of
+# test_contract_matrix.py (same names), plus "view", a strided view reaching the same values.
+ENTRIES: dict[str, Callable[[np.ndarray[Any, Any], str], tb.Tensor]] = {
+    "tb.tensor": lambda a, b: tb.tensor(a, backend=b),
+    "tb.from_numpy": lambda a, b: tb.from_numpy(a).to(backend=b),
+    "tb.from_dlpack": lambda a, b: tb.from_dlpack(a, backend=b),
+    "buffer": lambda a, b: tb.tensor(memoryview(a), backend=b),
+    "__array__": lambda a, b: tb.tensor(ArrayLike(a), backend=b),
+    "tb.lazy": lambda a, b: tb.lazy(a, backend=b.split(":")[-1]),
     "view": lambda a, b: tb.tensor(a.T.copy(), backend=b).T,
 }
 if "torch" in BACKENDS:
-    ENTRY_POINTS["from_torch"] = _via_torch
+    ENTRIES["tb.from_torch"] = _via_torch
+LAZY_BACKENDS = [b for b in BACKENDS if tb.backend_info()[b]["lazy"]]
 
-MATRIX = [(b, e) for b in BACKENDS for e in ENTRY_POINTS]
-ids = [f"{b}-{e}" for b, e in MATRIX]
+# tb.lazy makes lazy tensors only.
+MATRIX = [
+    pytest.param(b, e, id=f"{b}-{e}")
+    for b in BACKENDS
+    for e in ENTRIES
+    if e != "tb.lazy" or b in LAZY_BACKENDS
+]
 
 
 def make(backend: str, entry: str, a: np.ndarray[Any, Any]) -> tb.Tensor:
-    t = ENTRY_POINTS[entry](a, backend)
+    t = ENTRIES[entry](a, backend)
     assert t.backend == backend
     return t
 
@@ -65,7 +82,7 @@ def check(got: Any, want: Any, t: tb.Tensor) -> None:
 A = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 5
 
 
-@pytest.mark.parametrize(("backend", "entry"), MATRIX, ids=ids)
+@pytest.mark.parametrize(("backend", "entry"), MATRIX)
 def test_iteration_list_and_pandas(backend: str, entry: str) -> None:
     t = make(backend, entry, A)
     rows = list(t)
@@ -79,7 +96,7 @@ def test_iteration_list_and_pandas(backend: str, entry: str) -> None:
     pd.testing.assert_series_equal(pd.Series(m[0]), pd.Series(A[1, 0]))
 
 
-@pytest.mark.parametrize(("backend", "entry"), MATRIX, ids=ids)
+@pytest.mark.parametrize(("backend", "entry"), MATRIX)
 def test_format_index_and_in(backend: str, entry: str) -> None:
     t = make(backend, entry, A)
     assert format(t[0, 1, 2], ".2f") == format(A[0, 1, 2], ".2f")
@@ -105,14 +122,14 @@ KEYS: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize(("backend", "entry"), MATRIX, ids=ids)
+@pytest.mark.parametrize(("backend", "entry"), MATRIX)
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: type(k).__name__)
 def test_advanced_indexing(backend: str, entry: str, key: Any) -> None:
     t = make(backend, entry, A)
     check(t[key], A[key], t)
 
 
-@pytest.mark.parametrize(("backend", "entry"), MATRIX, ids=ids)
+@pytest.mark.parametrize(("backend", "entry"), MATRIX)
 def test_tensor_indices_and_bad_bounds(backend: str, entry: str) -> None:
     t = make(backend, entry, A)
     check(t[t > 2], A[A > 2], t)

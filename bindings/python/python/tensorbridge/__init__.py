@@ -162,7 +162,8 @@ class transfer_guard:  # noqa: N801 (lower case like jax.transfer_guard, which i
     """What an *implicit* device-to-host conversion may do: ``"allow"`` (default), ``"log"`` (a
     warning on the ``tensorbridge`` logger) or ``"disallow"`` (RuntimeError).
 
-    Implicit means through ``__array__``: ``np.asarray(t)``, ``np.add(t, 1)``, ... The explicit
+    Implicit means through ``__array__``: ``np.asarray(t)``, ``np.add(t, 1)``, ...; and advanced
+    indexing (``t[mask]``, ``t[[1, 0]]``), which NumPy computes on the host. The explicit
     ``t.numpy()`` is never guarded. Host tensors NumPy reads in place are never guarded either.
     Calling it sets the level for the process; as a context manager it restores the previous
     level on exit::
@@ -558,8 +559,8 @@ def lazy(
     ``t.numpy()``, ``np.asarray(t)``), elementwise chains fused into one pass over memory.
 
     ``tb.lazy(data)``: a lazy tensor holding ``data`` (a Tensor is shared, not copied; anything
-    else as ``tb.tensor``). ``tb.lazy()`` with no data: the backend name, ``"lazy:cpu"``, for any
-    ``backend=`` argument (``tb.zeros(3, backend=tb.lazy())``).
+    else as ``tb.tensor``). ``tb.lazy()`` with no data: the backend's name, ``"lazy:<backend>"``
+    (``tb.zeros(3, backend=tb.lazy())`` is a ``lazy:cpu`` tensor).
     """
     name = backend if backend.startswith("lazy") else f"lazy:{backend}"
     if data is None:

@@ -119,8 +119,9 @@ def default_backend(device: str = "cpu") -> str:
 
 class transfer_guard:  # noqa: N801
     """What an *implicit* device-to-host conversion (``__array__``: ``np.asarray(t)``,
-    ``np.add(t, 1)``) may do: ``"allow"`` (default), ``"log"`` (a warning on the ``tensorbridge``
-    logger) or ``"disallow"`` (RuntimeError). ``t.numpy()`` is explicit and never guarded.
+    ``np.add(t, 1)``; advanced indexing ``t[mask]``, which NumPy computes on the host) may do:
+    ``"allow"`` (default), ``"log"`` (a warning on the ``tensorbridge`` logger) or
+    ``"disallow"`` (RuntimeError). ``t.numpy()`` is explicit and never guarded.
     Calling sets the level for the process; as a context manager it restores the previous one."""
 
     level: str
@@ -140,8 +141,14 @@ def tensor(
 
     ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
     ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
-    or a Tensor. ``backend`` is ``"cpu"`` or, when compiled in, ``"torch"`` (devices ``"cpu"``,
-    ``"cuda"``, ``"cuda:N"``). dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool);
+    or a Tensor.
+
+    ``backend`` names the library that holds the tensor, one of ``tb.compiled_backends()``
+    (``"cpu"``, ``"torch"``, ``"candle"``, ``"lazy:cpu"``, ...); ``device`` says where its
+    memory is: ``"cpu"``, ``"cuda"`` (= ``"cuda:0"``), ``"cuda:N"``. Neither given: the ``cpu``
+    backend. A device alone: ``tb.default_backend(device)``. A backend alone: its CPU device.
+
+    dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool).
     ``dtype``: Python data (lists, scalars) converts as ``np.array(data, dtype=dtype)`` does, so
     Python ints are exact (``tb.tensor([2**64 - 1], dtype="uint64")``) and ints out of the dtype's
     range are NumPy's ``OverflowError``; arrays and tensors are cast as ``astype``, except that
@@ -167,7 +174,8 @@ def from_torch(tensor: Any) -> Tensor:
 
     Like ``tb.from_numpy``: the tensor keeps the torch tensor alive, and later in-place writes
     through PyTorch are visible. A tensor that requires grad is taken detached (its value, no
-    error); a non-contiguous one is made contiguous by torch first (one copy). ``RuntimeError``
+    error); any strides are shared as they are (conjugate/negative views are resolved by torch
+    first, one copy). ``RuntimeError``
     when the torch backend is not compiled in, ``TypeError`` for anything but a dense
     ``torch.Tensor``.
     """
@@ -185,7 +193,8 @@ def from_dlpack(
     Zero-copy for host memory (the tensor keeps the producer's buffer alive and calls its deleter
     once, when the last view is gone); ``copy=True`` always copies, ``copy=False`` never does
     (``BufferError`` when a copy is needed). ``x`` may also be a DLPack capsule. Device memory
-    needs a device backend (cuda or torch); ``device="cpu"`` asks the producer for a host copy.
+    needs a backend with that device (torch, or candle's CUDA device); ``device="cpu"`` asks
+    the producer for a host copy.
     """
 
 def zeros(

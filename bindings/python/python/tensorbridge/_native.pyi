@@ -1,6 +1,7 @@
 """Type stubs of the native extension (kept in sync with bindings/python/src/lib.rs)."""
 
 import sys
+from collections.abc import Iterator
 from typing import Any, final, overload
 
 import numpy as np
@@ -51,7 +52,23 @@ class Tensor:
     @property
     def T(self) -> Tensor: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, key: Any, /) -> Tensor: ...
+    def __getitem__(self, key: Any, /) -> Tensor:
+        """``t[key]`` as NumPy reads ``key``. Basic indexing (integers or ``__index__`` objects,
+        0-d integer tensors included; slices; ``...``; ``None``) is a view. Advanced indexing
+        (integer or bool arrays, lists, tensors such as ``t[t > 2]``, bool scalars, mixed with
+        basic items as NumPy combines them) is a copy on the tensor's backend and device, made by
+        NumPy on the host: device tensors are copied to the host first (``tb.transfer_guard``
+        applies) and the result back. IndexError/TypeError as NumPy (``t[2.0:]``: TypeError)."""
+    def __iter__(self) -> Iterator[Tensor]:
+        """Iterates over the first axis: ``t[0]``, ``t[1]``, ... (tensors, as PyTorch; 0-d for a
+        1-D tensor; ``t.tolist()`` gives Python scalars). TypeError for a 0-d tensor."""
+    def __contains__(self, value: object, /) -> bool:
+        """``value in t``: ``(t == value).any()``, as NumPy."""
+    def __index__(self) -> int:
+        """A 0-d integer tensor as an int (``operator.index``); TypeError otherwise."""
+    def __format__(self, format_spec: str, /) -> str:
+        """``format(t, spec)``: a 0-d tensor as its NumPy scalar (``f"{t:.2f}"``); a tensor with
+        dimensions only with an empty spec (TypeError otherwise, as NumPy arrays)."""
     def numpy(
         self,
         *,

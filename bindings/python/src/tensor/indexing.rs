@@ -1,11 +1,31 @@
-//! Basic indexing (`t[1, ::2, ..., None]`): ints, slices with steps, `...` and `None`, each a view.
+//! `t[key]` as NumPy reads `key`.
+//!
+//! - **Basic indexing** (every item an integer — anything with `__index__`, 0-d integer tensors
+//!   and arrays included —, a slice, `...` or `None`) is a view made by the tensor's backend:
+//!   no copy, no transfer.
+//! - **Advanced indexing** (integer or bool arrays, lists, tensors, bool scalars, mixed with basic
+//!   items as NumPy combines them) is a copy, as in NumPy. There is no gather in the backend
+//!   interface, so NumPy computes it on the host: the tensor's values as a NumPy array (a
+//!   zero-copy view for host memory; for device memory one device-to-host copy of the view, which
+//!   `tb.transfer_guard` governs like `np.asarray`), the index tensors likewise, then NumPy's
+//!   `a[key]`, and the result goes to the tensor's backend and device (a copy there, except on
+//!   the host backend, which takes NumPy's fresh result as it is).
+//!
+//! Anything NumPy rejects is rejected here with NumPy's exception type: slice bounds that are not
+//! integers, `None` or `__index__` objects raise TypeError (`t[2.0:]`); a float, string or other
+//! non-index raises IndexError.
 
-use pyo3::exceptions::{PyIndexError, PyTypeError};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyEllipsis, PyInt, PyNone, PySlice, PyTuple};
+use pyo3::types::{
+    PyBool, PyBytes, PyEllipsis, PyFloat, PyInt, PyNone, PySlice, PyString, PyTuple,
+};
 use tensorbridge::AnyTensor;
 
-use crate::errors::IntoPyResult;
+use super::PyTensor;
+use crate::errors::{with_context, IntoPyResult};
+use crate::transfer_guard;
 
 enum Item {
     Int(isize),
@@ -14,81 +34,138 @@ enum Item {
     NewAxis,
 }
 
-fn opt_isize(v: Bound<'_, PyAny>) -> PyResult<Option<isize>> {
-    if v.is_none() {
-        return Ok(None);
-    }
-    // Out-of-range slice bounds clamp like Python's; saturate huge ints.
-    match v.extract::<isize>() {
-        Ok(x) => Ok(Some(x)),
-        Err(_) => {
-            let negative = v.lt(0)?;
-            Ok(Some(if negative {
-                isize::MIN / 2
-            } else {
-                isize::MAX / 2
-            }))
-        }
+/// NumPy's (and Python's) message for an index that is none of the valid kinds.
+const NOT_AN_INDEX: &str = "only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) \
+                            and integer or boolean arrays are valid indices";
+
+/// `operator.index(v)` as an `isize`, saturated (slice bounds past the ends clamp anyway).
+fn saturating_index(v: &Bound<'_, PyAny>) -> PyResult<isize> {
+    let i = v.py().import("operator")?.call_method1("index", (v,))?;
+    match i.extract::<isize>() {
+        Ok(x) => Ok(x),
+        Err(_) => Ok(if i.lt(0)? {
+            isize::MIN / 2
+        } else {
+            isize::MAX / 2
+        }),
     }
 }
 
-fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
-    if obj.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(
-            "boolean indices are advanced indexing, which tensorbridge does not support; \
-             convert with np.asarray(t) first",
-        ));
+/// A slice bound: `None` or anything with `__index__` (bools too, as in Python and NumPy).
+fn slice_bound(v: Bound<'_, PyAny>) -> PyResult<Option<isize>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    saturating_index(&v).map(Some).map_err(|e| {
+        if e.is_instance_of::<PyTypeError>(v.py()) {
+            PyTypeError::new_err(
+                "slice indices must be integers or None or have an __index__ method",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+fn is_numpy_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let bool_type = obj.py().import("numpy")?.getattr("bool_")?;
+    obj.is_instance(&bool_type)
+}
+
+/// One item of a key: `Some` for a basic item, `None` for an advanced one (NumPy decides what
+/// it means), an error for what NumPy rejects outright.
+fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
+    // Bools are checked first: they have `__index__` but index as 0-d bool masks in NumPy.
+    if obj.is_instance_of::<PyBool>() || is_numpy_bool(obj)? {
+        return Ok(None);
     }
     if obj.is_instance_of::<PyInt>() {
         return obj
             .extract::<isize>()
-            .map(Item::Int)
-            .map_err(|_| PyIndexError::new_err("index out of range"));
+            .map(|i| Some(Item::Int(i)))
+            .map_err(|_| PyIndexError::new_err(format!("index {obj} is out of range")));
     }
     if let Ok(s) = obj.cast::<PySlice>() {
-        let step = opt_isize(s.getattr("step")?)?.unwrap_or(1);
+        let step = slice_bound(s.getattr("step")?)?.unwrap_or(1);
         if step == 0 {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "slice step cannot be zero",
-            ));
+            return Err(PyValueError::new_err("slice step cannot be zero"));
         }
-        return Ok(Item::Slice(
-            opt_isize(s.getattr("start")?)?,
-            opt_isize(s.getattr("stop")?)?,
+        return Ok(Some(Item::Slice(
+            slice_bound(s.getattr("start")?)?,
+            slice_bound(s.getattr("stop")?)?,
             step,
-        ));
+        )));
     }
     if obj.is_instance_of::<PyEllipsis>() {
-        return Ok(Item::Ellipsis);
+        return Ok(Some(Item::Ellipsis));
     }
     if obj.is_instance_of::<PyNone>() {
-        return Ok(Item::NewAxis);
+        return Ok(Some(Item::NewAxis));
     }
-    // Objects with __index__ (NumPy integers) are ints too.
-    if let Ok(i) = obj.call_method0("__index__") {
-        if let Ok(v) = i.extract::<isize>() {
-            return Ok(Item::Int(v));
+    // Tensors and arrays: 0-d integer ones are integers (NumPy's rule), the rest advanced.
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        let t = &t.get().inner;
+        if !(t.shape().is_empty() && t.dtype().is_int()) {
+            return Ok(None);
+        }
+    } else if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        if a.ndim() != 0 || !matches!(a.dtype().kind(), b'i' | b'u') {
+            return Ok(None);
         }
     }
-    Err(PyTypeError::new_err(format!(
-        "unsupported index of type {}: tensorbridge supports ints, slices, ... and None \
-         (basic indexing, always a view); for advanced indexing convert with np.asarray(t) first",
-        obj.get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default()
-    )))
+    if obj.is_instance_of::<PyFloat>()
+        || obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyBytes>()
+    {
+        return Err(PyIndexError::new_err(NOT_AN_INDEX));
+    }
+    // Objects with `__index__` (NumPy integers, 0-d integer tensors) are integers.
+    if obj.hasattr("__index__")? {
+        match saturating_index(obj) {
+            Ok(i) => return Ok(Some(Item::Int(i))),
+            // `__index__` that refuses (a 0-d float torch tensor): maybe an array-like.
+            Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Sequences and array-likes go to NumPy, which converts them (or raises IndexError).
+    let array_like = [
+        "__array__",
+        "__array_interface__",
+        "__array_struct__",
+        "__len__",
+    ]
+    .iter()
+    .map(|a| obj.hasattr(*a))
+    .collect::<PyResult<Vec<bool>>>()?
+    .contains(&true);
+    if array_like {
+        Ok(None)
+    } else {
+        Err(PyIndexError::new_err(NOT_AN_INDEX))
+    }
 }
 
-/// `t[key]` as a view.
-pub fn get_item(py: Python<'_>, t: &AnyTensor, key: &Bound<'_, PyAny>) -> PyResult<AnyTensor> {
-    let items: Vec<Item> = match key.cast::<PyTuple>() {
-        Ok(tuple) => tuple
+/// `t[key]`: a view for basic keys, a copy (through NumPy) for advanced ones.
+pub fn get_item(slf: &Bound<'_, PyTensor>, key: &Bound<'_, PyAny>) -> PyResult<AnyTensor> {
+    let py = slf.py();
+    let t = &slf.get().inner;
+    let tuple = key.cast::<PyTuple>().ok();
+    let parsed: Vec<Option<Item>> = match &tuple {
+        Some(tuple) => tuple
             .iter()
             .map(|o| parse_item(&o))
             .collect::<PyResult<_>>()?,
-        Err(_) => vec![parse_item(key)?],
+        None => vec![parse_item(key)?],
     };
+    if parsed.iter().any(Option::is_none) {
+        return advanced(slf, key);
+    }
+    let items: Vec<Item> = parsed.into_iter().flatten().collect();
+    basic(py, t, items)
+}
+
+fn basic(py: Python<'_>, t: &AnyTensor, items: Vec<Item>) -> PyResult<AnyTensor> {
     let consumed = items
         .iter()
         .filter(|i| matches!(i, Item::Int(_) | Item::Slice(..)))
@@ -122,4 +199,48 @@ pub fn get_item(py: Python<'_>, t: &AnyTensor, key: &Bound<'_, PyAny>) -> PyResu
         }
     }
     Ok(out)
+}
+
+/// A key item as NumPy takes it: tensors become their NumPy arrays (host memory read in place;
+/// a device index is copied to the host), the rest is passed as it is.
+fn numpy_item<'py>(obj: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    match obj.cast::<PyTensor>() {
+        Ok(t) => PyTensor::to_numpy(t, None, None),
+        Err(_) => Ok(obj),
+    }
+}
+
+/// NumPy's advanced indexing of `slf` by `key`, the result on `slf`'s backend and device.
+fn advanced(slf: &Bound<'_, PyTensor>, key: &Bound<'_, PyAny>) -> PyResult<AnyTensor> {
+    let py = slf.py();
+    let t = &slf.get().inner;
+    let np_key = match key.cast::<PyTuple>() {
+        Ok(tuple) => PyTuple::new(
+            py,
+            tuple.iter().map(numpy_item).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Err(_) => numpy_item(key.clone())?,
+    };
+    // The values go to the host as `np.asarray(t)` would take them.
+    transfer_guard::check_implicit(py, t).map_err(|e| {
+        with_context(
+            py,
+            e,
+            "advanced indexing t[key] reads the tensor on the host",
+        )
+    })?;
+    let host = PyTensor::to_numpy(slf, None, None)?;
+    let np = py.import("numpy")?;
+    let result = np.call_method1("asarray", (host.get_item(&np_key)?,))?;
+    let result = result.cast_into::<PyUntypedArray>()?;
+    // Advanced indexing returns a new array; should NumPy ever hand back memory of `host`
+    // (which may be the tensor's own storage), copy it.
+    let shares: bool = np
+        .call_method1("may_share_memory", (&result, &host))?
+        .extract()?;
+    let (backend, device) = (t.backend().name(), t.device().to_string());
+    let out =
+        crate::construction::_from_numpy(py, &result, shares, None, Some(backend), Some(&device))?;
+    Ok(out.inner)
 }

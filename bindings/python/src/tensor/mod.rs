@@ -8,7 +8,8 @@
 //! - `protocols.rs`: DLPack, the buffer protocol, `__cuda_array_interface__` (the work is in
 //!   `crate::interop`);
 //! - `placement.rs`: `to`, `contiguous`, `synchronize`;
-//! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends.
+//! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends;
+//! - `pyobject.rs`: iteration, `in`, `__index__`, `format()`.
 
 mod deferred;
 mod indexing;
@@ -17,6 +18,7 @@ mod ops;
 mod placement;
 mod properties;
 mod protocols;
+mod pyobject;
 mod views;
 
 use pyo3::prelude::*;

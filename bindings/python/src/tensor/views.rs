@@ -16,8 +16,10 @@ impl PyTensor {
         PyTensor::wrap(self.inner.t())
     }
 
-    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        Ok(PyTensor::wrap(indexing::get_item(py, &self.inner, key)?))
+    /// `t[key]` as NumPy reads `key`: basic indexing is a view, advanced indexing a copy (see
+    /// `indexing.rs`).
+    fn __getitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        Ok(PyTensor::wrap(indexing::get_item(slf, key)?))
     }
 
     /// Reshape: `t.reshape(2, 3)` or `t.reshape((2, -1))`; a view when the strides allow.

@@ -8,16 +8,21 @@
 //! - `protocols.rs`: DLPack, the buffer protocol, `__cuda_array_interface__` (the work is in
 //!   `crate::interop`);
 //! - `placement.rs`: `to`, `contiguous`, `synchronize`;
-//! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends.
+//! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends;
+//! - `pickling.rs`: `pickle` by value, `copy.copy`/`copy.deepcopy`, and the identity token Dask
+//!   names graphs by (`__dask_tokenize__`).
 
 mod deferred;
 mod indexing;
 mod numpy;
 mod ops;
+mod pickling;
 mod placement;
 mod properties;
 mod protocols;
 mod views;
+
+use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use tensorbridge::AnyTensor;
@@ -30,12 +35,18 @@ pub use ops::{operand, Operand};
 #[pyclass(name = "Tensor", module = "tensorbridge", frozen, weakref)]
 pub struct PyTensor {
     pub(crate) inner: AnyTensor,
+    /// This object's serial number in the process, drawn the first time Dask asks for a token
+    /// (see `pickling.rs`).
+    serial: OnceLock<u64>,
 }
 
 impl PyTensor {
     /// Wraps a tensor for Python.
     pub fn wrap(inner: AnyTensor) -> Self {
-        PyTensor { inner }
+        PyTensor {
+            inner,
+            serial: OnceLock::new(),
+        }
     }
 }
 

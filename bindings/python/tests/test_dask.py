@@ -1,22 +1,18 @@
-"""Beyond one machine: tensors as Dask arrays (``tb.to_dask``, ``da.from_array``), written out of
-core to Zarr under an address-space limit the tensor does not fit in, and moved between the
-processes of a real ``dask.distributed.LocalCluster``.
+"""Beyond one machine: tensors as Dask arrays (``tb.to_dask``, ``da.from_array``), written to Zarr,
+and moved between the processes of a real ``dask.distributed.LocalCluster`` (the out-of-core write
+under an address-space limit is ``test_out_of_core.py``).
 
 Device memory is stood in for by candle's CPU device (its storage is not host memory NumPy may
 read, so each chunk takes the same explicit-copy path as a GPU tensor); ``counted:candle`` counts
-those copies. The CUDA cases run in the GPU bundle (``scripts/gpu-check``) and skip here with
-their reason.
+those copies. The CUDA cases are in ``test_out_of_core.py`` (the GPU bundle carries it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import cloudpickle
@@ -158,104 +154,6 @@ def test_to_zarr_writes_every_chunk_and_reads_back_equal(backend: str, tmp_path:
     z = zarr.open_array(store, mode="r")
     assert z.shape == a.shape and z.dtype == a.dtype and z.chunks == (16, 16)
     np.testing.assert_array_equal(z[...], a)
-
-
-# ---- out of core ---------------------------------------------------------------------------------
-
-# A child process that writes, for each backend named, a tensor of `rows x cols` float32 to Zarr
-# under an address-space limit (set by the parent with `prlimit --as` once the child has imported
-# everything) that leaves far less free than the tensor's size. The tensor is a broadcast view, so
-# it exists without its bytes ever being allocated: on host backends each chunk is a zero-copy
-# view, on candle each chunk is one copy, exactly the device path. Materialising it (np.array)
-# must fail under the same limit. Peak RSS is the kernel's high-water mark, reset per backend
-# (`clear_refs`).
-OUT_OF_CORE_CHILD = textwrap.dedent(
-    """
-    import json, resource, sys
-    import numpy as np, dask, zarr
-    import tensorbridge as tb
-
-    store, rows, cols, chunk_rows, backends = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5:]
-    dask.config.set(scheduler="threads", num_workers=2)
-    zarr.config.set({"threading.max_workers": 2})
-
-    def status_kib(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1])
-
-    print(json.dumps({"vm_kib": status_kib("VmSize:")}), flush=True)
-    sys.stdin.readline()  # the parent sets the limit now
-    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    for backend in backends:
-        row = tb.tensor(np.arange(cols, dtype=np.float32) % 251, backend=backend)
-        t = row.broadcast_to((rows, cols))
-        try:
-            np.array(t)
-            materialise = "succeeded"
-        except MemoryError:
-            materialise = "MemoryError"
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-        rss_before = status_kib("VmRSS:")
-        tb.to_dask(t, chunks=(chunk_rows, cols)).to_zarr(f"{store}/{backend}")
-        print(json.dumps({"backend": backend, "limit": limit, "materialise": materialise,
-                          "rss_before_kib": rss_before, "peak_rss_kib": status_kib("VmHWM:")}),
-              flush=True)
-    """
-)
-
-
-def run_out_of_core(
-    store: Path, rows: int, cols: int, chunk_rows: int, headroom: int, backends: list[str]
-) -> list[dict]:
-    """Runs the child; its reports, one per backend."""
-    env = dict(os.environ, MALLOC_ARENA_MAX="2", OMP_NUM_THREADS="1")
-    args = [str(store), str(rows), str(cols), str(chunk_rows), *backends]
-    child = subprocess.Popen(
-        [sys.executable, "-c", OUT_OF_CORE_CHILD, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        ready = json.loads(child.stdout.readline() or "{}")
-        assert "vm_kib" in ready, child.stderr.read()
-        limit = ready["vm_kib"] * 1024 + headroom
-        subprocess.run(["prlimit", f"--pid={child.pid}", f"--as={limit}:{limit}"], check=True)
-        out, err = child.communicate("go\n", timeout=240)
-    finally:
-        child.kill()
-    assert child.returncode == 0, err
-    reports = [json.loads(line) for line in out.strip().splitlines()]
-    assert [r["backend"] for r in reports] == backends
-    assert all(r["limit"] == limit for r in reports), "prlimit did not take"
-    return reports
-
-
-def test_a_tensor_larger_than_the_address_space_left_goes_to_zarr_chunk_by_chunk(
-    tmp_path: Path,
-) -> None:
-    # Host memory read in place (cpu, torch) and memory that needs a copy per chunk (candle).
-    backends = [b for b in ["cpu", "torch", "candle"] if b in BACKENDS]
-    rows, cols, chunk_rows = 2048, 1 << 16, 32  # 512 MiB of float32 in 8 MiB chunks
-    logical, chunk = rows * cols * 4, chunk_rows * cols * 4
-    headroom = 192 << 20
-    assert logical > 2 * headroom
-    reports = run_out_of_core(tmp_path, rows, cols, chunk_rows, headroom, backends)
-    row = np.arange(cols, dtype=np.float32) % 251
-    for r in reports:
-        backend = r["backend"]
-        assert r["materialise"] == "MemoryError", f"{backend}: the limit must not fit the tensor"
-        growth = (r["peak_rss_kib"] - r["rss_before_kib"]) * 1024
-        assert growth < 10 * chunk, f"{backend}: peak RSS grew {growth >> 20} MiB, chunks 8 MiB"
-        z = zarr.open_array(str(tmp_path / backend), mode="r")
-        assert z.shape == (rows, cols) and z.dtype == np.float32 and z.chunks == (chunk_rows, cols)
-        assert z.nchunks_initialized == z.nchunks == rows // chunk_rows
-        for i in [0, 1, rows // 2 + 7, rows - 1]:
-            np.testing.assert_array_equal(z[i], row, err_msg=f"{backend} row {i}")
 
 
 # ---- a real distributed engine -------------------------------------------------------------------

@@ -30,7 +30,7 @@ DEV_FEATURES ?= $(FEATURES) counted
 RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f,$(DEV_FEATURES),tensorbridge/$(f))))
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(DEV_FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
-.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
+.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy bench-zarr clean libtorch cpu-ext \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
 
 ## ---- CUDA backend (candle-core with CUDA: crates/tensorbridge-candle, cargo feature `cuda`) -----------------------------
@@ -141,7 +141,8 @@ bench-venv: libtorch $(CUDA_DEP) $(BENCH_STAMP)
 bench: bench-venv
 	start=$$(date +%s) && $(RUN_ENV) $(BENCH_CARGO) && \
 		$(if $(filter torch,$(FEATURES)),cargo bench -p tensorbridge-torch --bench torch_transfer &&) \
-		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
+		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS) && \
+		$(RUN_ENV) $(BENCH_PY) benches/python/out_of_core.py
 
 ## A regression check in under 2 minutes: smaller sizes, shorter measurements.
 bench-quick: bench-venv
@@ -151,6 +152,11 @@ bench-quick: bench-venv
 ## The harness on tiny sizes (JSON, table, plot, --compare), in the dev venv, so it cannot rot.
 bench-smoke: develop
 	$(RUN_ENV) $(PY) -m pytest benches/python -q
+
+## Out of core: 2 GiB to Zarr, tb.to_dask(t, chunks).to_zarr vs zarr.array(np.asarray(t)), throughput
+## and peak RSS per backend (also the last step of `make bench`), in the dev venv.
+bench-zarr: develop
+	$(RUN_ENV) $(PY) benches/python/out_of_core.py
 
 ## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
 bench-lazy:

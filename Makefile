@@ -35,7 +35,7 @@ RUST_FEATURES := $(subst $(space),$(comma),$(strip tensorbridge/lazy $(foreach f
 ALL_FEATURES := $(subst $(space),$(comma),$(strip $(foreach f,$(DEV_FEATURES),tensorbridge/$(f) tensorbridge-python/$(f))))
 
 .PHONY: fuzz memcheck memcheck-rust memcheck-python soak
-.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy clean libtorch cpu-ext \
+.PHONY: demo test develop lint rust-test py-test bench bench-quick bench-venv bench-smoke bench-lazy bench-zarr clean libtorch cpu-ext \
 	wheel wheel-default wheel-full sdist package-test \
 	cuda-toolkit cuda-test bench-cuda gpu-bundle gpu-selftest print-cuda-build-env
 
@@ -186,7 +186,8 @@ bench-venv: libtorch $(CUDA_DEP) $(BENCH_STAMP)
 bench: bench-venv
 	start=$$(date +%s) && $(RUN_ENV) $(BENCH_CARGO) && \
 		$(if $(filter torch,$(FEATURES)),cargo bench -p tensorbridge-torch --bench torch_transfer &&) \
-		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS)
+		$(RUN_ENV) $(BENCH_PY) $(BENCH_HARNESS) --criterion-since $$start $(BENCH_ARGS) && \
+		$(RUN_ENV) $(BENCH_PY) benches/python/out_of_core.py
 
 ## A regression check in under 2 minutes: smaller sizes, shorter measurements.
 bench-quick: bench-venv
@@ -196,6 +197,11 @@ bench-quick: bench-venv
 ## The harness on tiny sizes (JSON, table, plot, --compare), in the dev venv, so it cannot rot.
 bench-smoke: develop
 	$(RUN_ENV) $(PY) -m pytest benches/python -q
+
+## Out of core: 2 GiB to Zarr, tb.to_dask(t, chunks).to_zarr vs zarr.array(np.asarray(t)), throughput
+## and peak RSS per backend (also the last step of `make bench`), in the dev venv.
+bench-zarr: develop
+	$(RUN_ENV) $(PY) benches/python/out_of_core.py
 
 ## Deferred execution: ((x * 2) + 1).sqrt() on 64M f32, lazy (fused) vs eager CPU, with the ratios.
 bench-lazy:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import bench
+import out_of_core
 import report
 import tensorbridge as tb
 
@@ -162,3 +163,15 @@ def test_ratios_compare_within_one_device_kind() -> None:
     assert report.best_peer(rows, cuda) is rows[3] and report.limit_of(rows, cuda) is rows[5]
     assert report.speed_ratio(report.best_peer(rows, cuda), cuda) == 2.0
     assert report.speed_ratio(report.limit_of(rows, cuda), cuda) == 0.5
+
+
+def test_out_of_core_bench_writes_both_variants_verified(tmp_path: Path) -> None:
+    argv = ["--gib", "0.004", "--chunk-mib", "0.5", "--cols", "1024", "--backends", "cpu"]
+    argv += ["--out-dir", str(tmp_path)]
+    assert out_of_core.main(argv) == 0
+    (json_path,) = tmp_path.glob("*-out-of-core.json")
+    rows = json.loads(json_path.read_text())["rows"]
+    got = {(r["backend"], r["device"], r["variant"]) for r in rows}
+    assert got == {("cpu", "cpu", "to_dask"), ("cpu", "cpu", "asarray")}
+    assert all(r["verified"] and r["gb_per_s"] > 0 for r in rows)
+    assert "`tb.to_dask(t, chunks).to_zarr(store)`" in json_path.with_suffix(".md").read_text()

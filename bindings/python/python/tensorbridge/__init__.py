@@ -72,6 +72,8 @@ if "torch" in _native._compiled_backends():
 Tensor = _native.Tensor
 Session = _native.Session
 
+from ._dask import to_dask  # noqa: E402 (needs Tensor from the loaded extension)
+
 __all__ = [
     "Tensor",
     "Session",
@@ -104,6 +106,7 @@ __all__ = [
     "backend_info",
     "default_backend",
     "transfer_guard",
+    "to_dask",
     "bool_",
     "uint8",
     "uint16",

@@ -26,6 +26,7 @@ devices that are not available).
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias, overload
 
+import dask.array
 import numpy as np
 import numpy.typing as npt
 
@@ -64,6 +65,7 @@ __all__ = [
     "backend_info",
     "default_backend",
     "transfer_guard",
+    "to_dask",
     "bool_",
     "uint8",
     "uint16",
@@ -128,6 +130,16 @@ class transfer_guard:  # noqa: N801
     def __init__(self, level: str) -> None: ...
     def __enter__(self) -> transfer_guard: ...
     def __exit__(self, *exc_info: object) -> None: ...
+
+# ---- beyond one machine --------------------------------------------------------------------------
+
+def to_dask(t: Tensor, chunks: Any = "auto") -> dask.array.Array:
+    """``t`` as a Dask array of NumPy chunks, each a view of ``t`` converted when a task needs
+    it (zero-copy for host memory, one device-to-host copy per chunk for device memory; never
+    the whole tensor at once). ``chunks`` as ``dask.array.from_array`` takes it; ``t``'s shape,
+    dtype (bfloat16 as ``ml_dtypes.bfloat16``) and a NumPy ``meta``. ``.to_zarr(store)`` on the
+    result writes a tensor larger than host memory chunk by chunk. TypeError for a non-tensor,
+    ImportError without Dask."""
 
 # ---- creation ------------------------------------------------------------------------------------
 

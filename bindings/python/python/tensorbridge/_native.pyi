@@ -192,6 +192,19 @@ class Tensor:
     def graph(self, format: str = "text") -> str:
         """The graph behind a lazy tensor, one line per node, or Graphviz DOT with
         ``format="dot"``. Computes nothing; ValueError for eager tensors."""
+    def __reduce__(self) -> tuple[Any, tuple[np.ndarray[Any, Any], str, str]]:
+        """Pickles by value: the values as an ndarray (host memory: the view itself; device
+        memory: one copy to the host), the backend's and the device's names. Unpickling puts
+        them back on that backend and device, or raises RuntimeError naming what the process
+        lacks (a missing GPU, a backend not compiled in); never silently elsewhere."""
+    def __copy__(self) -> Tensor:
+        """A new tensor with its own memory and the same values, backend and device (as
+        NumPy's ``copy.copy``: memory shared with NumPy or DLPack does not show through)."""
+    def __deepcopy__(self, memo: Any, /) -> Tensor:
+        """The same as ``copy.copy`` (a tensor holds no Python objects)."""
+    def __dask_tokenize__(self) -> str:
+        """Dask's name for this tensor: its identity (fixed for its lifetime, never reused in
+        the process), so Dask never hashes or pickles the values to name a graph."""
 
 @final
 class Session:

@@ -10,16 +10,21 @@
 //! - `placement.rs`: `to`, `contiguous`, `synchronize`;
 //! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends;
 //! - `pyobject.rs`: iteration, `in`, `__index__`, `format()`.
+//! - `pickling.rs`: `pickle` by value, `copy.copy`/`copy.deepcopy`, and the identity token Dask
+//!   names graphs by (`__dask_tokenize__`).
 
 mod deferred;
 mod indexing;
 mod numpy;
 mod ops;
+mod pickling;
 mod placement;
 mod properties;
 mod protocols;
 mod pyobject;
 mod views;
+
+use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use tensorbridge::AnyTensor;
@@ -32,12 +37,18 @@ pub use ops::int_fits;
 #[pyclass(name = "Tensor", module = "tensorbridge", frozen, weakref)]
 pub struct PyTensor {
     pub(crate) inner: AnyTensor,
+    /// This object's serial number in the process, drawn the first time Dask asks for a token
+    /// (see `pickling.rs`).
+    serial: OnceLock<u64>,
 }
 
 impl PyTensor {
     /// Wraps a tensor for Python.
     pub fn wrap(inner: AnyTensor) -> Self {
-        PyTensor { inner }
+        PyTensor {
+            inner,
+            serial: OnceLock::new(),
+        }
     }
 }
 

@@ -89,6 +89,8 @@ develop: libtorch $(CUDA_DEP)
 demo: develop
 	$(RUN_ENV) $(PY) examples/tensor_to_numpy.py
 	$(RUN_ENV) $(PY) examples/graph_session.py
+	@if $(PY) -c 'import tensorflow' 2>/dev/null; then $(RUN_ENV) $(PY) examples/seed_tensorflow.py; \
+		else echo "examples/seed_tensorflow.py: TensorFlow is not installed, skipped"; fi
 	$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 	$(if $(filter candle cuda,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example candle_to_ndarray)
 	$(if $(filter torch,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tch_to_ndarray)

@@ -100,6 +100,8 @@ develop: libtorch $(CUDA_DEP) $(if $(NEEDS_CUDA),$(PKG_STUB))
 demo: develop
 	$(PY) examples/tensor_to_numpy.py
 	$(PY) examples/graph_session.py
+	@if $(PY) -c 'import tensorflow' 2>/dev/null; then $(PY) examples/seed_tensorflow.py; \
+		else echo "examples/seed_tensorflow.py: TensorFlow is not installed, skipped"; fi
 	$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tensor_to_ndarray
 	$(if $(filter candle cuda,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example candle_to_ndarray)
 	$(if $(filter torch,$(FEATURES)),$(RUN_ENV) cargo run --release --quiet -p tensorbridge --features "$(subst $(space),$(comma),$(strip $(FEATURES)))" --example tch_to_ndarray)

@@ -13,6 +13,14 @@ Workloads (float32 sources of ``size`` elements, 2-D and near-square; see WORKLO
   bf16→f32     ``np.asarray(t, dtype=np.float32)`` of a bfloat16 tensor (one fused pass)
   from NumPy   ``tb.tensor(a, backend=, device=)`` (a copy onto the backend, synchronised)
 
+and, for each runtime installed (ASNUMPY_WORKLOADS), ``tb.asnumpy(x)`` of that runtime's own
+CPU tensor against the runtime's own fastest conversion of the same tensor:
+
+  asnumpy_<rt>          ``tb.asnumpy(t)`` vs torch ``t.numpy()`` / TF ``t.numpy()`` (a copy) /
+                        JAX ``np.asarray(t)``
+  asnumpy_bf16_<rt>     ``tb.asnumpy(t, dtype=np.float32)`` of bfloat16 vs the runtime's cast
+  asnumpy_strided_torch ``tb.asnumpy(t.T, order="C")`` vs ``t.T.contiguous().numpy()``
+
 Limits, measured in the same run: on the host, ``np.copyto`` of the output bytes into an already
 paged-in array (memcpy; for the zero-copy workloads, ``a.view()``, the cost of a new ndarray
 object); on CUDA devices, a pinned device→host (host→device for ``from NumPy``) copy by torch.
@@ -199,6 +207,9 @@ class Workload:
     subject: Callable[[Sources, str, str], Spec]
     peers: Callable[[Sources, str], list[Spec]]  # (sources, device kind)
     expected: Callable[[Sources], np.ndarray[Any, Any]]
+    # A tb.asnumpy workload: the runtime (peer module) whose tensor is converted; its subject
+    # is that runtime's tensor (target "<runtime>@cpu"), not each tensorbridge backend's.
+    runtime: str | None = None
 
 
 def _peer_specs(
@@ -329,6 +340,60 @@ WORKLOADS: list[Workload] = [
 ]  # fmt: skip
 
 
+_RUNTIME_LABEL = {"torch": "torch", "tensorflow": "TensorFlow", "jax": "JAX"}
+
+
+def _asnumpy(runtime: str, name: str, title: str, stmt: str, peer_stmts: dict[str, str],
+             expected: Callable[[Sources], np.ndarray[Any, Any]], *, dtype: str = "f32",
+             per_call: bool = False, limit: str = "copy") -> Workload:  # fmt: skip
+    """``tb.asnumpy`` of a runtime's CPU tensor (``t``) against that runtime's own ways
+    (``peer_stmts``: {label: statement}), on the same tensor."""
+
+    def env_of(src: Sources) -> dict[str, Any]:
+        env = {"t": src.peer(runtime, "cpu", dtype), "tb": tb, "np": np}
+        if runtime == "tensorflow":
+            env["tf"] = src.peers["tensorflow"]
+        if runtime == "jax":
+            env["jnp"] = src.peers["jax"].numpy
+        return env
+
+    def subject(src: Sources, backend: str, device: str) -> Spec:
+        return Spec("tensorbridge", f"{runtime}@cpu", "subject", stmt, env_of(src),
+                    same_as(expected(src)))  # fmt: skip
+
+    def peers(src: Sources, kind: str) -> list[Spec]:
+        if kind != "cpu":
+            return []
+        return [Spec(label, "cpu", "peer", s, env_of(src), same_as(expected(src)))
+                for label, s in peer_stmts.items()]  # fmt: skip
+
+    return Workload(name, title, per_call, limit, subject, peers, expected, runtime=runtime)
+
+
+ASNUMPY_WORKLOADS: list[Workload] = [
+    _asnumpy("torch", "asnumpy_torch", "tb.asnumpy(torch CPU tensor)", "tb.asnumpy(t)",
+             {"torch": "t.numpy()"}, lambda s: s.a, per_call=True, limit="view"),
+    _asnumpy("tensorflow", "asnumpy_tensorflow", "tb.asnumpy(TF CPU tensor)", "tb.asnumpy(t)",
+             {"TensorFlow": "t.numpy()"}, lambda s: s.a, per_call=True, limit="view"),
+    _asnumpy("jax", "asnumpy_jax", "tb.asnumpy(JAX CPU array)", "tb.asnumpy(t)",
+             {"JAX": "np.asarray(t)"}, lambda s: s.a, per_call=True, limit="view"),
+    _asnumpy("torch", "asnumpy_bf16_torch", "tb.asnumpy(torch bf16, dtype=f32)",
+             "tb.asnumpy(t, dtype=np.float32)", {"torch": "t.float().numpy()"}, _bf16_as_f32,
+             dtype="bf16"),
+    _asnumpy("tensorflow", "asnumpy_bf16_tensorflow", "tb.asnumpy(TF bf16, dtype=f32)",
+             "tb.asnumpy(t, dtype=np.float32)",
+             {"TensorFlow": "tf.cast(t, tf.float32).numpy()"}, _bf16_as_f32, dtype="bf16"),
+    _asnumpy("jax", "asnumpy_bf16_jax", "tb.asnumpy(JAX bf16, dtype=f32)",
+             "tb.asnumpy(t, dtype=np.float32)",
+             {"JAX": "np.asarray(t.astype(jnp.float32))",
+              "JAX (NumPy cast)": "np.asarray(t, dtype=np.float32)"}, _bf16_as_f32, dtype="bf16"),
+    _asnumpy("torch", "asnumpy_strided_torch", "tb.asnumpy(torch t.T, order='C')",
+             "tb.asnumpy(t.T, order='C')",
+             {"torch": "t.T.contiguous().numpy()",
+              "torch (NumPy copy)": "np.ascontiguousarray(t.T.numpy())"}, _transposed),
+]  # fmt: skip
+
+
 def limit_specs(w: Workload, src: Sources, kinds: set[str]) -> list[Spec]:
     """The limits of one workload at one size, for every device kind in the group."""
     out_bytes = int(w.expected(src).nbytes)
@@ -370,6 +435,13 @@ def run_grid(
     for size in sizes:
         src = Sources(size, peers)
         for w in workloads:
+            if w.runtime is not None:
+                if w.runtime not in peers:
+                    continue  # that runtime is not installed (or not asked for): no row
+                specs = [w.subject(src, w.runtime, "cpu"), *w.peers(src, "cpu")]
+                specs += limit_specs(w, src, {"cpu"})
+                rows += harness.time_group(w.name, size, specs, budget, log)
+                continue
             specs = [w.subject(src, b, d) for b, d in targets]
             kinds = {d.split(":")[0] for _, d in targets} | {"cpu"}
             for kind in sorted(kinds):
@@ -409,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                    "machine-wide slowdown on a shared machine)")  # fmt: skip
     p.add_argument("--sizes", type=parse_sizes, help="elements, e.g. 4,1e4 (default: 4,1e4,1e6,"
                    "64e6; with --quick 4,1e4,1e6)")  # fmt: skip
-    p.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS),
+    p.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS + ASNUMPY_WORKLOADS),
                    help="comma-separated subset (default: all: %(default)s)")  # fmt: skip
     p.add_argument("--peers", default=",".join(PEERS),
                    help="peers to try if installed (default %(default)s; '' for none)")  # fmt: skip
@@ -436,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    by_name = {w.name: w for w in WORKLOADS}
+    by_name = {w.name: w for w in WORKLOADS + ASNUMPY_WORKLOADS}
     unknown = [x for x in args.workloads.split(",") if x and x not in by_name]
     if unknown:
         p.error(f"unknown workloads {unknown}; known: {', '.join(by_name)}")

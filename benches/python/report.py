@@ -87,9 +87,13 @@ def headlines(res: Result) -> list[tuple[str, str]]:
     rows, out = res.rows, []
     small, big = min(res.sizes), max(res.sizes)
 
-    def add(what: str, workload: str, size: int, ref_lib: str, time_ratio: bool = False) -> None:
+    def add(
+        what: str, workload: str, size: int, ref_lib: str | None, time_ratio: bool = False
+    ) -> None:
         subject = find(rows, workload, size, "tensorbridge")
-        ref = find(rows, workload, size, ref_lib)
+        if subject is None:
+            return
+        ref = best_peer(rows, subject) if ref_lib is None else find(rows, workload, size, ref_lib)
         if subject is None or ref is None:
             return
         ratio = speed_ratio(ref, subject)
@@ -108,6 +112,13 @@ def headlines(res: Result) -> list[tuple[str, str]]:
     add("transposed → host vs torch", "transposed", big, "torch")
     add("`np.array(t)` copy vs memcpy limit", "array_copy", big, "limit")
     add("bf16 → f32 vs torch", "bf16_to_f32", big, "torch")
+    # tb.asnumpy of each runtime's own tensor vs that runtime's fastest way (its best peer row).
+    for rt, label in (("torch", "torch"), ("tensorflow", "TensorFlow"), ("jax", "JAX")):
+        for size in sorted({small, big}):
+            add(f"`tb.asnumpy(t)` vs {label}'s own", f"asnumpy_{rt}", size, None, True)
+            add(f"`tb.asnumpy(bf16, dtype=f32)` vs {label}", f"asnumpy_bf16_{rt}", size, None)
+    for size in sorted({small, big}):
+        add("`tb.asnumpy(t.T, order='C')` vs torch", "asnumpy_strided_torch", size, None)
     return out
 
 

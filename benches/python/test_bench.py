@@ -175,3 +175,25 @@ def test_out_of_core_bench_writes_both_variants_verified(tmp_path: Path) -> None
     assert got == {("cpu", "cpu", "to_dask"), ("cpu", "cpu", "asarray")}
     assert all(r["verified"] and r["gb_per_s"] > 0 for r in rows)
     assert "`tb.to_dask(t, chunks).to_zarr(store)`" in json_path.with_suffix(".md").read_text()
+
+
+def test_asnumpy_rows_compare_each_runtime_with_its_own_conversion(tmp_path: Path) -> None:
+    names = "asnumpy_torch,asnumpy_bf16_torch,asnumpy_strided_torch,asnumpy_jax,asnumpy_bf16_jax"
+    argv = ["--sizes", "4,64", "--budget", "0.002", "--peers", "torch,jax", "--workloads", names,
+            "--out-dir", str(tmp_path), "--no-plot"]  # fmt: skip
+    assert bench.main(argv) == 0
+    payload = json.loads(next(tmp_path.glob("*.json")).read_text())
+    rows = {r["key"]: r for r in payload["rows"]}
+    for size in (4, 64):
+        for name, runtime, peer in (
+            ("asnumpy_torch", "torch", "torch"),
+            ("asnumpy_bf16_torch", "torch", "torch"),
+            ("asnumpy_strided_torch", "torch", "torch"),
+            ("asnumpy_jax", "jax", "JAX"),
+            ("asnumpy_bf16_jax", "jax", "JAX"),
+        ):
+            subject = rows[f"{name}/{size}/tensorbridge/{runtime}@cpu"]
+            assert f"{name}/{size}/{peer}/cpu" in rows
+            assert subject["best_peer"].startswith(f"{name}/{size}/")
+            assert subject["speed_vs_best_peer_median"] > 0
+    assert "`tb.asnumpy(t)` vs torch's own (4 elements)" in payload["headlines"]

@@ -2,7 +2,7 @@
 //! backends, axes and shapes, as `FromPyObject` types (`fn f(dtype: DTypeArg)`), or as
 //! `from_py_with` helpers where a plain Rust type reads better in the signature.
 
-use numpy::PyArrayDescr;
+use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -59,12 +59,45 @@ pub fn opt_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<DType>> {
 
 /// The tensorbridge dtype of a NumPy dtype descriptor, or TypeError naming it.
 pub fn dtype_of_descr(d: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
+    if let Some(found) = known_dtype(d) {
+        return Ok(found);
+    }
     let name: String = d.getattr("name")?.extract()?;
     name.parse::<DType>().map_err(|_| {
         PyTypeError::new_err(format!(
             "unsupported dtype {name}; tensorbridge supports bool, uint8-64, int8-64, float16, \
              bfloat16, float32, float64"
         ))
+    })
+}
+
+/// Our dtype of a native-byte-order descriptor, read from its C fields (kind, item size):
+/// `dtype.name` is computed by Python code in NumPy 2, which costs more than a small conversion.
+/// `None` for anything else (byte-swapped, structured, dtypes we lack), which the callers
+/// name in their errors.
+pub fn known_dtype(d: &Bound<'_, PyArrayDescr>) -> Option<DType> {
+    if d.is_native_byteorder() == Some(false) {
+        return None;
+    }
+    Some(match (d.kind(), d.itemsize()) {
+        (b'b', 1) => DType::Bool,
+        (b'u', 1) => DType::U8,
+        (b'u', 2) => DType::U16,
+        (b'u', 4) => DType::U32,
+        (b'u', 8) => DType::U64,
+        (b'i', 1) => DType::I8,
+        (b'i', 2) => DType::I16,
+        (b'i', 4) => DType::I32,
+        (b'i', 8) => DType::I64,
+        (b'f', 2) => DType::F16,
+        (b'f', 4) => DType::F32,
+        (b'f', 8) => DType::F64,
+        // ml_dtypes' bfloat16 is a 2-byte user dtype; other 2-byte void dtypes are not ours.
+        (b'V', 2) => {
+            let bf16 = crate::interop::numpy::descr(d.py(), DType::BF16).ok()?;
+            return d.is_equiv_to(&bf16).then_some(DType::BF16);
+        }
+        _ => return None,
     })
 }
 

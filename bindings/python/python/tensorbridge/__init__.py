@@ -71,6 +71,7 @@ if "torch" in _native._compiled_backends():
     _require_torch("")
 Tensor = _native.Tensor
 Session = _native.Session
+from ._asnumpy import asnumpy  # noqa: E402 (needs _native loaded)
 
 from ._dask import to_dask  # noqa: E402 (needs Tensor from the loaded extension)
 
@@ -82,6 +83,7 @@ __all__ = [
     "from_numpy",
     "from_torch",
     "from_dlpack",
+    "asnumpy",
     "zeros",
     "ones",
     "full",

@@ -41,6 +41,7 @@ __all__ = [
     "from_numpy",
     "from_torch",
     "from_dlpack",
+    "asnumpy",
     "zeros",
     "ones",
     "full",
@@ -207,6 +208,45 @@ def from_dlpack(
     (``BufferError`` when a copy is needed). ``x`` may also be a DLPack capsule. Device memory
     needs a backend with that device (torch, or candle's CUDA device); ``device="cpu"`` asks
     the producer for a host copy.
+    """
+
+def asnumpy(
+    x: Any,
+    /,
+    *,
+    dtype: Any = None,
+    copy: bool | None = None,
+    out: np.ndarray[Any, Any] | None = None,
+    order: str = "K",
+) -> np.ndarray[Any, Any]:
+    """Any runtime's tensor as a ``numpy.ndarray``, under the contract of ``Tensor.numpy()``.
+
+    ``x``: a tensorbridge Tensor (any backend), a ``torch.Tensor`` (any device; requires_grad,
+    conjugate/negative bits, bfloat16, any strides), a JAX array (any device; sharded arrays are
+    assembled from their shards), a TensorFlow ``EagerTensor`` or ``tf.Variable``, a CuPy array,
+    anything with ``__dlpack__`` or ``__array__``, nested sequences and scalars.
+
+    * ``copy=None``: a read-only zero-copy view where the memory is host memory NumPy can
+      address (tensorbridge host tensors, torch CPU tensors, JAX CPU arrays, TensorFlow CPU
+      tensors, NumPy arrays); otherwise exactly one copy, writable.
+    * ``copy=True``: always a new writable array. ``copy=False``: ``ValueError`` when a copy is
+      unavoidable (device memory, a dtype conversion, an ``order`` the view does not have).
+    * ``dtype``: the result's dtype, the conversion fused into the one copy (bfloat16 -> float32
+      in one pass, whatever the source).
+    * ``out``: a writable ndarray of the same shape (an ``np.memmap`` works) receives the
+      values, converted to its dtype, and is returned; device memory is streamed into it in
+      chunks, so a tensor larger than host RAM converts into a file.
+    * ``order``: ``"K"`` and ``"A"`` keep a view's strides (a copy is Fortran-ordered when the
+      source is); ``"C"`` / ``"F"``: C- / Fortran-contiguous (a copy when the view is not).
+    * Device memory is read through DLPack by the tensorbridge backend for that device; a new
+      result is checked against the free host memory first (``MemoryError`` naming ``out=``).
+      ``copy=None`` on device memory is an implicit transfer, governed by ``tb.transfer_guard``;
+      ``copy=True`` and ``out=`` are explicit.
+
+    Errors name the runtime and the fix: ``TypeError`` for dtypes NumPy lacks (torch complex32,
+    quantized tensors), sparse layouts and symbolic TensorFlow tensors; ``ValueError`` for
+    ``copy=False``, a mismatched ``out``, deleted JAX arrays; ``MemoryError`` when the host
+    cannot hold the result.
     """
 
 def zeros(

@@ -23,6 +23,14 @@ __all__ = [
     "_set_transfer_guard",
     "_get_transfer_guard",
     "BF16_NEEDS_ML_DTYPES",
+    "asnumpy",
+    "_asnumpy_tensor",
+    "_asnumpy_array",
+    "_asnumpy_register_fast",
+    "_asnumpy_set_fallback",
+    "_asnumpy_transfer_guard",
+    "_asnumpy_host_guard",
+    "_readonly",
 ]
 
 BF16_NEEDS_ML_DTYPES: str
@@ -272,3 +280,29 @@ def _backend_stats(backend: str) -> dict[str, int]: ...
 def _absent_backends() -> dict[str, str]: ...
 def _set_transfer_guard(level: str) -> str: ...
 def _get_transfer_guard() -> str: ...
+def asnumpy(
+    x: Any,
+    /,
+    *,
+    dtype: Any = None,
+    copy: bool | None = None,
+    out: Any = None,
+    order: str = "K",
+) -> np.ndarray[Any, Any]: ...
+def _asnumpy_tensor(
+    t: Tensor,
+    *,
+    dtype: Any = None,
+    copy: bool | None = None,
+    out: Any = None,
+    order: str = "K",
+    source: str | None = None,
+) -> np.ndarray[Any, Any]: ...
+def _asnumpy_array(
+    v: np.ndarray[Any, Any], *, dtype: Any = None, out: Any = None, order: str = "K"
+) -> np.ndarray[Any, Any]: ...
+def _asnumpy_register_fast(tp: type, how: str) -> None: ...
+def _asnumpy_set_fallback(f: Any) -> None: ...
+def _asnumpy_transfer_guard(what: str) -> None: ...
+def _asnumpy_host_guard(shape: list[int], itemsize: int, what: str) -> None: ...
+def _readonly(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]: ...

@@ -44,7 +44,9 @@ try:
 except ImportError:
     torch = None
 if torch is not None:
-    w = (torch.tensor([[1.0, 2.0], [4.0, 8.0]], requires_grad=True) * 2).to(torch.bfloat16)
+    w = (torch.tensor([[1.0, 2.0], [4.0, 8.0]], requires_grad=True) * 2).to(
+        torch.bfloat16
+    )
     c = tb.asnumpy(w, dtype=np.float32)
     assert np.array_equal(c, w.detach().float().numpy())
     print("torch:", c.tolist(), c.dtype)

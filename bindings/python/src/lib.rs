@@ -46,9 +46,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(interop::asnumpy::asnumpy, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_array, m)?)?;
-    m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_register_fast, m)?)?;
-    m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_set_fallback, m)?)?;
-    m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_transfer_guard, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        interop::asnumpy::_asnumpy_register_fast,
+        m
+    )?)?;
+    m.add_function(wrap_pyfunction!(
+        interop::asnumpy::_asnumpy_set_fallback,
+        m
+    )?)?;
+    m.add_function(wrap_pyfunction!(
+        interop::asnumpy::_asnumpy_transfer_guard,
+        m
+    )?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_host_guard, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_readonly, m)?)?;
     m.add("BF16_NEEDS_ML_DTYPES", interop::numpy::BF16_NEEDS_ML_DTYPES)?;

@@ -237,7 +237,9 @@ def test_transfer_guard_governs_the_implicit_copy_only(caplog: Any) -> None:
         assert not tb.asnumpy(host).flags.writeable  # host memory: never a transfer
     with tb.transfer_guard("log"), caplog.at_level(logging.WARNING, logger="tensorbridge"):
         tb.asnumpy(t)
-    assert any("implicit device-to-host transfer by tb.asnumpy" in r.message for r in caplog.records)
+    assert any(
+        "implicit device-to-host transfer by tb.asnumpy" in r.message for r in caplog.records
+    )
 
 
 @needs_candle

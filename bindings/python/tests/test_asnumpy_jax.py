@@ -63,10 +63,10 @@ def host_values(dtype: Any, layout: str) -> np.ndarray[Any, Any]:
 def data_ptr(a: np.ndarray[Any, Any]) -> int:
     return int(a.__array_interface__["data"][0])
 
+
 def raw(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The bytes of the values in C order (exact comparison for every dtype, NaN payloads too)."""
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -222,7 +222,9 @@ def test_sharded_arrays_on_eight_host_devices_are_assembled_from_their_shards(
     tmp_path: Path,
 ) -> None:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
         [sys.executable, "-c", SHARDED, str(tmp_path / "out.f64")],

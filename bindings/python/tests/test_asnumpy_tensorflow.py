@@ -67,10 +67,10 @@ def source(dtype: tf.DType, layout: str) -> tuple[Any, np.ndarray[Any, Any]]:
 def data_ptr(a: np.ndarray[Any, Any]) -> int:
     return int(a.__array_interface__["data"][0])
 
+
 def raw(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The bytes of the values in C order (exact comparison for every dtype, NaN payloads too)."""
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-
 
 
 def tf_buffer(x: Any) -> int:

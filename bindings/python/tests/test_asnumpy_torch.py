@@ -67,10 +67,10 @@ def source(dtype: torch.dtype, layout: str) -> torch.Tensor:
 def data_ptr(a: np.ndarray[Any, Any]) -> int:
     return int(a.__array_interface__["data"][0])
 
+
 def raw(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The bytes of the values in C order (exact comparison for every dtype, NaN payloads too)."""
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-
 
 
 def reference(x: torch.Tensor) -> np.ndarray[Any, Any]:
@@ -162,7 +162,9 @@ def test_conjugate_and_negative_bits_are_resolved_once() -> None:
     np.testing.assert_array_equal(tb.asnumpy(n), -z.imag.numpy())
     with pytest.raises(ValueError, match="negative bit"):
         tb.asnumpy(n, copy=False)
-    np.testing.assert_array_equal(tb.asnumpy(n, dtype=np.float64), -z.imag.numpy().astype(np.float64))
+    np.testing.assert_array_equal(
+        tb.asnumpy(n, dtype=np.float64), -z.imag.numpy().astype(np.float64)
+    )
     r = torch._neg_view(torch.arange(4.0))
     assert r.is_neg()
     np.testing.assert_array_equal(tb.asnumpy(r), -np.arange(4.0, dtype=np.float32))

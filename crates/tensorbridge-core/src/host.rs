@@ -957,5 +957,4 @@ mod tests {
         long[9_999] = 2;
         assert!(!bool_bytes_are_canonical(&long));
     }
-
 }

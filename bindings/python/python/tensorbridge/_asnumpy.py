@@ -76,7 +76,11 @@ def _handler_for(tp: type) -> _Handler:
         _native._asnumpy_register_fast(tp, "buffer")
         return _from_jax
     tf = sys.modules.get("tensorflow")
-    if root in ("tensorflow", "keras") and tf is not None and issubclass(tp, (tf.Tensor, tf.Variable)):
+    if (
+        root in ("tensorflow", "keras")
+        and tf is not None
+        and issubclass(tp, (tf.Tensor, tf.Variable))
+    ):
         return _from_tensorflow
     cupy = sys.modules.get("cupy")
     if root == "cupy" and cupy is not None and issubclass(tp, cupy.ndarray):
@@ -168,12 +172,12 @@ def _writable(v: _Array) -> _Array:
     return v
 
 
-def _fill(
-    v: _Array, out: _Array, dtype: Any, copy: bool | None, order: str, src: str
-) -> _Array:
+def _fill(v: _Array, out: _Array, dtype: Any, copy: bool | None, order: str, src: str) -> _Array:
     """Writes ``v``'s values into ``out`` (converted to its dtype) and returns ``out``."""
     if copy is False:
-        raise ValueError("tb.asnumpy(out=...) always copies into out; copy=False cannot be honoured")
+        raise ValueError(
+            "tb.asnumpy(out=...) always copies into out; copy=False cannot be honoured"
+        )
     if dtype is not None and _np_dtype(dtype) != out.dtype:
         raise ValueError(
             f"tb.asnumpy: dtype={_np_dtype(dtype)} differs from out's dtype {out.dtype}; "
@@ -254,9 +258,7 @@ def _from_device(
             raise type(e)(f"tb.asnumpy: cannot read {src}: {e}") from None
         reason = str(e)
     else:
-        return _native._asnumpy_tensor(
-            t, dtype=dtype, copy=copy, out=out, order=order, source=src
-        )
+        return _native._asnumpy_tensor(t, dtype=dtype, copy=copy, out=out, order=order, source=src)
     # No tensorbridge backend holds this memory: the runtime copies it to the host.
     if copy is False and out is None:
         raise ValueError(
@@ -451,12 +453,12 @@ def _jax_single(
         return _host(v, dtype, copy, out, order, src, private=did_copy)
     src = f"a jax.Array on {device}"
     jax = sys.modules["jax"]
-    return _from_device(x, dtype, copy, out, order, src, host_copy=lambda: np.asarray(jax.device_get(x)))
+    return _from_device(
+        x, dtype, copy, out, order, src, host_copy=lambda: np.asarray(jax.device_get(x))
+    )
 
 
-def _jax_assemble(
-    x: Any, dtype: Any, copy: bool | None, out: _Array | None, order: str
-) -> _Array:
+def _jax_assemble(x: Any, dtype: Any, copy: bool | None, out: _Array | None, order: str) -> _Array:
     """A sharded array: every distinct shard written into its place of one host array (``out``
     or a new one), each through ``tb.asnumpy`` (zero-copy reads of CPU shards, DLPack for device
     shards, the cast fused into the write)."""
@@ -488,7 +490,9 @@ def _check_out_for(
     out: _Array, shape: tuple[int, ...], dtype: Any, copy: bool | None, order: str, src: str
 ) -> _Array:
     if copy is False:
-        raise ValueError("tb.asnumpy(out=...) always copies into out; copy=False cannot be honoured")
+        raise ValueError(
+            "tb.asnumpy(out=...) always copies into out; copy=False cannot be honoured"
+        )
     if dtype is not None and _np_dtype(dtype) != out.dtype:
         raise ValueError(
             f"tb.asnumpy: dtype={_np_dtype(dtype)} differs from out's dtype {out.dtype}; "

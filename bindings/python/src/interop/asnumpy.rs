@@ -10,10 +10,10 @@
 //! [`_asnumpy_array`] for the copies: fused casts, layout changes and streamed `out=` writes are the
 //! core's kernels, the same as `t.numpy()`'s. Nothing here names a backend or a runtime.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
-use numpy::{PyArrayDescr, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -130,9 +130,11 @@ fn target<'py>(dtype: Option<&Bound<'py, PyAny>>, source: DType) -> PyResult<Tar
             match np_dtype.bind(py).call1((d,)) {
                 Ok(descr) => descr.cast_into::<PyArrayDescr>()?,
                 // Not a dtype NumPy knows either: the error names ours.
-                Err(_) => return Err(parse_dtype(d).err().unwrap_or_else(|| {
-                    PyTypeError::new_err("tb.asnumpy: dtype= is not a dtype")
-                })),
+                Err(_) => {
+                    return Err(parse_dtype(d).err().unwrap_or_else(|| {
+                        PyTypeError::new_err("tb.asnumpy: dtype= is not a dtype")
+                    }))
+                }
             }
         }
     };
@@ -391,7 +393,7 @@ fn buffer_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<B
             ndim as c_int,
             dims.as_mut_ptr(),
             strides.as_mut_ptr(),
-            v.buf as *mut c_void,
+            v.buf,
             0,
             std::ptr::null_mut(),
         );
@@ -465,7 +467,11 @@ pub fn _asnumpy_host_guard(shape: Vec<usize>, itemsize: usize, what: &str) -> Py
     let bytes = shape
         .iter()
         .try_fold(itemsize as u128, |acc, &d| acc.checked_mul(d as u128));
-    let available = tensorbridge::host::available_host_memory();
+    // The tightest of RAM and the container's limit, as the core's memory guard reads them.
+    let available = tensorbridge::memory_guard::HostMemory::probe()
+        .tightest()
+        .and_then(|l| l.available())
+        .map_or(u128::MAX, u128::from);
     match bytes {
         Some(b) if b <= available && b <= isize::MAX as u128 => Ok(()),
         _ => Err(PyMemoryError::new_err(format!(
@@ -497,7 +503,14 @@ pub fn _asnumpy_tensor<'py>(
     source: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let what = source.map_or_else(|| describe_tensor(&t.get().inner), str::to_string);
-    convert_tensor(t, none_if_none(dtype), copy, none_if_none(out), Order::parse(order)?, &what)
+    convert_tensor(
+        t,
+        none_if_none(dtype),
+        copy,
+        none_if_none(out),
+        Order::parse(order)?,
+        &what,
+    )
 }
 
 fn convert_tensor<'py>(
@@ -516,7 +529,7 @@ fn convert_tensor<'py>(
     }
     if let Some(out) = out {
         check_out(out, dtype, copy, order)?;
-        return export_into(py, t, out);
+        return export_into(py, t, out, "same_kind");
     }
     let target = target(dtype, t.dtype())?;
     let layout = t.layout();
@@ -535,7 +548,10 @@ fn convert_tensor<'py>(
         let why = match &target {
             Target::Ours(d) => format!("a dtype conversion {} -> {d}", t.dtype()),
             Target::Foreign(d) => format!("a dtype conversion {} -> {}", t.dtype(), d.str()?),
-            Target::Same if t.view_memory().is_some_and(|m| m.device == tensorbridge::Device::Cpu) => {
+            Target::Same
+                if t.view_memory()
+                    .is_some_and(|m| m.device == tensorbridge::Device::Cpu) =>
+            {
                 format!("a copy (order={order:?}: the view is not {order:?}-contiguous)")
             }
             Target::Same => "a device-to-host copy (the memory is not host memory NumPy can \
@@ -640,7 +656,7 @@ pub fn _asnumpy_array<'py>(
     let t = import_array(py, v, false)?;
     if let Some(out) = none_if_none(out) {
         check_out(out, none_if_none(dtype), None, order)?;
-        return export_into(py, &t, out);
+        return export_into(py, &t, out, "same_kind");
     }
     let d = match target(none_if_none(dtype), source)? {
         Target::Same => source,

@@ -105,7 +105,7 @@ pub enum Error {
     /// A shape whose element count, or size in bytes, exceeds `isize::MAX`: no array can address
     /// it (NumPy raises `ValueError`, "array is too big"). Checked with exact arithmetic wherever
     /// a shape is made, so a size never wraps.
-    #[error("{op}: array is too big; shape {shape:?}{} exceeds the maximum array size of isize::MAX bytes", dtype_suffix(.dtype))]
+    #[error("{op}: array is too big; shape {}{} exceeds the maximum array size of isize::MAX bytes", crate::memory_guard::shape_text(shape), dtype_suffix(.dtype))]
     ShapeTooLarge {
         /// The operation.
         op: &'static str,

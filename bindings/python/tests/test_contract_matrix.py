@@ -39,13 +39,6 @@ BACKENDS = tb.compiled_backends()
 HAS_TORCH = "torch" in BACKENDS
 LAZY_BACKENDS = [b for b in BACKENDS if tb.backend_info()[b]["lazy"]]
 
-# Cases whose fix lives in the Rust core (issue 11's other half: exact integer comparisons,
-# single-rounding casts, NumPy's arange, checked shape arithmetic). They fail on a tree without
-# it; strict, so that once it is merged they pass and the marker has to go.
-PENDING_CORE = pytest.mark.xfail(
-    strict=True, reason="needs the core half of issue 11 (exact ints, casts, arange, shapes)"
-)
-
 # ---- the matrix's vocabulary ---------------------------------------------------------------------
 
 # dtypes a backend cannot hold, by the eager backend it is or wraps (`lazy:candle` and
@@ -382,7 +375,7 @@ def test_creation_from_python_ints_is_exact(backend: str) -> None:
     assert_like_numpy(_creation_cases(backend), backend)
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=PENDING_CORE) for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_arange_of_python_ints_is_exact(backend: str) -> None:
     cases: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[Any, ...]]] = []
     for name, args, dtype in [
@@ -497,8 +490,6 @@ def test_python_int_arithmetic_at_the_dtype_edges_answers_as_numpy(
             b,
             d,
             id=f"{b}-{d}",
-            # int64/uint64 against ints beyond int64: the core compared through float64.
-            marks=PENDING_CORE if d in _WIDE and not lacks(b, d) else (),
         )
         for b in BACKENDS
         for d in _INT_OPERAND_DTYPES
@@ -512,7 +503,7 @@ def test_python_int_comparisons_at_the_dtype_edges_are_exact(
 
 @pytest.mark.parametrize(
     "backend",
-    [pytest.param(b, marks=() if lacks(b, "uint64") else PENDING_CORE) for b in BACKENDS],
+    BACKENDS,
 )
 def test_uint64_comparisons_with_python_ints_are_exact(backend: str) -> None:
     a = np.array([2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1], np.uint64)
@@ -907,7 +898,7 @@ def test_tensor_of_a_tensor_copies_memory_shared_with_torch() -> None:
 # ==== 6. shapes never wrap; casts and constructors give NumPy's bits ==============================
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=PENDING_CORE) for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_shape_arithmetic_never_wraps(backend: str) -> None:
     b = backend
     huge = [(2**62, 2**62), (2**32, 2**31, 2), (2**31, 2**31, 2, 0)]
@@ -1000,7 +991,7 @@ def _halfway_inputs(rng: np.random.Generator) -> np.ndarray[Any, Any]:
     return np.concatenate([normals, mids, -mids, special])
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=PENDING_CORE) for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_casts_to_16_bit_floats_round_once_like_numpy(backend: str) -> None:
     x = _halfway_inputs(np.random.default_rng(11))
     with np.errstate(over="ignore"):  # beyond float16's range: inf, as the cast must give
@@ -1052,11 +1043,11 @@ def test_every_float16_pattern_round_trips_and_widens_exactly(backend: str) -> N
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param((1, 2, 0.1), marks=PENDING_CORE),
+        (1, 2, 0.1),
         (0, 1, 0.1),
-        pytest.param((-3, 3, 0.3), marks=PENDING_CORE),
+        (-3, 3, 0.3),
         (0.5, 10.25, 0.75),
-        pytest.param((1, 2, 0.1, "float32"), marks=PENDING_CORE),
+        (1, 2, 0.1, "float32"),
     ],
     ids=str,
 )
@@ -1174,7 +1165,6 @@ def test_property_python_int_comparisons_at_every_dtypes_edges_are_exact(
     _int_property(case, backend, entry)
 
 
-@PENDING_CORE
 @given(case=_int_operand_case(list(_WIDE), sorted(_CMP)), backend=_backends, entry=_entries)
 def test_property_python_int_comparisons_at_int64_and_uint64_edges_are_exact(
     case: tuple[np.ndarray[Any, Any], int, str, bool], backend: str, entry: str

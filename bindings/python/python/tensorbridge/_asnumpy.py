@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -156,8 +156,8 @@ def _host(
         )
     if _ours(v.dtype) and _ours(target):
         return _native._asnumpy_array(v, dtype=target, order=order)
-    copy_order = "F" if order == "F" or (order in "KA" and v.flags.f_contiguous
-                                        and not v.flags.c_contiguous) else "C"  # fmt: skip
+    copy_order: Literal["C", "F"] = "F" if order == "F" or (
+        order in "KA" and v.flags.f_contiguous and not v.flags.c_contiguous) else "C"  # fmt: skip
     return np.array(v, dtype=target, order=copy_order, copy=True)
 
 
@@ -574,5 +574,6 @@ def _from_cupy(x: Any, dtype: Any, copy: bool | None, out: _Array | None, order:
 
 
 _native._asnumpy_set_fallback(_convert)
-if "torch" in sys.modules:
+# `sys.modules["torch"] = None` is how a process says torch must not be imported: not loaded.
+if sys.modules.get("torch") is not None:
     _register_torch()

@@ -140,7 +140,7 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
 pub fn to_contiguous<S: Element, D: Element>(src: &[S], layout: &Layout) -> Result<ArrayD<D>> {
     layout.check_fits(src.len())?;
     let n = layout.elem_count();
-    let mut out = alloc_output::<D>(layout.shape(), n)?;
+    let mut out = alloc_output::<D>("to_host", layout.shape(), n)?;
     // SAFETY: `out` has capacity for `n` elements. Both branches write each of the `n` positions of
     // the contiguous destination exactly once (the short path one run of `n`, the kernel every index
     // of the shape once), and only then is the length set. `check_fits` proved every source read is
@@ -185,16 +185,17 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
-/// An empty vector with capacity for exactly `n` elements of `D`, or [`Error::TooLarge`].
+/// An empty vector with capacity for exactly `n` elements of `D` (the output of `op`, of `shape`),
+/// or [`Error::TooLarge`]. Every kernel that writes a fresh output takes its buffer from here.
 ///
 /// Large buffers ask Linux for transparent huge pages (as NumPy does for arrays of 4 MiB and more):
 /// the first write to fresh memory faults every page in, and with 4 KiB pages that fault handling,
 /// not the copy, is what bounds a large `to_host` (about 2.7 GB/s here, against about 12 GB/s with
-/// huge pages).
-fn alloc_output<D: Element>(shape: &[usize], n: usize) -> Result<Vec<D>> {
+/// huge pages). Writing the buffer from several threads spreads those faults over them too.
+pub fn alloc_output<D: Element>(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<D>> {
     let mut out: Vec<D> = Vec::new();
     out.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-        op: "to_host",
+        op,
         shape: shape.to_vec(),
         dtype: D::DTYPE,
         bytes: n as u128 * D::DTYPE.size_in_bytes() as u128,

@@ -179,17 +179,10 @@ impl Cpu {
     }
 }
 
-/// Reserves `len` elements or reports [`Error::TooLarge`] instead of aborting.
+/// Reserves `len` elements or reports [`Error::TooLarge`] instead of aborting; large buffers get
+/// the core's huge-page advice (see [`tensorbridge_core::host::alloc_output`]).
 pub(crate) fn try_vec<T: Element>(op: &'static str, shape: &[usize], len: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::TooLarge {
-        op,
-        shape: shape.to_vec(),
-        dtype: T::DTYPE,
-        bytes: len as u128 * std::mem::size_of::<T>() as u128,
-        limit: isize::MAX as u128,
-    })?;
-    Ok(v)
+    tensorbridge_core::host::alloc_output(op, shape, len)
 }
 
 fn storage_from_array<T: CpuElement>(a: ArrayD<T>) -> Cpu {

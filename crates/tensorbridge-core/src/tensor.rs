@@ -96,8 +96,9 @@ impl<B: Backend> Tensor<B> {
                 expected,
             });
         }
-        let a = ArrayD::from_shape_vec(shape.to_vec(), data.to_vec())
-            .map_err(|e| Error::InvalidArgument(format!("from_slice: {e}")))?;
+        // One pass with the host copy kernel (parallel first-touch copy into huge-page-advised
+        // memory for large slices); the array then moves into the backend without another copy.
+        let a = crate::host::to_contiguous::<T, T>(data, &Layout::contiguous(shape))?;
         Self::from_host(a, device)
     }
 

@@ -7,8 +7,8 @@ medians when those exist, with tensorbridge's speed as a multiple of the best pe
   .venv/bin/python benches/python/numpy_reference.py           # peers + last criterion results
 
 Times are medians over samples of repeated calls (each sample >= the budget / samples); GB/s
-counts bytes of output written, as the Rust bench does. Fresh outputs are allocated inside the
-timing for both. Peers run single-threaded (NumPy) or with torch's default threads.
+counts bytes of output written, as the Rust bench does. Each call's result is dropped before the
+next, in both. Peers run single-threaded (NumPy) or with torch's default threads.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ use crate::dtype::{cast_element, DType, Element};
 use crate::error::{Error, Result};
 use crate::layout::{checked_elem_count, contiguous_strides, Layout};
 
+mod cache;
 mod transpose;
+
+pub use cache::{cached_bytes, recycle, release_cached_buffers};
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,8 +196,12 @@ pub fn copy_into<S: Element, D: Element>(
 /// Large buffers ask Linux for transparent huge pages (as NumPy does for arrays of 4 MiB and more):
 /// the first write to fresh memory faults every page in, and with 4 KiB pages that fault handling,
 /// not the copy, is what bounds a large `to_host` (about 2.7 GB/s here, against about 12 GB/s with
-/// huge pages). Writing the buffer from several threads spreads those faults over them too.
+/// huge pages). Writing the buffer from several threads spreads those faults over them too, and
+/// large buffers freed by a backend ([`recycle`]) are handed out again, already paged in.
 pub fn alloc_output<D: Element>(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<D>> {
+    if let Some(v) = cache::take::<D>(n) {
+        return Ok(v);
+    }
     let mut out: Vec<D> = Vec::new();
     out.try_reserve_exact(n).map_err(|_| Error::TooLarge {
         op,

@@ -51,6 +51,16 @@ unsafe impl<T: Element> Send for Buffer<T> {}
 // SAFETY: as above; all access through `&Buffer` is read-only.
 unsafe impl<T: Element> Sync for Buffer<T> {}
 
+impl<T: Element> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        // Large owned storage goes back to the core's cache of paged-in buffers, so the next
+        // output of its size skips the page faults (see `tensorbridge_core::host::recycle`).
+        if let Buffer::Owned(v) = self {
+            tensorbridge_core::host::recycle(std::mem::take(v));
+        }
+    }
+}
+
 impl<T: Element> Buffer<T> {
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
@@ -329,9 +339,10 @@ impl Backend for Cpu {
 }
 
 /// Moves a buffer into a host array of `shape`: without copying when it is owned.
-fn hand_over<T: CpuElement>(b: Buffer<T>, shape: &[usize]) -> Result<HostArray> {
-    let v = match b {
-        Buffer::Owned(v) => v,
+fn hand_over<T: CpuElement>(mut b: Buffer<T>, shape: &[usize]) -> Result<HostArray> {
+    let v = match &mut b {
+        // The vector moves out; `b` drops empty, so nothing is recycled.
+        Buffer::Owned(v) => std::mem::take(v),
         Buffer::Foreign { .. } => b.as_slice().to_vec(),
     };
     ArrayD::from_shape_vec(IxDyn(shape), v)

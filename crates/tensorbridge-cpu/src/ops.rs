@@ -493,6 +493,35 @@ mod tests {
     }
 
     #[test]
+    fn outputs_in_recycled_buffers_hold_only_their_own_values() {
+        use tensorbridge_core::{Device, Tensor};
+        // 5 MiB outputs: freed storage goes to the core's buffer cache and the next output of
+        // that size (any 4-byte dtype) is written over the old bytes.
+        let n = 5 << 18;
+        let a = Tensor::<Cpu>::from_slice(&vec![3.0f32; n], &[n], &Device::Cpu).unwrap();
+        let b = Tensor::<Cpu>::from_slice(&vec![0.5f32; n], &[n], &Device::Cpu).unwrap();
+        for round in 0..3 {
+            let sum = a.add(&b).unwrap();
+            assert!(
+                sum.host_view::<f32>().unwrap().iter().all(|&x| x == 3.5),
+                "{round}"
+            );
+            drop(sum);
+            let cmp = a.lt(&b).unwrap(); // 1-byte outputs: another alignment class
+            assert!(
+                cmp.host_view::<bool>().unwrap().iter().all(|&x| !x),
+                "{round}"
+            );
+            drop(cmp);
+            let ints = a.cast(DType::I32).unwrap();
+            assert!(
+                ints.host_view::<i32>().unwrap().iter().all(|&x| x == 3),
+                "{round}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_and_mismatched_operands() {
         let e = Layout::contiguous(&[0, 3]);
         let got = binary::<f32>(&[], &e, &[], &e, BinaryOp::Add).unwrap();

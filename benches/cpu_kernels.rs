@@ -7,11 +7,11 @@
 //! .venv/bin/python benches/python/numpy_reference.py --cargo
 //! ```
 //!
-//! Groups (throughput = bytes of output written). Each result is dropped before the next call,
-//! outside the timing, as in a loop that makes and drops tensors: CPU storage then goes back to the
-//! core's cache of paged-in buffers (`tensorbridge_core::host::recycle`), so `ops` and `from_slice`
-//! outputs reuse memory, while every `to_host` result is a new host array, paged in inside the
-//! timing as for a real caller. Small outputs are timed in batches (per-call timer cost).
+//! Groups (throughput = bytes of output written). Each result is dropped right after its call,
+//! inside the timing, as in a loop that makes and drops tensors (and as in NumPy's figures): CPU
+//! storage then goes back to the core's cache of paged-in buffers
+//! (`tensorbridge_core::host::recycle`), so `ops` and `from_slice` outputs reuse memory, while
+//! every `to_host` result is a new host array, paged in inside the timing as for a real caller.
 //!
 //! - `ops_16M_f32`: `add`, `mul` of two contiguous 4096² f32 tensors, and `add_scalar`
 //!   (`t + 1.0`, a broadcast operand);
@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion,
-    SamplingMode, Throughput,
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
 };
 use half::bf16;
 use tensorbridge_core::{DType, Device, Layout, Tensor};
@@ -83,14 +83,12 @@ fn group<'a>(c: &'a mut Criterion, name: &str, out_bytes: usize) -> BenchmarkGro
     g
 }
 
-/// Times `f`, dropping each result outside the timing before the next call (in batches for
-/// outputs under 1 MiB, where one timer read per call would show).
-fn time_dropping<O>(b: &mut criterion::Bencher<'_>, out_bytes: usize, mut f: impl FnMut() -> O) {
-    if out_bytes >= MIB {
-        b.iter_batched(|| (), |()| f(), BatchSize::PerIteration)
-    } else {
-        b.iter_with_large_drop(f)
-    }
+/// Times `f` with each result dropped right after its call, inside the timing, as a loop does
+/// (and as NumPy's figures include freeing the array). Keeping results alive until the end of a
+/// batch or sample (`iter_with_large_drop`, `iter_batched`) would time page faults instead: the
+/// allocator returns a batch's worth of freed memory to the system and faults it in again.
+fn time_dropping<O>(b: &mut criterion::Bencher<'_>, mut f: impl FnMut() -> O) {
+    b.iter(|| drop(f()))
 }
 
 /// `memcpy_into_warm_buffer` of `bytes`: the host-memory limit of a group.
@@ -113,19 +111,13 @@ fn ops(c: &mut Criterion) {
     );
     let mut g = group(c, "ops_16M_f32", n * 4);
     g.bench_function("add", |bch| {
-        time_dropping(bch, n * 4, || {
-            black_box(&a).add(black_box(&b)).expect("add")
-        })
+        time_dropping(bch, || black_box(&a).add(black_box(&b)).expect("add"))
     });
     g.bench_function("mul", |bch| {
-        time_dropping(bch, n * 4, || {
-            black_box(&a).mul(black_box(&b)).expect("mul")
-        })
+        time_dropping(bch, || black_box(&a).mul(black_box(&b)).expect("mul"))
     });
     g.bench_function("add_scalar", |bch| {
-        time_dropping(bch, n * 4, || {
-            black_box(&a).add_scalar(1.0f64).expect("add")
-        })
+        time_dropping(bch, || black_box(&a).add_scalar(1.0f64).expect("add"))
     });
     g.finish();
 }
@@ -135,12 +127,12 @@ fn from_slice(c: &mut Criterion) {
     let data: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let mut g = group(c, "from_slice_64MiB_f32", 64 * MIB);
     g.bench_function("tensorbridge_from_slice", |b| {
-        time_dropping(b, n * 4, || {
+        time_dropping(b, || {
             Tensor::<Cpu>::from_slice(black_box(&data), &[n], &Device::Cpu).expect("from_slice")
         })
     });
     g.bench_function("memcpy_vec_clone", |b| {
-        time_dropping(b, n * 4, || black_box(&data).to_vec())
+        time_dropping(b, || black_box(&data).to_vec())
     });
     let mut warm = data.clone();
     g.bench_function("memcpy_into_warm_buffer", |b| {
@@ -155,7 +147,7 @@ fn copy_case(c: &mut Criterion, name: &str, n: usize, t: &Tensor<Cpu>, dtype: Op
     let bytes = t.elem_count() * out_dtype.size_in_bytes();
     let mut g = group(c, name, bytes);
     g.bench_function(BenchmarkId::new("tensorbridge", n), |b| {
-        time_dropping(b, bytes, || match dtype {
+        time_dropping(b, || match dtype {
             None => black_box(t).to_host().expect("to_host"),
             Some(d) => black_box(t).to_host_as(d).expect("to_host_as"),
         })

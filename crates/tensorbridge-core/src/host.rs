@@ -190,8 +190,9 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
-/// An empty vector with capacity for exactly `n` elements of `D` (the output of `op`, of `shape`),
-/// or [`Error::TooLarge`]. Every kernel that writes a fresh output takes its buffer from here.
+/// An empty vector with room for `n` elements of `D` (the output of `op`, of `shape`; capacity `n`,
+/// or up to `n + n / 8` when a cached buffer is reused), or [`Error::TooLarge`]. Every kernel that
+/// writes a fresh output takes its buffer from here.
 ///
 /// Large buffers ask Linux for transparent huge pages (as NumPy does for arrays of 4 MiB and more):
 /// the first write to fresh memory faults every page in, and with 4 KiB pages that fault handling,

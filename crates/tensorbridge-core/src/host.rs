@@ -5,8 +5,6 @@
 //! Every backend ends its device → host path here: it brings the bytes it must move into host memory
 //! (or already has them there) and lets this module lay them out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
 use crate::dtype::{cast_element, DType, Element};
@@ -14,9 +12,11 @@ use crate::error::{Error, Result};
 use crate::layout::{checked_elem_count, contiguous_strides, Layout};
 
 mod cache;
+mod parallel;
 mod transpose;
 
 pub use cache::{cached_bytes, recycle, release_cached_buffers};
+pub use parallel::for_each_chunk_mut;
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -505,34 +505,20 @@ unsafe fn copy_kernel<S: Element, D: Element>(
     }
     let plan = Plan::new(layout.shape(), layout.strides(), dst_strides);
     let items = plan.items();
-    let threads = rayon::current_num_threads();
-    if plan.traffic::<S, D>(n) < PARALLEL_MIN_BYTES || items < 2 || threads < 2 {
+    if plan.traffic::<S, D>(n) < PARALLEL_MIN_BYTES || items < 2 {
         plan.run_items(0..items, src, dst);
         return;
     }
-    // Chunks are claimed from a shared counter by the calling thread and `threads - 1` pool
-    // workers. The caller works instead of blocking, so a worker that wakes late (or shares a
-    // core) only takes fewer chunks rather than stalling the copy; a few chunks per thread keep
-    // the load even when page faults make chunk costs uneven.
-    let chunk = items.div_ceil(threads * 4);
-    let next = AtomicUsize::new(0);
+    // Items are claimed one at a time by the calling thread and the pool threads that start in
+    // time (see `parallel`): a worker that wakes late, or shares a core, only takes fewer items,
+    // and page faults that make some items dearer than others even out.
     let (src, dst) = (SendPtr(src as *mut S), SendPtr(dst));
-    let (plan, src, dst, next) = (&plan, &src, &dst, &next);
-    let work = move || loop {
-        let start = next.fetch_add(chunk, Ordering::Relaxed);
-        if start >= items {
-            break;
-        }
-        let range = start..(start + chunk).min(items);
-        // SAFETY: each claimed range is handed out once (fetch_add), ranges are disjoint and items
-        // partition the index space, so no two threads write the same position (see `SendPtr`).
+    let (src, dst) = (&src, &dst);
+    parallel::run_chunks(items, 1, &move |range| {
+        // SAFETY: each item is handed out once and items partition the index space, so no two
+        // threads write the same position (see `SendPtr`); the pointers are valid for the whole
+        // copy per this function's contract, and `run_chunks` returns only after every item.
         unsafe { plan.run_items(range, src.0 as *const S, dst.0) };
-    };
-    rayon::in_place_scope(|s| {
-        for _ in 1..threads {
-            s.spawn(move |_| work());
-        }
-        work();
     });
 }
 

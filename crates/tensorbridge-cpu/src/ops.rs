@@ -10,8 +10,7 @@
 use std::mem::MaybeUninit;
 
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
-use rayon::prelude::*;
-use tensorbridge_core::host::{convert, strided_view};
+use tensorbridge_core::host::{convert, for_each_chunk_mut, strided_view};
 use tensorbridge_core::{
     BinaryOp, CmpOp, DType, Element, Error, Layout, ReduceOp, Result, UnaryOp,
 };
@@ -44,17 +43,16 @@ fn build<U: CpuElement>(
 }
 
 /// Calls `body(start, chunk)` for consecutive chunks of `out` covering it exactly once: on the
-/// calling thread for small outputs, over the rayon pool for large ones.
+/// calling thread for small outputs, shared with the pool threads for large ones (the caller
+/// works too, and never waits for a pool thread that has not started).
 fn fill_flat<U: Send>(
     out: &mut [MaybeUninit<U>],
     body: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync + Send,
 ) {
-    if out.len() < PARALLEL_MIN_ELEMS || rayon::current_num_threads() < 2 {
+    if out.len() < PARALLEL_MIN_ELEMS {
         body(0, out);
     } else {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, chunk)| body(i * CHUNK, chunk));
+        for_each_chunk_mut(out, CHUNK, &body);
     }
 }
 

@@ -29,7 +29,6 @@
 //! Run: `cargo bench -p tensorbridge-cpu --bench cpu_kernels`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -38,7 +37,7 @@ use criterion::{
     Throughput,
 };
 use half::bf16;
-use tensorbridge_core::{DType, Device, Layout, Tensor};
+use tensorbridge_core::{DType, Device, Tensor};
 use tensorbridge_cpu::{Cpu, CpuElement};
 
 const MIB: usize = 1 << 20;
@@ -56,16 +55,31 @@ fn sizes() -> &'static [usize] {
     }
 }
 
+/// False when criterion was asked for one benchmark (`--exact ID`, as
+/// `benches/python/numpy_reference.py --cargo` does) that is not in `group` (at size `n`), so the
+/// group can skip building its inputs (gigabytes at 64e6 elements). Any other filter builds all.
+fn wanted(group: &str, n: Option<usize>) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let id = args.iter().find(|a| !a.starts_with('-'));
+    match id {
+        Some(id) if args.iter().any(|a| a == "--exact") => {
+            id.starts_with(&format!("{group}/")) && n.is_none_or(|n| id.ends_with(&format!("/{n}")))
+        }
+        _ => true,
+    }
+}
+
 /// The Python benchmark's near-square 2-D shape of `n` elements.
 fn shape_of(n: usize) -> [usize; 2] {
     let rows = n.isqrt().max(1);
     [rows, n / rows]
 }
 
-/// A contiguous tensor over `data`, without an extra copy.
+/// A contiguous tensor of `data`, in storage allocated the way the backend allocates its own
+/// (huge pages for large buffers, as NumPy's arrays have too: the peers' sources get them, and a
+/// 256 MB strided read over 4 KiB pages spends much of its time in TLB misses).
 fn tensor_of<T: CpuElement>(data: Vec<T>, shape: &[usize]) -> Tensor<Cpu> {
-    Tensor::from_storage(Arc::new(Cpu::from_vec(data)), Layout::contiguous(shape))
-        .expect("layout fits its own storage")
+    Tensor::from_slice(&data, shape, &Device::Cpu).expect("shape matches the data")
 }
 
 /// A group with throughput in output bytes; large outputs get few, flat samples (every sample the
@@ -102,6 +116,9 @@ fn memcpy_limit(g: &mut BenchmarkGroup<'_, WallTime>, id: impl Into<String>, byt
 }
 
 fn ops(c: &mut Criterion) {
+    if !wanted("ops_16M_f32", None) {
+        return;
+    }
     let n = 1 << 24;
     let side = 1 << 12;
     let a = tensor_of((0..n).map(|i| (i % 4093) as f32).collect(), &[side, side]);
@@ -123,6 +140,9 @@ fn ops(c: &mut Criterion) {
 }
 
 fn from_slice(c: &mut Criterion) {
+    if !wanted("from_slice_64MiB_f32", None) {
+        return;
+    }
     let n = 64 * MIB / 4;
     let data: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let mut g = group(c, "from_slice_64MiB_f32", 64 * MIB);
@@ -160,24 +180,30 @@ fn copies(c: &mut Criterion) {
     for &n in sizes() {
         let shape = shape_of(n);
         let len = shape[0] * shape[1];
-        let t = tensor_of((0..len).map(|i| (i % 65_521) as f32).collect(), &shape);
-        let sliced = t.slice(1, None, None, 8).expect("valid slice");
-        copy_case(c, "copy_slice_1_8_f32", n, &sliced, None);
-        copy_case(c, "copy_transposed_f32", n, &t.t(), None);
-        drop((t, sliced));
-        let h = tensor_of(
-            (0..len)
-                .map(|i| bf16::from_f32((i % 4093) as f32 - 2046.0))
-                .collect(),
-            &shape,
-        );
-        copy_case(c, "copy_bf16_to_f32", n, &h, Some(DType::F32));
-        drop(h);
-        let t16 = tensor_of((0..len).map(|i| i as u16).collect(), &shape);
-        copy_case(c, "copy_transposed_u16", n, &t16.t(), None);
-        drop(t16);
-        let t8 = tensor_of((0..len).map(|i| i as u8).collect(), &shape);
-        copy_case(c, "copy_transposed_u8", n, &t8.t(), None);
+        let want = |group: &str| wanted(group, Some(n));
+        if want("copy_slice_1_8_f32") || want("copy_transposed_f32") {
+            let t = tensor_of((0..len).map(|i| (i % 65_521) as f32).collect(), &shape);
+            let sliced = t.slice(1, None, None, 8).expect("valid slice");
+            copy_case(c, "copy_slice_1_8_f32", n, &sliced, None);
+            copy_case(c, "copy_transposed_f32", n, &t.t(), None);
+        }
+        if want("copy_bf16_to_f32") {
+            let h = tensor_of(
+                (0..len)
+                    .map(|i| bf16::from_f32((i % 4093) as f32 - 2046.0))
+                    .collect(),
+                &shape,
+            );
+            copy_case(c, "copy_bf16_to_f32", n, &h, Some(DType::F32));
+        }
+        if want("copy_transposed_u16") {
+            let t16 = tensor_of((0..len).map(|i| i as u16).collect(), &shape);
+            copy_case(c, "copy_transposed_u16", n, &t16.t(), None);
+        }
+        if want("copy_transposed_u8") {
+            let t8 = tensor_of((0..len).map(|i| i as u8).collect(), &shape);
+            copy_case(c, "copy_transposed_u8", n, &t8.t(), None);
+        }
     }
 }
 

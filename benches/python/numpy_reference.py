@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """NumPy's (and torch's, when installed) figures for the workloads of the Rust criterion bench
 ``benches/cpu_kernels.rs``, same shapes and dtypes, printed beside tensorbridge's criterion
-medians when those exist, with tensorbridge's speed as a multiple of the best peer's.
+medians with tensorbridge's speed as a multiple of the best peer's.
 
-  .venv/bin/python benches/python/numpy_reference.py --cargo   # runs the Rust bench first
+  .venv/bin/python benches/python/numpy_reference.py --cargo   # runs the Rust bench too
   .venv/bin/python benches/python/numpy_reference.py           # peers + last criterion results
+
+With ``--cargo`` each workload is measured in Rust (criterion, that one benchmark) and then by the
+peers straight away, ``--rounds`` times, and each side keeps its best median: on a shared machine
+the load changes within minutes, so only figures taken close together compare.
 
 Times are medians over samples of repeated calls (each sample >= the budget / samples); GB/s
 counts bytes of output written, as the Rust bench does. Each call's result is dropped before the
@@ -115,6 +119,15 @@ def criterion_median(root: Path, group_fn: str, size: int) -> float | None:
     return float(est["median"]["point_estimate"]) * 1e-9
 
 
+def run_rust(repo: Path, group_fn: str, size: int, quick: bool) -> None:
+    """Runs the one criterion benchmark `group/function[/size]` of the Rust bench."""
+    name = f"{group_fn}/{size}" if size else group_fn
+    cmd = ["cargo", "bench", "-q", "-p", "tensorbridge-cpu", "--bench", "cpu_kernels"]
+    cmd += ["--", "--exact", name]
+    env = dict(os.environ, TB_BENCH_QUICK="1" if quick else "")
+    subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+
+
 def cargo_target_dir(repo: Path) -> Path:
     if os.environ.get("CARGO_TARGET_DIR"):
         return Path(os.environ["CARGO_TARGET_DIR"])
@@ -139,7 +152,8 @@ def fmt_time(s: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--cargo", action="store_true", help="run the Rust criterion bench first")
+    p.add_argument("--cargo", action="store_true", help="run the Rust bench beside each peer")
+    p.add_argument("--rounds", type=int, default=2, help="with --cargo: best median of N rounds")
     p.add_argument("--quick", action="store_true", help="no 64e6 sizes, short budgets (also Rust)")
     p.add_argument("--sizes", default="", help="comma-separated element counts (copy cases)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds per statement")
@@ -152,12 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     budget = min(args.budget, 0.3) if args.quick else args.budget
     print(f"load average before: {os.getloadavg()}, {os.cpu_count()} logical CPUs", flush=True)
-    if args.cargo:
-        env = dict(os.environ, TB_BENCH_QUICK="1" if args.quick else "")
-        cmd = ["cargo", "bench", "-p", "tensorbridge-cpu", "--bench", "cpu_kernels"]
-        print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=repo, env=env, check=True)
     crit = args.criterion_dir or cargo_target_dir(repo) / "criterion"
+    if args.cargo:
+        print("building the Rust bench...", flush=True)
+        build = ["cargo", "bench", "-q", "-p", "tensorbridge-cpu", "--bench", "cpu_kernels"]
+        subprocess.run([*build, "--no-run"], cwd=repo, check=True)
     torch = ml_dtypes = None
     if not args.no_torch:
         try:
@@ -172,8 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("|---" * 7 + "|")
     for group_fn, size, nbytes, peers in cases(sizes, torch, ml_dtypes):
-        times = {name: timeit(fn, budget) for name, fn in peers.items()}
-        ours = criterion_median(crit, group_fn, size)
+        times: dict[str, float] = {}
+        ours = None
+        for _ in range(args.rounds if args.cargo else 1):
+            if args.cargo:
+                run_rust(repo, group_fn, size, args.quick)
+                t = criterion_median(crit, group_fn, size)
+                ours = t if ours is None or (t is not None and t < ours) else ours
+            for name, fn in peers.items():
+                times[name] = min(times.get(name, math.inf), timeit(fn, budget))
+        if not args.cargo:
+            ours = criterion_median(crit, group_fn, size)
         best = min(times.values())
         ratio = f"{best / ours:.2f}×" if ours else "—"
         gbs = f"{nbytes / ours / 1e9:.2f}" if ours else "—"

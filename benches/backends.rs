@@ -78,7 +78,7 @@ fn all_backends(c: &mut Criterion) {
     #[cfg(feature = "torch")]
     bench_backend::<tensorbridge::Torch>(c, Device::Cuda(0));
     // #[cfg(feature = "cuda")]
-    // bench_backend::<tensorbridge_cuda::Cuda>(c, Device::Cuda(0));
+    // bench_backend::<tensorbridge_candle::Candle>(c, Device::Cuda(0));
     #[cfg(feature = "lazy")]
     bench_backend::<tensorbridge::Lazy<tensorbridge::Cpu>>(c, Device::Cpu);
     // -------------------------------------------------------------------------------------------

@@ -3,28 +3,28 @@
 //! contiguous 128 MiB window, and a column range: a strided view of the same size), against a
 //! plain blocking `cuMemcpyDtoH` of the whole storage into page-locked memory, in the same run.
 //!
-//! `make bench-cuda`, or `cargo bench -p tensorbridge-cuda --features cuda --bench d2h`.
+//! `make bench-cuda`, or `cargo bench -p tensorbridge-candle --features cuda --bench d2h`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 #[cfg(feature = "cuda")]
 use tensorbridge_core::{DType, Device, Tensor};
 #[cfg(feature = "cuda")]
-use tensorbridge_cuda::Cuda;
+use tensorbridge_candle::Candle;
 
 #[cfg(feature = "cuda")]
 fn d2h(c: &mut Criterion) {
     use criterion::Throughput;
     use ndarray::{ArrayD, IxDyn};
-    use tensorbridge_cuda::transfer::PinnedHostBuffer;
+    use tensorbridge_candle::transfer::PinnedHostBuffer;
 
-    if let Err(e) = tensorbridge_cuda::cuda_device_count() {
+    if let Err(e) = tensorbridge_candle::cuda_device_count() {
         eprintln!("d2h bench skipped: no CUDA device ({e})");
         return;
     }
     const ROWS: usize = 16384;
     const COLS: usize = 16384; // 16384 * 16384 * 4 B = 1 GiB
     let dev = Device::Cuda(0);
-    let t = Tensor::<Cuda>::arange(
+    let t = Tensor::<Candle>::arange(
         0.0.into(),
         ((ROWS * COLS) as f64).into(),
         1.0.into(),

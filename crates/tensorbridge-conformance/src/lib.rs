@@ -57,7 +57,7 @@ pub use rng::Lcg;
 /// creating a tensor of each must fail that way:
 ///
 /// ```text
-/// conformance_suite!(tensorbridge_cuda::Cuda, Device::Cpu, unsupported = [DType::U16, DType::I8]);
+/// conformance_suite!(tensorbridge_candle::Candle, Device::Cpu, unsupported = [DType::U16, DType::I8]);
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {

@@ -23,7 +23,7 @@ use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tensorbridge_core::host::{available_host_memory, copy_into, host_bytes_guard};
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
-use crate::{with_candle_type, Candle, Cuda};
+use crate::{with_candle_type, Candle, OrCandle};
 
 /// Bytes per staging buffer (two are in flight per transfer). Large enough that the per-chunk
 /// launch and synchronisation overhead is under 1 % at PCIe 5 speeds, small enough that the first
@@ -37,10 +37,10 @@ pub fn contiguous_view(data: &CTensor, layout: &Layout) -> Result<CTensor> {
     let shape = layout.shape().to_vec();
     let n = layout.elem_count();
     if n == 0 {
-        return CTensor::zeros(shape, data.dtype(), data.device()).c();
+        return CTensor::zeros(shape, data.dtype(), data.device()).or_candle();
     }
     if layout.is_contiguous() {
-        return data.narrow(0, layout.offset(), n).c()?.reshape(shape).c();
+        return data.narrow(0, layout.offset(), n).or_candle()?.reshape(shape).or_candle();
     }
     // candle layouts have no negative strides: read those axes from their low end (a positive
     // stride from the lowest address), then reverse them on the device.
@@ -59,7 +59,7 @@ pub fn contiguous_view(data: &CTensor, layout: &Layout) -> Result<CTensor> {
     if flipped.is_empty() {
         return Ok(gathered);
     }
-    gathered.flip(&flipped).c()
+    gathered.flip(&flipped).or_candle()
 }
 
 /// candle's strided-copy kernel over `src` (non-negative strides) into new contiguous storage.
@@ -69,13 +69,13 @@ fn strided_copy(data: &CTensor, src: &candle_core::Layout) -> Result<CTensor> {
     let (storage, _) = data.storage_and_layout();
     let out = match &*storage {
         Storage::Cpu(s) => {
-            let mut dst = s.device().zeros_impl(&shape, s.dtype()).c()?;
-            s.copy_strided_src(&mut dst, 0, src).c()?;
+            let mut dst = s.device().zeros_impl(&shape, s.dtype()).or_candle()?;
+            s.copy_strided_src(&mut dst, 0, src).or_candle()?;
             Storage::Cpu(dst)
         }
         Storage::Cuda(s) => {
-            let mut dst = s.device().zeros_impl(&shape, s.dtype()).c()?;
-            s.copy_strided_src(&mut dst, 0, src).c()?;
+            let mut dst = s.device().zeros_impl(&shape, s.dtype()).or_candle()?;
+            s.copy_strided_src(&mut dst, 0, src).or_candle()?;
             Storage::Cuda(dst)
         }
         Storage::Metal(_) => return Err(not_ours()),
@@ -90,14 +90,14 @@ fn strided_copy(data: &CTensor, src: &candle_core::Layout) -> Result<CTensor> {
 
 fn not_ours() -> Error {
     Error::Backend {
-        backend: "cuda",
+        backend: "candle",
         message: "storage on a candle device this backend does not use".into(),
     }
 }
 
 /// A new host array of `dtype` holding the view's values. Fails with [`Error::TooLarge`] (naming
 /// bytes requested and available) before allocating when it does not fit in available host memory.
-pub fn to_host(s: &Cuda, layout: &Layout, dtype: DType) -> Result<HostArray> {
+pub fn to_host(s: &Candle, layout: &Layout, dtype: DType) -> Result<HostArray> {
     host_bytes_guard("to_host", layout.shape(), dtype, available_host_memory())?;
     with_dtype!(dtype, T => {
         let mut a = ArrayD::<T>::from_elem(IxDyn(layout.shape()), T::default());
@@ -109,7 +109,7 @@ pub fn to_host(s: &Cuda, layout: &Layout, dtype: DType) -> Result<HostArray> {
 /// Copies the view's values into `out` (same shape, any strides), converting to `T`, chunk by
 /// chunk: host memory use beyond `out` is two staging buffers.
 pub fn to_host_into<T: Element>(
-    s: &Cuda,
+    s: &Candle,
     layout: &Layout,
     out: &mut ArrayViewMutD<'_, T>,
 ) -> Result<()> {
@@ -136,13 +136,13 @@ pub(crate) fn copy_contiguous<T: Element>(
     }
     let (storage, l) = x.storage_and_layout();
     let (start, end) = l.contiguous_offsets().ok_or_else(|| Error::Backend {
-        backend: "cuda",
+        backend: "candle",
         message: "transfer source is not contiguous".into(),
     })?;
     let mut sink = Sink::new(out)?;
     match &*storage {
         Storage::Cpu(c) => with_candle_type!(x.dtype(), S => {
-            let src = &c.as_slice::<S>().c()?[start..end];
+            let src = &c.as_slice::<S>().or_candle()?[start..end];
             let per = (chunk_bytes / std::mem::size_of::<S>()).max(1);
             for chunk in src.chunks(per) {
                 sink.write(chunk)?;
@@ -204,7 +204,7 @@ impl<'o, T: Element> Sink<'o, T> {
 
 fn overflow(end: usize) -> Error {
     Error::Backend {
-        backend: "cuda",
+        backend: "candle",
         message: format!("transfer wrote past the destination (to element {end})"),
     }
 }
@@ -223,11 +223,11 @@ mod pinned {
     use tensorbridge_core::{Element, Error, Result, Tensor};
 
     use super::Sink;
-    use crate::{with_candle_type, Candle, Cuda};
+    use crate::{with_candle_type, Candle, OrCandle};
 
     fn driver_err(what: &str, e: result::DriverError) -> Error {
         Error::Backend {
-            backend: "cuda",
+            backend: "candle",
             message: format!("{what}: {e}"),
         }
     }
@@ -274,7 +274,7 @@ mod pinned {
 
         /// The baseline the benchmark compares against: one blocking `cuMemcpyDtoH` of the
         /// tensor's whole (contiguous) storage into this buffer. Returns the bytes copied.
-        pub fn copy_storage_from(&mut self, t: &Tensor<Cuda>) -> Result<usize> {
+        pub fn copy_storage_from(&mut self, t: &Tensor<Candle>) -> Result<usize> {
             let (storage, _) = t.storage().candle().storage_and_layout();
             let candle_core::Storage::Cuda(c) = &*storage else {
                 return Err(Error::DeviceUnavailable(
@@ -282,7 +282,7 @@ mod pinned {
                 ));
             };
             with_candle_type!(c.dtype(), S => {
-                let slice = c.as_cuda_slice::<S>().c()?;
+                let slice = c.as_cuda_slice::<S>().or_candle()?;
                 let stream = c.device.cuda_stream();
                 let bytes = slice.len() * std::mem::size_of::<S>();
                 if bytes > self.bytes {
@@ -409,7 +409,7 @@ mod pinned {
         with_candle_type!(c.dtype(), S => {
             let elem = std::mem::size_of::<S>();
             let per = (chunk_bytes / elem).max(1);
-            let slice = c.as_cuda_slice::<S>().c()?;
+            let slice = c.as_cuda_slice::<S>().or_candle()?;
             let stream = c.device.cuda_stream();
             stream
                 .context()
@@ -468,9 +468,9 @@ mod tests {
     use ndarray::ShapeBuilder;
     use tensorbridge_core::{Device, Tensor};
 
-    fn iota(n: usize) -> Tensor<Cuda> {
+    fn iota(n: usize) -> Tensor<Candle> {
         let v: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        Tensor::<Cuda>::from_slice(&v, &[n], &Device::Cpu).unwrap()
+        Tensor::<Candle>::from_slice(&v, &[n], &Device::Cpu).unwrap()
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! # tensorbridge-cuda
+//! # tensorbridge-candle
 //!
 //! The CUDA backend of tensorbridge, on `candle-core`: storage is a flat candle tensor on a CUDA
 //! device (`Device::Cuda(n)`, cargo feature `cuda`) or on candle's CPU device (`Device::Cpu`,
@@ -17,9 +17,9 @@
 //!
 //! ```
 //! use tensorbridge_core::{Device, Tensor};
-//! use tensorbridge_cuda::Cuda;
+//! use tensorbridge_candle::Candle;
 //! // Device::Cpu runs on candle's CPU device; Device::Cuda(0) needs the `cuda` feature and a GPU.
-//! let t = Tensor::<Cuda>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu).unwrap();
+//! let t = Tensor::<Candle>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu).unwrap();
 //! let host = t.t().to_host_array::<f32>().unwrap();
 //! assert_eq!(host.as_slice().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
 //! ```
@@ -53,7 +53,7 @@ pub const SUPPORTED_DTYPES: [DType; 10] = [
 
 /// Storage of the CUDA backend: a flat, contiguous candle tensor and the tensorbridge dtype it holds.
 #[derive(Clone, Debug)]
-pub struct Cuda {
+pub struct Candle {
     data: CTensor,
     dtype: DType,
 }
@@ -84,17 +84,17 @@ pub fn candle_dtype(dtype: DType) -> Result<CDType> {
 /// A candle failure as a backend error.
 pub(crate) fn candle_err(e: candle_core::Error) -> Error {
     Error::Backend {
-        backend: "cuda",
+        backend: "candle",
         message: e.to_string(),
     }
 }
 
 /// `?` on candle results.
-pub(crate) trait Candle<T> {
-    fn c(self) -> Result<T>;
+pub(crate) trait OrCandle<T> {
+    fn or_candle(self) -> Result<T>;
 }
-impl<T> Candle<T> for candle_core::Result<T> {
-    fn c(self) -> Result<T> {
+impl<T> OrCandle<T> for candle_core::Result<T> {
+    fn or_candle(self) -> Result<T> {
         self.map_err(candle_err)
     }
 }
@@ -141,7 +141,7 @@ macro_rules! with_candle_type {
             }
             other => {
                 return Err(Error::Backend {
-                    backend: "cuda",
+                    backend: "candle",
                     message: format!("candle dtype {other:?} has no tensorbridge dtype"),
                 })
             }
@@ -150,14 +150,14 @@ macro_rules! with_candle_type {
 }
 pub(crate) use with_candle_type;
 
-impl Cuda {
+impl Candle {
     fn new(data: CTensor, dtype: DType) -> Result<Self> {
         let data = if data.rank() == 1 {
             data
         } else {
-            data.flatten_all().c()?
+            data.flatten_all().or_candle()?
         };
-        Ok(Cuda { data, dtype })
+        Ok(Candle { data, dtype })
     }
 
     /// The flat candle tensor holding the storage (contiguous, one dimension).
@@ -167,12 +167,12 @@ impl Cuda {
 
     /// The elements `layout` selects, as a new or shared contiguous candle tensor of its shape.
     /// Only the view's elements are read; nothing leaves the device.
-    pub fn materialize(&self, layout: &Layout) -> Result<CTensor> {
+    pub fn view_as_contiguous(&self, layout: &Layout) -> Result<CTensor> {
         transfer::contiguous_view(&self.data, layout)
     }
 
     fn zeros_like(x: &CTensor) -> Result<CTensor> {
-        x.zeros_like().c()
+        x.zeros_like().or_candle()
     }
 }
 
@@ -189,7 +189,7 @@ fn scalar_like(like: &CTensor, dtype: DType, value: f64) -> Result<CTensor> {
     let dev = like.device();
     with_candle_type!(cd, T => {
         let v: T = host_element::<T>(dtype, value);
-        CTensor::from_vec(vec![v], 1, dev).c()
+        CTensor::from_vec(vec![v], 1, dev).or_candle()
     })
 }
 
@@ -209,30 +209,30 @@ fn is_signed_int(d: DType) -> bool {
 /// (`0 - x`), integer absolute value (`where(x < 0, -x, x)`), unsigned `abs` (identity).
 fn unary_op(x: &CTensor, dtype: DType, op: UnaryOp) -> Result<CTensor> {
     match op {
-        UnaryOp::Neg if dtype.is_float() => x.neg().c(),
-        UnaryOp::Neg => Cuda::zeros_like(x)?.sub(x).c(),
-        UnaryOp::Abs if dtype.is_float() => x.abs().c(),
+        UnaryOp::Neg if dtype.is_float() => x.neg().or_candle(),
+        UnaryOp::Neg => Candle::zeros_like(x)?.sub(x).or_candle(),
+        UnaryOp::Abs if dtype.is_float() => x.abs().or_candle(),
         UnaryOp::Abs if is_signed_int(dtype) => {
-            let zero = Cuda::zeros_like(x)?;
-            let neg = zero.sub(x).c()?;
-            x.lt(&zero).c()?.where_cond(&neg, x).c()
+            let zero = Candle::zeros_like(x)?;
+            let neg = zero.sub(x).or_candle()?;
+            x.lt(&zero).or_candle()?.where_cond(&neg, x).or_candle()
         }
         UnaryOp::Abs => Ok(x.clone()),
-        UnaryOp::Exp => x.exp().c(),
-        UnaryOp::Log => x.log().c(),
-        UnaryOp::Sqrt => x.sqrt().c(),
+        UnaryOp::Exp => x.exp().or_candle(),
+        UnaryOp::Log => x.log().or_candle(),
+        UnaryOp::Sqrt => x.sqrt().or_candle(),
     }
 }
 
 fn binary_op(a: &CTensor, b: &CTensor, dtype: DType, op: BinaryOp) -> Result<CTensor> {
     match (op, dtype) {
         // NumPy: bool + is logical or, bool * logical and.
-        (BinaryOp::Add, DType::Bool) => a.maximum(b).c(),
-        (BinaryOp::Mul, DType::Bool) => a.minimum(b).c(),
-        (BinaryOp::Add, _) => a.add(b).c(),
-        (BinaryOp::Sub, _) => a.sub(b).c(),
-        (BinaryOp::Mul, _) => a.mul(b).c(),
-        (BinaryOp::Div, _) => a.div(b).c(),
+        (BinaryOp::Add, DType::Bool) => a.maximum(b).or_candle(),
+        (BinaryOp::Mul, DType::Bool) => a.minimum(b).or_candle(),
+        (BinaryOp::Add, _) => a.add(b).or_candle(),
+        (BinaryOp::Sub, _) => a.sub(b).or_candle(),
+        (BinaryOp::Mul, _) => a.mul(b).or_candle(),
+        (BinaryOp::Div, _) => a.div(b).or_candle(),
     }
 }
 
@@ -240,23 +240,23 @@ fn binary_op(a: &CTensor, b: &CTensor, dtype: DType, op: BinaryOp) -> Result<CTe
 /// a broadcast product summed over `k` on the device, in the operands' wrapping arithmetic.
 fn matmul_op(a: &CTensor, b: &CTensor, dtype: DType) -> Result<CTensor> {
     let r = a.rank();
-    let (m, k, n) = (a.dim(r - 2).c()?, a.dim(r - 1).c()?, b.dim(r - 1).c()?);
+    let (m, k, n) = (a.dim(r - 2).or_candle()?, a.dim(r - 1).or_candle()?, b.dim(r - 1).or_candle()?);
     if dtype.is_float() && m > 0 && k > 0 && n > 0 {
-        return a.matmul(b).c();
+        return a.matmul(b).or_candle();
     }
     let (a, b) = if dtype == DType::Bool {
-        (a.to_dtype(CDType::I64).c()?, b.to_dtype(CDType::I64).c()?)
+        (a.to_dtype(CDType::I64).or_candle()?, b.to_dtype(CDType::I64).or_candle()?)
     } else {
         (a.clone(), b.clone())
     };
     let prod = a
         .unsqueeze(r)
-        .c()?
-        .broadcast_mul(&b.unsqueeze(r - 2).c()?)
-        .c()?;
-    let sum = prod.sum(r - 1).c()?;
+        .or_candle()?
+        .broadcast_mul(&b.unsqueeze(r - 2).or_candle()?)
+        .or_candle()?;
+    let sum = prod.sum(r - 1).or_candle()?;
     if dtype == DType::Bool {
-        return sum.ne(0i64).c();
+        return sum.ne(0i64).or_candle();
     }
     Ok(sum)
 }
@@ -266,13 +266,13 @@ fn propagate_nan(x: &CTensor, reduced: CTensor, dim: usize, dtype: DType) -> Res
     if !dtype.is_float() {
         return Ok(reduced);
     }
-    let any_nan = x.ne(x).c()?.max(dim).c()?;
-    let nan = reduced.zeros_like().c()?.affine(1.0, f64::NAN).c()?;
-    any_nan.where_cond(&nan, &reduced).c()
+    let any_nan = x.ne(x).or_candle()?.max(dim).or_candle()?;
+    let nan = reduced.zeros_like().or_candle()?.affine(1.0, f64::NAN).or_candle()?;
+    any_nan.where_cond(&nan, &reduced).or_candle()
 }
 
-impl Backend for Cuda {
-    const NAME: &'static str = "cuda";
+impl Backend for Candle {
+    const NAME: &'static str = "candle";
 
     fn device(&self) -> Device {
         device_of(&self.data)
@@ -298,7 +298,7 @@ impl Backend for Cuda {
             let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
             upload(v, &dev)?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn full(device: &Device, len: usize, dtype: DType, value: Scalar) -> Result<Self> {
@@ -310,9 +310,9 @@ impl Backend for Cuda {
             } else {
                 value.to_element::<T>()
             };
-            CTensor::full(v, len, &dev).c()?
+            CTensor::full(v, len, &dev).or_candle()?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn arange(device: &Device, start: f64, step: f64, len: usize, dtype: DType) -> Result<Self> {
@@ -323,14 +323,14 @@ impl Backend for Cuda {
             let v: Vec<T> = (0..len)
                 .map(|i| host_element::<T>(dtype, start + i as f64 * step))
                 .collect();
-            CTensor::from_vec(v, len, &dev).c()?
+            CTensor::from_vec(v, len, &dev).or_candle()?
         });
-        Cuda::new(t, dtype)
+        Candle::new(t, dtype)
     }
 
     fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
-        let x = self.materialize(layout)?;
-        Cuda::new(unary_op(&x, self.dtype, op)?, self.dtype)
+        let x = self.view_as_contiguous(layout)?;
+        Candle::new(unary_op(&x, self.dtype, op)?, self.dtype)
     }
 
     fn binary(
@@ -341,25 +341,25 @@ impl Backend for Cuda {
         op: BinaryOp,
     ) -> Result<Self> {
         same_dtype(self, rhs, "binary")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
-        Cuda::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
+        let (a, b) = (self.view_as_contiguous(layout)?, rhs.view_as_contiguous(rhs_layout)?);
+        Candle::new(binary_op(&a, &b, self.dtype, op)?, self.dtype)
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
         same_dtype(self, rhs, "compare")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
+        let (a, b) = (self.view_as_contiguous(layout)?, rhs.view_as_contiguous(rhs_layout)?);
         let r = match op {
             CmpOp::Eq => a.eq(&b),
             CmpOp::Lt => a.lt(&b),
             CmpOp::Gt => a.gt(&b),
         };
-        Cuda::new(r.c()?, DType::Bool)
+        Candle::new(r.or_candle()?, DType::Bool)
     }
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
         same_dtype(self, rhs, "matmul")?;
-        let (a, b) = (self.materialize(layout)?, rhs.materialize(rhs_layout)?);
-        Cuda::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
+        let (a, b) = (self.view_as_contiguous(layout)?, rhs.view_as_contiguous(rhs_layout)?);
+        Candle::new(matmul_op(&a, &b, self.dtype)?, self.dtype)
     }
 
     fn reduce(
@@ -372,45 +372,45 @@ impl Backend for Cuda {
         let x = self.cast(layout, out_dtype)?.data;
         let (x, dim) = match axis {
             None => (x, 0),
-            Some(a) => (x.reshape(layout.shape()).c()?, a),
+            Some(a) => (x.reshape(layout.shape()).or_candle()?, a),
         };
-        let count = x.dim(dim).c()?;
+        let count = x.dim(dim).or_candle()?;
         if x.elem_count() == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             // The core has ruled out an empty reduced axis, so the result is empty too; candle's
             // max/min refuse empty input even then.
             let mut dims = x.dims().to_vec();
             dims.remove(dim);
-            return Cuda::new(CTensor::zeros(dims, x.dtype(), x.device()).c()?, out_dtype);
+            return Candle::new(CTensor::zeros(dims, x.dtype(), x.device()).or_candle()?, out_dtype);
         }
         let r = match op {
-            ReduceOp::Sum => x.sum(dim).c()?,
+            ReduceOp::Sum => x.sum(dim).or_candle()?,
             ReduceOp::Mean => {
-                let s = x.sum(dim).c()?;
+                let s = x.sum(dim).or_candle()?;
                 let n = scalar_like(&s, out_dtype, count as f64)?;
-                s.broadcast_div(&n).c()?
+                s.broadcast_div(&n).or_candle()?
             }
-            ReduceOp::Max => propagate_nan(&x, x.max(dim).c()?, dim, out_dtype)?,
-            ReduceOp::Min => propagate_nan(&x, x.min(dim).c()?, dim, out_dtype)?,
+            ReduceOp::Max => propagate_nan(&x, x.max(dim).or_candle()?, dim, out_dtype)?,
+            ReduceOp::Min => propagate_nan(&x, x.min(dim).or_candle()?, dim, out_dtype)?,
         };
-        Cuda::new(r, out_dtype)
+        Candle::new(r, out_dtype)
     }
 
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
-        let x = self.materialize(layout)?;
+        let x = self.view_as_contiguous(layout)?;
         if dtype == self.dtype {
-            return Cuda::new(x, dtype);
+            return Candle::new(x, dtype);
         }
         let r = if dtype == DType::Bool {
-            x.ne(&Cuda::zeros_like(&x)?).c()?
+            x.ne(&Candle::zeros_like(&x)?).or_candle()?
         } else {
-            x.to_dtype(target).c()?
+            x.to_dtype(target).or_candle()?
         };
-        Cuda::new(r, dtype)
+        Candle::new(r, dtype)
     }
 
     fn contiguous(&self, layout: &Layout) -> Result<Self> {
-        Cuda::new(self.materialize(layout)?, self.dtype)
+        Candle::new(self.view_as_contiguous(layout)?, self.dtype)
     }
 
     fn to_host(&self, layout: &Layout, dtype: DType) -> Result<HostArray> {
@@ -437,11 +437,11 @@ impl Backend for Cuda {
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.data.device().synchronize().c()
+        self.data.device().synchronize().or_candle()
     }
 }
 
-fn same_dtype(a: &Cuda, b: &Cuda, op: &'static str) -> Result<()> {
+fn same_dtype(a: &Candle, b: &Candle, op: &'static str) -> Result<()> {
     if a.dtype != b.dtype {
         return Err(Error::DTypeMismatch {
             op,
@@ -458,7 +458,7 @@ fn upload<T: Element>(v: Vec<T>, dev: &candle_core::Device) -> Result<CTensor> {
     let cd = candle_dtype(T::DTYPE)?;
     with_candle_type!(cd, S => {
         let conv: Vec<S> = v.into_iter().map(|x| tensorbridge_core::cast_element::<T, S>(x)).collect();
-        CTensor::from_vec(conv, n, dev).c()
+        CTensor::from_vec(conv, n, dev).or_candle()
     })
 }
 
@@ -470,18 +470,18 @@ mod tests {
     #[test]
     fn dtypes_candle_lacks_are_unsupported_with_the_backend_named() {
         for d in [DType::U16, DType::U64, DType::I8] {
-            let e = Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).unwrap_err();
+            let e = Tensor::<Candle>::zeros(&[2], d, &Device::Cpu).unwrap_err();
             assert!(matches!(e, Error::UnsupportedDType { .. }), "{e}");
             assert!(e.to_string().contains("cuda backend"), "{e}");
         }
         for d in SUPPORTED_DTYPES {
-            assert!(Tensor::<Cuda>::zeros(&[2], d, &Device::Cpu).is_ok(), "{d}");
+            assert!(Tensor::<Candle>::zeros(&[2], d, &Device::Cpu).is_ok(), "{d}");
         }
     }
 
     #[test]
     fn bool_is_stored_as_zero_or_one_and_reads_back_as_bool() {
-        let t = Tensor::<Cuda>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
+        let t = Tensor::<Candle>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
         assert_eq!(t.storage().candle().dtype(), CDType::U8);
         let h = t.to_host_array::<bool>().unwrap();
         assert_eq!(h.as_slice().unwrap(), &[true, false, true]);

@@ -73,7 +73,7 @@ pub fn cuda_device_count() -> Result<usize> {
     #[cfg(not(feature = "cuda"))]
     {
         Err(Error::DeviceUnavailable(
-            "this build of tensorbridge-cuda has no CUDA support (cargo feature `cuda`); \
+            "this build of tensorbridge-candle has no CUDA support (cargo feature `cuda`); \
              only the 'cpu' device is available"
                 .into(),
         ))

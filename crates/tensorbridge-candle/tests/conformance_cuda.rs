@@ -6,7 +6,7 @@
 /// `cuda:0`, or a panic naming why it cannot be used.
 macro_rules! gpu {
     () => {
-        match tensorbridge_cuda::cuda_device_count() {
+        match tensorbridge_candle::cuda_device_count() {
             Ok(_) => tensorbridge_core::Device::Cuda(0),
             Err(e) => panic!("this test needs a usable CUDA GPU: {e}"),
         }
@@ -14,7 +14,7 @@ macro_rules! gpu {
 }
 
 tensorbridge_conformance::conformance_suite!(
-    tensorbridge_cuda::Cuda,
+    tensorbridge_candle::Candle,
     gpu!(),
     unsupported = [
         tensorbridge_core::DType::U16,

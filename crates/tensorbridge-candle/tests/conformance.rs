@@ -2,7 +2,7 @@
 //! without a GPU. dtypes candle lacks must fail with `UnsupportedDType`, which the suite checks.
 
 tensorbridge_conformance::conformance_suite!(
-    tensorbridge_cuda::Cuda,
+    tensorbridge_candle::Candle,
     tensorbridge_core::Device::Cpu,
     unsupported = [
         tensorbridge_core::DType::U16,

@@ -423,6 +423,9 @@ fn buffer_dtype<T: Element>(_: &Buffer<T>) -> DType {
     T::DTYPE
 }
 
+/// The right operand's elements as `T`. The core hands both operands in one dtype (the
+/// [`Backend`] contract, checked once there); this is the typed view of that, and a mismatch, a
+/// bug in a caller of the trait, is an error rather than a misread.
 fn same_dtype_slice<'a, T: CpuElement>(
     _: &Buffer<T>,
     rhs: &'a Cpu,

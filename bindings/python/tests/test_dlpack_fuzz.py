@@ -681,19 +681,11 @@ else:
     )
     WORKER = Worker()
 
-    # The importer accepted structs reaching past the address space (and read them: SIGSEGV);
-    # fixed in import.rs (`describe`). Until the extension is rebuilt from it, the fuzz and the
-    # regressions below fail: remove these marks then.
-    UNTIL_REBUILT = pytest.mark.xfail(
-        strict=True, reason="fixed in import.rs (describe): needs the extension rebuilt"
-    )
-
     @pytest.fixture(scope="module", autouse=True)
     def _close_worker() -> Any:
         yield
         WORKER.close()
 
-    @UNTIL_REBUILT
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(cases(HAS_CUDA_DEVICE))
     def test_dlpack_importer_accepts_exactly_the_valid_structs(case: dict[str, Any]) -> None:
@@ -732,7 +724,6 @@ else:
         case["lo_hi"] = (0, 0)
         return case
 
-    @UNTIL_REBUILT
     @pytest.mark.parametrize(
         "case",
         [

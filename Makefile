@@ -133,11 +133,16 @@ test: lint rust-test py-test bench-smoke memcheck-rust package-test
 ## ---- Reliability (README, "Reliability") ---------------------------------------------------------
 ## Property fuzzing on stable Rust (proptest): each property runs rounds of fresh random cases for
 ## FUZZ_SECONDS (Layout view ops against a naive model; the copy kernels, every dtype pair, against
-## a naive loop). `make test` runs PROPTEST_CASES cases of each.
+## a naive loop). `make test` runs PROPTEST_CASES cases of each. Then the DLPack importer fed
+## DLPACK_FUZZ_EXAMPLES random DLPack structs (Hypothesis, ~7 ms each; `make test`:
+## TB_HYPOTHESIS_EXAMPLES).
 FUZZ_SECONDS ?= 180
-fuzz:
+DLPACK_FUZZ_EXAMPLES ?= 25000
+fuzz: develop
 	TB_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --release -p tensorbridge-core --test fuzz_layout \
 		--test fuzz_copy -- --nocapture --test-threads 1
+	$(RUN_ENV) TB_DLPACK_FUZZ_EXAMPLES=$(DLPACK_FUZZ_EXAMPLES) $(PY) -m pytest \
+		bindings/python/tests/test_dlpack_fuzz.py -q --hypothesis-show-statistics
 
 ## valgrind (Debian's package, installed when missing) over the unsafe code: core/cpu unit tests and
 ## the copy-kernel property test (memcheck-rust, part of `make test`), then a Python subset on the

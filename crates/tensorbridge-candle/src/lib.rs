@@ -371,7 +371,6 @@ impl Backend for Candle {
         rhs_layout: &Layout,
         op: BinaryOp,
     ) -> Result<Self> {
-        same_dtype(self, rhs, "binary")?;
         check_host_op(&self.device(), "binary", layout.shape(), self.dtype, 3)?;
         let (a, b) = (
             self.view_as_contiguous(layout)?,
@@ -381,7 +380,6 @@ impl Backend for Candle {
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
-        same_dtype(self, rhs, "compare")?;
         check_host_op(&self.device(), "compare", layout.shape(), self.dtype, 3)?;
         let (a, b) = (
             self.view_as_contiguous(layout)?,
@@ -396,7 +394,6 @@ impl Backend for Candle {
     }
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
-        same_dtype(self, rhs, "matmul")?;
         let mut out_shape = layout.shape().to_vec();
         if let (Some(last), Some(&n)) = (out_shape.last_mut(), rhs_layout.shape().last()) {
             *last = n;
@@ -616,17 +613,6 @@ fn exact_on_device(from: DType, to: DType) -> bool {
         (F16 | BF16 | F32, F32 | F64) | (F64, F32) | (F32, F16 | BF16) => true,
         _ => false,
     }
-}
-
-fn same_dtype(a: &Candle, b: &Candle, op: &'static str) -> Result<()> {
-    if a.dtype != b.dtype {
-        return Err(Error::DTypeMismatch {
-            op,
-            actual: b.dtype,
-            requested: a.dtype,
-        });
-    }
-    Ok(())
 }
 
 /// Uploads host elements as a flat candle tensor (bool as u8).

@@ -192,9 +192,11 @@ pub enum ReduceOp {
 
 /// Storage of one backend: a flat buffer of one dtype on one device, and the ops on it.
 ///
-/// Contracts every method can rely on (the core checks them first):
+/// Contracts every method can rely on (the core checks them first, once, in `Tensor`: a backend
+/// does not check them again):
 /// - every `Layout` passed fits the storage it describes;
-/// - binary ops and comparisons get operands of the same dtype and the same (broadcast) shape;
+/// - binary ops, comparisons and `matmul` get operands of the same dtype on the same device;
+/// - binary ops and comparisons get operands of the same (broadcast) shape;
 /// - `matmul` gets `[batch.., m, k]` and `[batch.., k, n]` with identical batch dimensions;
 /// - unary `Exp/Log/Sqrt` and binary `Div` are only called on float dtypes;
 /// - every result shape fits `isize::MAX` bytes (and, on the host, the available memory);

@@ -5,13 +5,18 @@
 //! Every backend ends its device → host path here: it brings the bytes it must move into host memory
 //! (or already has them there) and lets this module lay them out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
 use crate::dtype::{cast_element, DType, Element};
 use crate::error::{Error, Result};
 use crate::layout::{checked_shape_bytes, contiguous_strides, Layout};
+
+mod cache;
+mod parallel;
+mod transpose;
+
+pub use cache::{cached_bytes, recycle, release_cached_buffers};
+pub use parallel::for_each_chunk_mut;
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,7 +192,7 @@ pub fn strided_view<'a, T>(data: &'a [T], layout: &Layout) -> Result<ArrayViewD<
 pub fn to_contiguous<S: Element, D: Element>(src: &[S], layout: &Layout) -> Result<ArrayD<D>> {
     layout.check_fits(src.len())?;
     let n = layout.elem_count();
-    let mut out = alloc_output::<D>(layout.shape())?;
+    let mut out = alloc_output::<D>("to_host", layout.shape(), n)?;
     // SAFETY: `out` has capacity for `n` elements. Both branches write each of the `n` positions of
     // the contiguous destination exactly once (the short path one run of `n`, the kernel every index
     // of the shape once), and only then is the length set. `check_fits` proved every source read is
@@ -232,15 +237,21 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
-/// An empty vector with capacity for exactly the elements of `shape`, or [`Error::TooLarge`] (see
-/// [`crate::memory_guard`]).
+/// An empty vector with room for `n` elements of `D` (the output of `op`, of `shape`; capacity `n`,
+/// or up to `n + n / 8` when a cached buffer is reused), or [`Error::TooLarge`]. Every kernel that
+/// writes a fresh output takes its buffer from here.
 ///
 /// Large buffers ask Linux for transparent huge pages (as NumPy does for arrays of 4 MiB and more):
 /// the first write to fresh memory faults every page in, and with 4 KiB pages that fault handling,
 /// not the copy, is what bounds a large `to_host` (about 2.7 GB/s here, against about 12 GB/s with
-/// huge pages).
-fn alloc_output<D: Element>(shape: &[usize]) -> Result<Vec<D>> {
-    let mut out = crate::memory_guard::try_alloc::<D>("to_host", shape)?;
+/// huge pages). Writing the buffer from several threads spreads those faults over them too, and
+/// large buffers freed by a backend ([`recycle`]) are handed out again, already paged in.
+pub fn alloc_output<D: Element>(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<D>> {
+    if let Some(v) = cache::take::<D>(n) {
+        return Ok(v);
+    }
+    // The memory guard: RAM and container limits, and an allocator refusal, are errors.
+    let mut out = crate::memory_guard::try_alloc::<D>(op, shape)?;
     advise_huge_pages(&mut out);
     Ok(out)
 }
@@ -275,10 +286,12 @@ fn advise_huge_pages<T>(buf: &mut Vec<T>) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages<T>(_: &mut Vec<T>) {}
 
-/// Below this many elements a copy runs on the calling thread only.
-const PARALLEL_MIN_ELEMS: usize = 1 << 18;
+/// A copy that moves fewer bytes than this (output written plus source cache lines read) runs on
+/// the calling thread only: waking the pool costs a few µs.
+const PARALLEL_MIN_BYTES: usize = 2 << 20;
 /// Elements in one work item: long rows (every merged dense copy is one row) are cut into blocks
-/// of this size, tiled items cover about this many elements, so work spreads evenly over threads.
+/// of this size, short rows are grouped into items of about this size, tiled items cover about
+/// this many elements, so work spreads evenly over threads and per-item costs stay negligible.
 const ROW_BLOCK: usize = 1 << 16;
 /// Tile edge for copies whose source and destination are dense along different axes. Measured on
 /// 8192² transposes here, 64 beat 32 and 16 for 1-, 4- and 8-byte elements (f32: 8.6 against
@@ -318,31 +331,62 @@ impl GridAxis {
 }
 
 /// The loop plan for one copy: axes merged where both sides are contiguous, then a grid of work
-/// items over them. Each item is a run along the last axis (rows mode: both sides dense, or no
-/// better axis to walk), or a `rows × cols` block walked in tiles (tiled mode: the source and the
-/// destination are dense along different axes, as in a transpose).
+/// items over them. Each item is a run along the last axis, or a block of runs along the last
+/// axis and `row_axis`: row by row (rows mode: both sides dense along the last axis, or no better
+/// axis to walk; short rows are grouped so an item is never tiny), or in tiles (tiled mode: the
+/// source and the destination are dense along different axes, as in a transpose).
 #[derive(Debug)]
 struct Plan {
     grid: Vec<GridAxis>,
-    /// The grid axis tiled against the last one, in tiled mode.
-    tile_axis: Option<usize>,
+    /// The grid axis whose block gives the rows of each item.
+    row_axis: Option<usize>,
+    /// Items are walked in tiles of `row_axis` × the last axis.
+    tiled: bool,
 }
 
 impl Plan {
     fn new(shape: &[usize], src: &[isize], dst: &[isize]) -> Plan {
         let dims = merge_dims(shape, src, dst);
         let last = dims.len() - 1;
-        let tile_axis = pick_tile_axis(&dims);
         let mut grid: Vec<GridAxis> = dims.iter().map(|&dim| GridAxis { dim, block: 1 }).collect();
-        grid[last].block = match tile_axis {
-            None => ROW_BLOCK,
-            Some(t) => {
-                grid[t].block = TILE;
-                let rows = TILE.min(dims[t].len);
-                (ROW_BLOCK / rows).next_multiple_of(TILE)
-            }
+        if let Some(t) = pick_tile_axis(&dims) {
+            grid[t].block = TILE;
+            let rows = TILE.min(dims[t].len);
+            grid[last].block = (ROW_BLOCK / rows).next_multiple_of(TILE);
+            return Plan {
+                grid,
+                row_axis: Some(t),
+                tiled: true,
+            };
+        }
+        grid[last].block = ROW_BLOCK;
+        let cols = dims[last].len;
+        if last == 0 || cols >= ROW_BLOCK {
+            return Plan {
+                grid,
+                row_axis: None,
+                tiled: false,
+            };
+        }
+        grid[last - 1].block = (ROW_BLOCK / cols).clamp(1, dims[last - 1].len);
+        Plan {
+            grid,
+            row_axis: Some(last - 1),
+            tiled: false,
+        }
+    }
+
+    /// Bytes a copy of `n` elements moves: the output written plus the source cache lines read
+    /// (a strided run touches a whole line per element once its stride passes a line).
+    fn traffic<S, D>(&self, n: usize) -> usize {
+        let (s, d) = (std::mem::size_of::<S>(), std::mem::size_of::<D>());
+        let last = self.grid[self.grid.len() - 1].dim;
+        let read = if self.tiled {
+            s
+        } else {
+            (last.src.unsigned_abs() * s).clamp(s, 64)
         };
-        Plan { grid, tile_axis }
+        n.saturating_mul(read + d)
     }
 
     fn items(&self) -> usize {
@@ -394,20 +438,30 @@ impl Plan {
                 len: self.grid[last].extent(index[last]),
                 ..self.grid[last].dim
             };
-            match self.tile_axis {
-                None => copy_run(s, col.src, d, col.dst, col.len),
-                Some(t) => {
-                    let row = Dim {
-                        len: self.grid[t].extent(index[t]),
-                        ..self.grid[t].dim
-                    };
-                    // Read along whichever axis the source is denser on, write along the other.
-                    if row.src.unsigned_abs() <= col.src.unsigned_abs() {
-                        copy_tiles(s, d, row, col);
-                    } else {
-                        copy_tiles(s, d, col, row);
-                    }
+            let Some(r) = self.row_axis else {
+                copy_run(s, col.src, d, col.dst, col.len);
+                self.advance(&mut index);
+                continue;
+            };
+            let row = Dim {
+                len: self.grid[r].extent(index[r]),
+                ..self.grid[r].dim
+            };
+            if !self.tiled {
+                for k in 0..row.len as isize {
+                    copy_run(
+                        s.offset(k * row.src),
+                        col.src,
+                        d.offset(k * row.dst),
+                        col.dst,
+                        col.len,
+                    );
                 }
+            } else if row.src.unsigned_abs() <= col.src.unsigned_abs() {
+                // Read along whichever axis the source is denser on, write along the other.
+                copy_tiles(s, d, row, col);
+            } else {
+                copy_tiles(s, d, col, row);
             }
             self.advance(&mut index);
         }
@@ -485,39 +539,80 @@ unsafe fn copy_kernel<S: Element, D: Element>(
     if n == 0 {
         return;
     }
-    let plan = Plan::new(layout.shape(), layout.strides(), dst_strides);
     // SAFETY: `check_fits` (caller contract) proved `offset` is inside `src`.
     let src = src.as_ptr().add(layout.offset());
+    if n <= SMALL_COPY_ELEMS && layout.ndim() <= SMALL_COPY_NDIM {
+        copy_small(src, layout.shape(), layout.strides(), dst, dst_strides);
+        return;
+    }
+    let plan = Plan::new(layout.shape(), layout.strides(), dst_strides);
     let items = plan.items();
-    let threads = rayon::current_num_threads();
-    if n < PARALLEL_MIN_ELEMS || items < 2 || threads < 2 {
+    if plan.traffic::<S, D>(n) < PARALLEL_MIN_BYTES || items < 2 {
         plan.run_items(0..items, src, dst);
         return;
     }
-    // Chunks are claimed from a shared counter by the calling thread and `threads - 1` pool
-    // workers. The caller works instead of blocking, so a worker that wakes late (or shares a
-    // core) only takes fewer chunks rather than stalling the copy; a few chunks per thread keep
-    // the load even when page faults make chunk costs uneven.
-    let chunk = items.div_ceil(threads * 4);
-    let next = AtomicUsize::new(0);
+    // Items are claimed one at a time by the calling thread and the pool threads that start in
+    // time (see `parallel`): a worker that wakes late, or shares a core, only takes fewer items,
+    // and page faults that make some items dearer than others even out.
     let (src, dst) = (SendPtr(src as *mut S), SendPtr(dst));
-    let (plan, src, dst, next) = (&plan, &src, &dst, &next);
-    let work = move || loop {
-        let start = next.fetch_add(chunk, Ordering::Relaxed);
-        if start >= items {
-            break;
-        }
-        let range = start..(start + chunk).min(items);
-        // SAFETY: each claimed range is handed out once (fetch_add), ranges are disjoint and items
-        // partition the index space, so no two threads write the same position (see `SendPtr`).
+    let (src, dst) = (&src, &dst);
+    parallel::run_chunks(items, 1, &move |range| {
+        // SAFETY: each item is handed out once and items partition the index space, so no two
+        // threads write the same position (see `SendPtr`); the pointers are valid for the whole
+        // copy per this function's contract, and `run_chunks` returns only after every item.
         unsafe { plan.run_items(range, src.0 as *const S, dst.0) };
-    };
-    rayon::in_place_scope(|s| {
-        for _ in 1..threads {
-            s.spawn(move |_| work());
-        }
-        work();
     });
+}
+
+/// Copies of at most this many elements (and axes) walk the shape directly: planning them would
+/// cost more than the copy (a 2 × 2 transpose took 210 ns planned, against 80 ns for a dense copy).
+const SMALL_COPY_ELEMS: usize = 256;
+const SMALL_COPY_NDIM: usize = 8;
+
+/// Copies every index of `shape` (at most [`SMALL_COPY_NDIM`] axes, at least one element) with
+/// the given element strides on each side, one run along the last axis at a time.
+///
+/// # Safety
+/// As for [`copy_kernel`], with `src` and `dst` at the element `[0, .., 0]` of each side.
+unsafe fn copy_small<S: Element, D: Element>(
+    src: *const S,
+    shape: &[usize],
+    ss: &[isize],
+    dst: *mut D,
+    ds: &[isize],
+) {
+    let Some(last) = shape.len().checked_sub(1) else {
+        dst.write(convert(*src));
+        return;
+    };
+    let mut index = [0usize; SMALL_COPY_NDIM];
+    let (mut so, mut dof) = (0isize, 0isize);
+    loop {
+        copy_run(
+            src.offset(so),
+            ss[last],
+            dst.offset(dof),
+            ds[last],
+            shape[last],
+        );
+        // Step the outer axes like an odometer; done when axis 0 wraps.
+        let mut axis = last;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            so += ss[axis];
+            dof += ds[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            so -= ss[axis] * shape[axis] as isize;
+            dof -= ds[axis] * shape[axis] as isize;
+            index[axis] = 0;
+        }
+    }
 }
 
 /// Copies `len` elements along one axis with strides `ss` (source) and `ds` (destination).
@@ -567,6 +662,23 @@ unsafe fn copy_run<S: Element, D: Element>(
 /// Every source and destination position of the block must be readable and writable, as for
 /// [`copy_run`] along each axis.
 unsafe fn copy_tiles<S: Element, D: Element>(src: *const S, dst: *mut D, read: Dim, write: Dim) {
+    if S::DTYPE == D::DTYPE && read.src == 1 && write.dst == 1 {
+        // A plain transpose (no conversion, each side dense along its own axis): move the bits
+        // in register blocks.
+        let w = std::mem::size_of::<D>();
+        let (s, d) = (src as *const u8, dst as *mut u8);
+        let (ss, ds) = (write.src * w as isize, read.dst * w as isize);
+        // SAFETY: equal dtypes mean equal types, so the bytes move unchanged; positions `(i, j)`
+        // of the block are `src + i + j * write.src` and `dst + i * read.dst + j` elements, as
+        // `transpose` addresses them in bytes, all valid per this function's contract.
+        match w {
+            1 => return transpose::transpose_any::<1>(s, ss, d, ds, read.len, write.len),
+            2 => return transpose::transpose_any::<2>(s, ss, d, ds, read.len, write.len),
+            4 => return transpose::transpose_any::<4>(s, ss, d, ds, read.len, write.len),
+            8 => return transpose::transpose_any::<8>(s, ss, d, ds, read.len, write.len),
+            _ => {}
+        }
+    }
     let mut buf = [std::mem::MaybeUninit::<D>::uninit(); TILE * TILE];
     for j0 in (0..write.len).step_by(TILE) {
         let cols = TILE.min(write.len - j0);
@@ -807,12 +919,12 @@ mod tests {
 
     #[test]
     fn parallel_split_covers_every_mode_exactly_once() {
-        // Every case is above PARALLEL_MIN_ELEMS and splits into many items; the dense one is
+        // Every case moves more than PARALLEL_MIN_BYTES and splits into many items; the dense one is
         // larger than HUGE_PAGE_MIN_BYTES, so its buffer also takes the huge-page advice.
         let (r, c) = (1031, 1283);
         let data = iota(r * c);
         let base = Layout::contiguous(&[r, c]);
-        assert!(r * c >= PARALLEL_MIN_ELEMS && r * c * 4 >= HUGE_PAGE_MIN_BYTES);
+        assert!(r * c * 8 >= PARALLEL_MIN_BYTES && r * c * 4 >= HUGE_PAGE_MIN_BYTES);
         assert_copies_match::<i32, i32>(&data, &base);
         assert_copies_match::<i32, f32>(&data, &base);
         assert_copies_match::<i32, i32>(&data, &base.reversed_axes());
@@ -831,19 +943,19 @@ mod tests {
         let plan = |l: &Layout| Plan::new(l.shape(), l.strides(), &contiguous_strides(l.shape()));
         let dense = plan(&Layout::contiguous(&[4, 1, 6, 8]));
         assert_eq!(dense.grid.len(), 1, "dense axes merge into one run");
-        assert_eq!(dense.tile_axis, None);
+        assert_eq!((dense.row_axis, dense.tiled), (None, false));
         let stepped = plan(
             &Layout::contiguous(&[64, 64])
                 .slice(1, None, None, 8)
                 .unwrap(),
         );
-        assert_eq!((stepped.grid.len(), stepped.tile_axis), (1, None));
+        assert_eq!((stepped.grid.len(), stepped.row_axis), (1, None));
         let t = plan(
             &Layout::contiguous(&[5, 300, 200])
                 .permute(&[0, 2, 1])
                 .unwrap(),
         );
-        assert_eq!(t.tile_axis, Some(1));
+        assert_eq!((t.row_axis, t.tiled), (Some(1), true));
         // Items partition the elements: their extents add up to the element count.
         let total: usize = (0..t.items())
             .map(|item| {
@@ -856,6 +968,92 @@ mod tests {
             })
             .sum();
         assert_eq!(total, 5 * 300 * 200);
+    }
+
+    #[test]
+    fn register_block_transposes_of_every_width_match_ndarray() {
+        // Same-dtype tiled copies take the block-transpose path for 1-, 2-, 4- and 8-byte
+        // elements: shapes around the block (16 / W) and tile sizes, permuted 3-d views, flipped
+        // axes, and an F-order destination (which is dense along the other axis: scalar path).
+        fn all_widths(shape: &[usize], l: &Layout) {
+            let n: usize = shape.iter().product();
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 % 251) as u8).collect();
+            assert_copies_match::<u8, u8>(&bytes, l);
+            let flags: Vec<bool> = bytes.iter().map(|b| b % 3 == 0).collect();
+            assert_copies_match::<bool, bool>(&flags, l);
+            let halves: Vec<bf16> = (0..n).map(|i| bf16::from_f32(i as f32 - 7.5)).collect();
+            assert_copies_match::<bf16, bf16>(&halves, l);
+            let words: Vec<u16> = (0..n).map(|i| (i * 7919) as u16).collect();
+            assert_copies_match::<u16, u16>(&words, l);
+            assert_copies_match::<i32, i32>(&iota(n), l);
+            let wide: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 3.0).collect();
+            assert_copies_match::<f64, f64>(&wide, l);
+        }
+        for (r, c) in [
+            (1, 17),
+            (15, 17),
+            (16, 16),
+            (33, 65),
+            (64, 64),
+            (70, 129),
+            (130, 3),
+        ] {
+            let base = Layout::contiguous(&[r, c]);
+            all_widths(&[r, c], &base.reversed_axes());
+            let flipped = base.slice(0, None, None, -1).unwrap().reversed_axes();
+            all_widths(&[r, c], &flipped);
+        }
+        let base = Layout::contiguous(&[3, 40, 21]);
+        for perm in [[0, 2, 1], [2, 1, 0], [1, 2, 0]] {
+            all_widths(&[3, 40, 21], &base.permute(&perm).unwrap());
+        }
+        // Destination rows 1 KiB apart (or a multiple) take the buffered tiles.
+        for (r, c) in [(1024, 3), (512, 70), (256, 70), (128, 130)] {
+            all_widths(&[r, c], &Layout::contiguous(&[r, c]).reversed_axes());
+        }
+    }
+
+    #[test]
+    fn small_copies_of_any_rank_match_ndarray() {
+        // Below SMALL_COPY_ELEMS the shape is walked directly (up to SMALL_COPY_NDIM axes), above
+        // either limit through a plan; both sides of each limit, permuted and flipped.
+        let data = iota(600);
+        for shape in [
+            vec![256],
+            vec![257],
+            vec![16, 16],
+            vec![15, 18],
+            vec![2, 3, 2, 5],
+            vec![2, 1, 2, 1, 2, 1, 2, 2],
+            vec![2, 1, 2, 1, 2, 1, 2, 1, 2],
+        ] {
+            let base = Layout::contiguous(&shape);
+            assert_copies_match::<i32, i32>(&data, &base);
+            assert_copies_match::<i32, i32>(&data, &base.reversed_axes());
+            assert_copies_match::<i32, f32>(&data, &base.slice(0, None, None, -1).unwrap());
+        }
+    }
+
+    #[test]
+    fn short_rows_are_grouped_into_few_items() {
+        let l = Layout::contiguous(&[100, 100])
+            .slice(1, None, None, 8)
+            .unwrap();
+        let plan = Plan::new(l.shape(), l.strides(), &contiguous_strides(l.shape()));
+        assert_eq!((plan.row_axis, plan.tiled), (Some(0), false));
+        assert_eq!(plan.items(), 1, "100 rows of 13 elements are one item");
+        assert_copies_match::<i32, i32>(&iota(100 * 100), &l);
+        assert_copies_match::<i32, f64>(&iota(100 * 100), &l);
+        // Rows of a large copy are grouped but still split into several items, over threads:
+        // 3000 rows of 43 elements read at a stride of 28 bytes.
+        let big = Layout::contiguous(&[3000, 300])
+            .slice(1, None, None, 7)
+            .unwrap();
+        let plan = Plan::new(big.shape(), big.strides(), &contiguous_strides(big.shape()));
+        assert_eq!(plan.row_axis, Some(0));
+        assert!(plan.items() >= 2, "{plan:?}");
+        assert!(plan.traffic::<i32, i32>(big.elem_count()) >= PARALLEL_MIN_BYTES);
+        assert_copies_match::<i32, i32>(&iota(3000 * 300), &big);
     }
 
     #[test]
@@ -878,7 +1076,7 @@ mod tests {
 
     #[test]
     fn large_parallel_copy_visits_every_element_once() {
-        let (r, c) = (700, 900); // > PARALLEL_MIN_ELEMS, not a multiple of the tile
+        let (r, c) = (700, 900); // > PARALLEL_MIN_BYTES, not a multiple of the tile
         let data = iota(r * c);
         let layout = Layout::contiguous(&[r, c]).reversed_axes();
         let got: ArrayD<i32> = to_contiguous(&data, &layout).unwrap();

@@ -111,10 +111,9 @@ impl<B: Backend> Tensor<B> {
                 expected,
             });
         }
-        let mut v = crate::memory_guard::try_alloc::<T>("from_slice", shape)?;
-        v.extend_from_slice(data);
-        let a = ArrayD::from_shape_vec(shape.to_vec(), v)
-            .map_err(|e| Error::InvalidArgument(format!("from_slice: {e}")))?;
+        // One pass with the host copy kernel (parallel first-touch copy into huge-page-advised
+        // memory for large slices); the array then moves into the backend without another copy.
+        let a = crate::host::to_contiguous::<T, T>(data, &Layout::contiguous(shape))?;
         Self::from_host(a, device)
     }
 

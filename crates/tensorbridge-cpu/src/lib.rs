@@ -55,6 +55,16 @@ unsafe impl<T: Element> Send for Buffer<T> {}
 // SAFETY: as above; all access through `&Buffer` is read-only.
 unsafe impl<T: Element> Sync for Buffer<T> {}
 
+impl<T: Element> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        // Large owned storage goes back to the core's cache of paged-in buffers, so the next
+        // output of its size skips the page faults (see `tensorbridge_core::host::recycle`).
+        if let Buffer::Owned(v) = self {
+            tensorbridge_core::host::recycle(std::mem::take(v));
+        }
+    }
+}
+
 impl<T: Element> Buffer<T> {
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
@@ -214,6 +224,12 @@ impl Cpu {
             ))),
         }
     }
+}
+
+/// Reserves `len` elements or reports [`Error::TooLarge`] instead of aborting; large buffers get
+/// the core's huge-page advice (see [`tensorbridge_core::host::alloc_output`]).
+pub(crate) fn try_vec<T: Element>(op: &'static str, shape: &[usize], len: usize) -> Result<Vec<T>> {
+    tensorbridge_core::host::alloc_output(op, shape, len)
 }
 
 fn storage_from_array<T: CpuElement>(a: ArrayD<T>) -> Cpu {
@@ -386,9 +402,10 @@ pub fn from_ndarray<T: CpuElement>(a: ArrayD<T>) -> Result<Tensor<Cpu>> {
 }
 
 /// Moves a buffer into a host array of `shape`: without copying when it is owned.
-fn hand_over<T: CpuElement>(b: Buffer<T>, shape: &[usize]) -> Result<HostArray> {
-    let v = match b {
-        Buffer::Owned(v) => v,
+fn hand_over<T: CpuElement>(mut b: Buffer<T>, shape: &[usize]) -> Result<HostArray> {
+    let v = match &mut b {
+        // The vector moves out; `b` drops empty, so nothing is recycled.
+        Buffer::Owned(v) => std::mem::take(v),
         Buffer::Foreign { .. } => b.as_slice().to_vec(),
     };
     ArrayD::from_shape_vec(IxDyn(shape), v)
@@ -406,6 +423,9 @@ fn buffer_dtype<T: Element>(_: &Buffer<T>) -> DType {
     T::DTYPE
 }
 
+/// The right operand's elements as `T`. The core hands both operands in one dtype (the
+/// [`Backend`] contract, checked once there); this is the typed view of that, and a mismatch, a
+/// bug in a caller of the trait, is an error rather than a misread.
 fn same_dtype_slice<'a, T: CpuElement>(
     _: &Buffer<T>,
     rhs: &'a Cpu,

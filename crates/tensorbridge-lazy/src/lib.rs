@@ -124,38 +124,6 @@ impl<B: Backend> Lazy<B> {
         }
     }
 
-    /// Checks the contract of a binary op the way an eager backend would fail it.
-    fn check_pair(
-        &self,
-        layout: &Layout,
-        rhs: &Self,
-        rhs_layout: &Layout,
-        op: &'static str,
-    ) -> Result<()> {
-        if rhs.dtype() != self.dtype() {
-            return Err(Error::DTypeMismatch {
-                op,
-                actual: rhs.dtype(),
-                requested: self.dtype(),
-            });
-        }
-        if layout.shape() != rhs_layout.shape() {
-            return Err(Error::ShapeMismatch {
-                op,
-                lhs: layout.shape().to_vec(),
-                rhs: rhs_layout.shape().to_vec(),
-            });
-        }
-        if rhs.node.device != self.node.device {
-            return Err(Error::BackendMismatch {
-                op,
-                lhs: format!("lazy:{}", self.node.device),
-                rhs: format!("lazy:{}", rhs.node.device),
-            });
-        }
-        Ok(())
-    }
-
     /// Fails now, as the eager backend would, when `device` is not one `B` has: an empty storage
     /// costs nothing and runs `B`'s own device check.
     fn check_device(device: &Device, dtype: DType) -> Result<()> {
@@ -219,7 +187,6 @@ impl<B: Backend> Backend for Lazy<B> {
         rhs_layout: &Layout,
         op: BinaryOp,
     ) -> Result<Self> {
-        self.check_pair(layout, rhs, rhs_layout, "binary")?;
         Ok(self.record(
             Op::Binary(op),
             vec![self.input(layout), rhs.input(rhs_layout)],
@@ -229,7 +196,6 @@ impl<B: Backend> Backend for Lazy<B> {
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
-        self.check_pair(layout, rhs, rhs_layout, "compare")?;
         Ok(self.record(
             Op::Compare(op),
             vec![self.input(layout), rhs.input(rhs_layout)],

@@ -244,24 +244,6 @@ impl Torch {
             v.f_flip(&flips).or_tch()
         }
     }
-
-    fn same_dtype(&self, rhs: &Self, op: &'static str) -> Result<()> {
-        if self.dtype != rhs.dtype {
-            return Err(Error::DTypeMismatch {
-                op,
-                actual: rhs.dtype,
-                requested: self.dtype,
-            });
-        }
-        if self.device != rhs.device {
-            return Err(Error::BackendMismatch {
-                op,
-                lhs: format!("torch:{}", self.device),
-                rhs: format!("torch:{}", rhs.device),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// `[b.., m, k] @ [b.., k, n]` for integer kinds: libtorch has integer GEMM on the CPU only.
@@ -369,7 +351,6 @@ impl Backend for Torch {
         rhs_layout: &Layout,
         op: BinaryOp,
     ) -> Result<Self> {
-        self.same_dtype(rhs, "binary")?;
         check_host_op(&self.device, "binary", layout.shape(), self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = self.dtype.kind();
@@ -393,7 +374,6 @@ impl Backend for Torch {
     }
 
     fn compare(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout, op: CmpOp) -> Result<Self> {
-        self.same_dtype(rhs, "compare")?;
         // Signed orderings flip both operands' sign bits first: two temporaries of the input.
         let temps = if signed_storage(self.dtype) && op != CmpOp::Eq {
             3
@@ -415,7 +395,6 @@ impl Backend for Torch {
     }
 
     fn matmul(&self, layout: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self> {
-        self.same_dtype(rhs, "matmul")?;
         let nd = layout.ndim();
         let mut out_shape = layout.shape().to_vec();
         if let (Some(last), Some(&n)) = (

@@ -81,6 +81,8 @@ struct Incoming {
     shape: Vec<usize>,
     /// Element strides (C-contiguous when the producer gave none).
     strides: Vec<isize>,
+    /// The elements the view reaches, checked to lie inside the address space.
+    span: StridedSpan,
     flags: DlpackFlags,
 }
 
@@ -342,7 +344,8 @@ fn hold(
 ) -> PyResult<Option<(AnyTensor, Option<CopiedBecause>)>> {
     let item = inc.dtype.size_in_bytes();
     let n: usize = inc.shape.iter().product();
-    let span = StridedSpan::of(&inc.shape, &inc.strides).py(py)?;
+    let span = &inc.span;
+    // In bounds: `describe` checked that `lowest * item` bytes below `data` is an address.
     let base = inc.data.wrapping_offset(span.lowest * item as isize);
     let host = source == Device::Cpu;
     if n == 0 {
@@ -391,7 +394,7 @@ fn hold(
     // computed from its shape and strides) of the memory of `source`, initialised and valid until
     // its deleter runs, which `owner` (dropped with the last storage using it) calls; `base` is
     // aligned for the dtype (checked above).
-    match unsafe { holder.tensor_from_external(memory, span.layout) }.py(py)? {
+    match unsafe { holder.tensor_from_external(memory, span.layout.clone()) }.py(py)? {
         Some(t) => Ok(Some((t, None))),
         None if host => {
             let t = tensorbridge::with_dtype!(inc.dtype, T => gather_owned::<T>(py, holder, inc))?;
@@ -472,16 +475,45 @@ unsafe fn describe(t: &DLTensor, flags: DlpackFlags) -> PyResult<Incoming> {
             .collect::<Result<_, _>>()
             .map_err(|_| PyBufferError::new_err(format!("DLPack tensor has strides {raw:?}")))?
     };
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if n.is_none() {
+    // NumPy's rule (and Rust's for any object): the product of the non-zero sides, in bytes,
+    // fits in an isize -- whatever the order of the sides and whether one of them is 0.
+    let item = dtype.size_in_bytes();
+    let nbytes = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(item, |a, &d| a.checked_mul(d));
+    if !nbytes.is_some_and(|b| isize::try_from(b).is_ok()) {
         return Err(PyBufferError::new_err(format!(
-            "DLPack tensor shape {shape:?} overflows"
+            "DLPack tensor shape {shape:?} of {dtype} overflows: its size in bytes does not fit \
+             in the address space"
         )));
     }
-    if n != Some(0) && t.data.is_null() {
+    let n: usize = shape.iter().product(); // cannot overflow: checked above
+    if n != 0 && t.data.is_null() {
         return Err(PyBufferError::new_err(
             "DLPack tensor has a null data pointer",
         ));
+    }
+    let span = StridedSpan::of(&shape, &strides)
+        .map_err(|e| PyBufferError::new_err(format!("DLPack tensor: {e}")))?;
+    // The bytes the view reaches, from its lowest element to past its highest, must be addresses:
+    // no wrap-around of `data + byte_offset`, of the lowest element below it, or of the end, and
+    // at most isize::MAX bytes (what Rust's slices and pointer offsets require).
+    let in_address_space = || -> Option<()> {
+        let first = (t.data as usize).checked_add(usize::try_from(t.byte_offset).ok()?)?;
+        let lowest = first.checked_add_signed(span.lowest.checked_mul(item as isize)?)?;
+        let len = span
+            .len
+            .checked_mul(item)
+            .filter(|&b| isize::try_from(b).is_ok())?;
+        lowest.checked_add(len).map(|_| ())
+    };
+    if n != 0 && in_address_space().is_none() {
+        return Err(PyBufferError::new_err(format!(
+            "DLPack tensor of shape {shape:?}, strides {strides:?} and {dtype} at {:p} + \
+             byte_offset {} reaches past the address space",
+            t.data, t.byte_offset
+        )));
     }
     let data = (t.data as *const u8).wrapping_add(t.byte_offset as usize);
     Ok(Incoming {
@@ -490,6 +522,7 @@ unsafe fn describe(t: &DLTensor, flags: DlpackFlags) -> PyResult<Incoming> {
         dtype,
         shape,
         strides,
+        span,
         flags,
     })
 }

@@ -8,10 +8,18 @@ Workloads (float32 sources of ``size`` elements, 2-D and near-square; see WORKLO
   numpy()      ``t.numpy()`` per call (zero-copy on host memory, one copy from a device)
   asarray      ``np.asarray(t)`` of a contiguous tensor
   transposed   the transposed view to a C-contiguous host array (``t.T.numpy(copy=True)``)
+  ascontig T   ``np.ascontiguousarray(t.T)``: the same, as users write it
   sliced       the 1/8 step-slice view ``t[:, ::8]`` to a C-contiguous host array
+  numpy copy   ``t.numpy(copy=True)``: our copy kernel, called directly
   array copy   ``np.array(t)``: a new writable array
+  f32→f64      ``np.asarray(t, dtype=np.float64)`` of a float32 tensor (a converting copy)
   bf16→f32     ``np.asarray(t, dtype=np.float32)`` of a bfloat16 tensor (one fused pass)
   from NumPy   ``tb.tensor(a, backend=, device=)`` (a copy onto the backend, synchronised)
+
+The user-path rows (``np.array(t)``, ``np.ascontiguousarray(t.T)``, ``np.asarray(t, dtype=)``:
+what users write, through NumPy's own entry points) sit beside the direct calls
+(``t.numpy(copy=True)``, ``t.T.numpy(copy=True)``); each peer does the same its own idiomatic
+way (NumPy on an ndarray, torch ``t.T.contiguous().numpy()``, ``t.double().numpy()``...).
 
 and, for each runtime installed (ASNUMPY_WORKLOADS), ``tb.asnumpy(x)`` of that runtime's own
 CPU tensor against the runtime's own fastest conversion of the same tensor:
@@ -305,6 +313,10 @@ def _sliced(s: Sources) -> np.ndarray[Any, Any]:
     return s.cached(("expected", "sliced"), lambda: np.ascontiguousarray(s.a[:, ::8]))
 
 
+def _as_f64(s: Sources) -> np.ndarray[Any, Any]:
+    return s.cached(("expected", "f64"), lambda: s.a.astype(np.float64))
+
+
 def _bf16_as_f32(s: Sources) -> np.ndarray[Any, Any]:
     return s.cached(("expected", "bf16"), lambda: s.bf16().astype(np.float32))
 
@@ -321,15 +333,34 @@ WORKLOADS: list[Workload] = [
               "torch": ("t.T.contiguous().numpy()", "t.T.contiguous().cpu().numpy()"),
               "tensorflow": ("tf.transpose(t).numpy()", ""), "jax": ("np.asarray(t.T)", "")},
              _transposed, writable=True),
+    _to_host("ascontiguous_t", "np.ascontiguousarray(t.T)", "np.ascontiguousarray(t.T)", False,
+             "copy",
+             {"NumPy": ("np.ascontiguousarray(a.T)", ""),
+              "torch": ("t.T.contiguous().numpy()", "t.T.contiguous().cpu().numpy()"),
+              "tensorflow": ("tf.transpose(t).numpy()", ""), "jax": ("np.asarray(t.T)", "")},
+             _transposed, writable=True),
     _to_host("sliced", "[:, ::8] view → contiguous", "t[:, ::8].numpy(copy=True)", False, "copy",
              {"NumPy": ("np.ascontiguousarray(a[:, ::8])", ""),
               "torch": ("t[:, ::8].contiguous().numpy()", "t[:, ::8].contiguous().cpu().numpy()"),
               "tensorflow": ("t[:, ::8].numpy()", ""), "jax": ("np.asarray(t[:, ::8])", "")},
              _sliced, writable=True),
+    _to_host("numpy_copy", "t.numpy(copy=True): new writable copy", "t.numpy(copy=True)", False,
+             "copy",
+             {"NumPy": ("a.copy()", ""), "torch": ("t.clone().numpy()", "t.cpu().numpy()"),
+              "tensorflow": ("t.numpy()", ""), "jax": ("np.array(t)", "")},
+             lambda s: s.a, writable=True),
     _to_host("array_copy", "np.array(t): new writable copy", "np.array(t)", False, "copy",
              {"NumPy": ("np.array(a)", ""), "torch": ("np.array(t)", "t.cpu().numpy()"),
               "tensorflow": ("np.array(t)", ""), "jax": ("np.array(t)", "")},
              lambda s: s.a, writable=True),
+    _to_host("asarray_f64", "np.asarray(t, dtype=np.float64) of f32",
+             "np.asarray(t, dtype=np.float64)", False, "copy",
+             {"NumPy": ("np.asarray(a, dtype=np.float64)", ""),
+              "torch": ("t.double().numpy()", "t.double().cpu().numpy()"),
+              "tensorflow": ("tf.cast(t, tf.float64).numpy()", ""),
+              # JAX keeps float64 off by default (jax_enable_x64): NumPy converts its array
+              "jax": ("np.asarray(t, dtype=np.float64)", "")},
+             _as_f64),
     _to_host("bf16_to_f32", "bf16 → f32", "np.asarray(t, dtype=np.float32)", False, "copy",
              {"NumPy": ("a.astype(np.float32)", ""),
               "torch": ("t.float().numpy()", "t.float().cpu().numpy()"),
@@ -546,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         if png is not None:
             written.append(png)
     log("wrote " + ", ".join(str(x) for x in written))
+    # Again at the end, where a long run's console ends (the report opens with it, rows listed).
+    behind, counted = report.behind_best_peer(result.rows)
+    log(f"{report.BEHIND_HEADLINE}: {len(behind)} of {counted}")
     return 0
 
 

@@ -82,6 +82,77 @@ def find(rows: list[Row], workload: str, size: int, library: str, kind: str = "c
     return None
 
 
+@dataclass
+class Behind:
+    """A CPU subject row slower than its best peer (speed ratios: > 1 means ours is faster)."""
+
+    row: Row
+    peer: Row
+    ratio_median: float  # peer median / our median
+    ratio_best: float  # peer min / our min
+
+
+BEHIND_HEADLINE = "CPU rows behind the best peer"
+
+
+def behind_best_peer(rows: list[Row]) -> tuple[list[Behind], int]:
+    """The CPU subject rows behind their best peer, slowest first, and how many CPU subject rows
+    have a peer at all (M in "N of M").
+
+    A row is behind when its median speed ratio to the best peer is < 1.0, with no noise
+    margin: the goal is "at or above the best peer", the ratio is paired (subject and peers run
+    interleaved in one process), and a margin would hide the rows that are just behind. Each
+    listed row also carries the best-repetition ratio, so a reader can tell a row behind on
+    medians only (likely load from other processes) from one behind on both (a slower path).
+    Rows on other device kinds (CUDA) have their own peers and limits and are not counted.
+    """
+    behind: list[Behind] = []
+    counted = 0
+    for r in rows:
+        if r.role != "subject" or r.device_kind != "cpu":
+            continue
+        peer = best_peer(rows, r)
+        if peer is None:
+            continue
+        counted += 1
+        ratio = speed_ratio(peer, r)
+        assert ratio is not None
+        if ratio < 1.0:
+            best = speed_ratio(peer, r, "min_s")
+            assert best is not None
+            behind.append(Behind(r, peer, ratio, best))
+    behind.sort(key=lambda b: b.ratio_median)
+    return behind, counted
+
+
+def _behind_item(res: Result, b: Behind) -> str:
+    title = res.titles.get(b.row.workload, b.row.workload)
+    return (
+        f"{title}, {b.row.size:,} elements, {b.row.target}: {b.ratio_median:.2f}× "
+        f"{b.peer.library} `{b.peer.stmt}` (best repetition {b.ratio_best:.2f}×)"
+    )
+
+
+def behind_headline(res: Result) -> tuple[str, str]:
+    """("CPU rows behind the best peer", "N of M[: each row behind with its ratio; ...]")."""
+    behind, counted = behind_best_peer(res.rows)
+    listed = "; ".join(_behind_item(res, b) for b in behind)
+    return BEHIND_HEADLINE, f"{len(behind)} of {counted}" + (f": {listed}" if listed else "")
+
+
+def behind_markdown(res: Result) -> list[str]:
+    """The headline block that opens the report: the count, then one line per row behind."""
+    behind, counted = behind_best_peer(res.rows)
+    lines = [
+        f"**{BEHIND_HEADLINE}: {len(behind)} of {counted}** (tensorbridge CPU rows with a peer; "
+        "behind: median speed ratio to the fastest peer < 1.00, same run)",
+    ]
+    if behind:
+        lines.append("")
+        lines += [f"- {_behind_item(res, b)}" for b in behind]
+    return lines
+
+
 def headlines(res: Result) -> list[tuple[str, str]]:
     """The figures users ask about first, for the CPU backend: (what, measured)."""
     rows, out = res.rows, []
@@ -111,6 +182,9 @@ def headlines(res: Result) -> list[tuple[str, str]]:
     add("transposed → host vs NumPy", "transposed", big, "NumPy")
     add("transposed → host vs torch", "transposed", big, "torch")
     add("`np.array(t)` copy vs memcpy limit", "array_copy", big, "limit")
+    add("`np.array(t)` vs NumPy `np.array(a)`", "array_copy", big, "NumPy")
+    add("`np.ascontiguousarray(t.T)` vs NumPy", "ascontiguous_t", big, "NumPy")
+    add("`np.ascontiguousarray(t.T)` vs torch", "ascontiguous_t", big, "torch")
     add("bf16 → f32 vs torch", "bf16_to_f32", big, "torch")
     # tb.asnumpy of each runtime's own tensor vs that runtime's fastest way (its best peer row).
     for rt, label in (("torch", "torch"), ("tensorflow", "TensorFlow"), ("jax", "JAX")):
@@ -144,13 +218,28 @@ def row_json(rows: list[Row], r: Row) -> dict[str, Any]:
 
 
 def write_json(res: Result, path: Path) -> None:
+    behind, counted = behind_best_peer(res.rows)
     payload = {
         "facts": res.facts,
         "sizes": res.sizes,
         "budget_s": res.budget_s,
         "wall_s": res.wall_s,
         "workloads": res.titles,
-        "headlines": dict(headlines(res)),
+        # the count of CPU rows behind the best peer first, then the single ratios
+        "headlines": dict([behind_headline(res), *headlines(res)]),
+        "behind_best_peer": {
+            "behind": len(behind),
+            "of": counted,
+            "rows": [
+                {
+                    "key": b.row.key,
+                    "best_peer": b.peer.key,
+                    "speed_vs_best_peer_median": b.ratio_median,
+                    "speed_vs_best_peer_best": b.ratio_best,
+                }
+                for b in behind
+            ],
+        },
         "rows": [row_json(res.rows, r) for r in res.rows],
         "rust": [asdict(r) | {"key": r.key} for r in res.rust],
     }
@@ -174,6 +263,8 @@ def markdown(res: Result) -> str:
     busy = f.get("background_during") or 0
     lines = [
         f"# tensorbridge benchmark {f.get('utc', '')}",
+        "",
+        *behind_markdown(res),
         "",
         f"- CPU: {f['cpu']} ({f['cpu_family_model']}), {f['usable_cpus']} usable of "
         f"{f['logical_cpus']} logical CPUs, {f['memory_gib']} GiB RAM, THP "

@@ -49,6 +49,17 @@ def test_tiny_run_measures_every_workload_size_target_and_limit(tmp_path: Path) 
     table = next(tmp_path.glob("*.md")).read_text()
     assert "| transposed view → contiguous | 64 | cpu@cpu |" in table
     assert "transposed → host vs NumPy (64 elements)" in table
+    # the count of CPU rows behind the best peer opens the report and the JSON headlines
+    first = table.split("\n## ", 1)[0]
+    assert "**CPU rows behind the best peer: " in first
+    assert next(iter(payload["headlines"])) == "CPU rows behind the best peer"
+    behind = payload["behind_best_peer"]
+    with_peer = [r for r in payload["rows"] if r["role"] == "subject" and r["best_peer"]
+                 and r["target"].endswith("@cpu")]  # fmt: skip
+    assert behind["of"] == len(with_peer) > 0
+    assert payload["headlines"]["CPU rows behind the best peer"].startswith(
+        f"{behind['behind']} of {behind['of']}"
+    )
 
 
 def test_device_discovery_probes_backends() -> None:
@@ -197,3 +208,77 @@ def test_asnumpy_rows_compare_each_runtime_with_its_own_conversion(tmp_path: Pat
             assert subject["best_peer"].startswith(f"{name}/{size}/")
             assert subject["speed_vs_best_peer_median"] > 0
     assert "`tb.asnumpy(t)` vs torch's own (4 elements)" in payload["headlines"]
+
+
+def test_headline_counts_cpu_rows_behind_their_best_peer() -> None:
+    def row(workload: str, library: str, target: str, role: str, t: float) -> report.Row:
+        return report.Row(workload, 64, library, target, role, "stmt", 256, 1, [t, t * 0.8])
+
+    rows = [
+        # behind: 2 s against NumPy's 1 s
+        row("transposed", "tensorbridge", "cpu@cpu", "subject", 2.0),
+        row("transposed", "NumPy", "cpu", "peer", 1.0),
+        row("transposed", "torch", "cpu", "peer", 3.0),
+        # ahead of its only peer
+        row("array_copy", "tensorbridge", "cpu@cpu", "subject", 1.0),
+        row("array_copy", "torch", "cpu", "peer", 1.5),
+        # no peer (e.g. none installed): not counted either way
+        row("numpy", "tensorbridge", "cpu@cpu", "subject", 5.0),
+        row("numpy", "limit", "cpu", "limit", 1.0),
+        # a CUDA row 4x behind its CUDA peer: not a CPU row, not counted
+        row("array_copy", "tensorbridge", "cuda@cuda:0", "subject", 4.0),
+        row("array_copy", "torch", "cuda:0", "peer", 1.0),
+        # a tb.asnumpy row (its target is the runtime's tensor on the CPU) 10% behind
+        row("asnumpy_torch", "tensorbridge", "torch@cpu", "subject", 1.1),
+        row("asnumpy_torch", "torch", "cpu", "peer", 1.0),
+    ]
+    behind, counted = report.behind_best_peer(rows)
+    assert counted == 3
+    assert [(b.row.workload, b.peer.library) for b in behind] == [
+        ("transposed", "NumPy"),  # slowest first
+        ("asnumpy_torch", "torch"),
+    ]
+    assert behind[0].ratio_median == 0.5 and behind[1].ratio_median == pytest.approx(1 / 1.1)
+
+    titles = {"transposed": "transposed view → contiguous", "array_copy": "np.array(t)"}
+    res = report.Result({}, [64], 0.1, 1.0, rows, [], titles, {"numpy"})
+    what, measured = report.behind_headline(res)
+    assert what == "CPU rows behind the best peer"
+    assert measured.startswith("2 of 3: transposed view → contiguous, 64 elements, cpu@cpu: 0.50× ")
+    assert "asnumpy_torch, 64 elements, torch@cpu: 0.91× torch" in measured
+    block = report.behind_markdown(res)
+    assert block[0].startswith("**CPU rows behind the best peer: 2 of 3**")
+    assert block[2].startswith("- transposed view → contiguous, 64 elements, cpu@cpu: 0.50× NumPy")
+
+    # none behind: the headline says 0 and lists nothing
+    ahead = [r for r in rows if r.workload == "array_copy"]
+    res = report.Result({}, [64], 0.1, 1.0, ahead, [], titles, set())
+    assert report.behind_headline(res) == ("CPU rows behind the best peer", "0 of 1")
+    assert report.behind_markdown(res)[0].startswith("**CPU rows behind the best peer: 0 of 1**")
+
+
+def test_user_path_rows_stand_beside_the_direct_calls_with_peers(tmp_path: Path) -> None:
+    names = "transposed,ascontiguous_t,numpy_copy,array_copy,asarray_f64"
+    argv = ["--sizes", "4,64", "--budget", "0.002", "--peers", "torch,jax,tensorflow",
+            "--workloads", names, "--out-dir", str(tmp_path), "--no-plot"]  # fmt: skip
+    assert bench.main(argv) == 0
+    payload = json.loads(next(tmp_path.glob("*.json")).read_text())
+    rows = {r["key"]: r for r in payload["rows"]}
+    targets = [f"{b}@{d}" for b, d in bench.tensorbridge_targets() if d == "cpu"]
+    assert "cpu@cpu" in targets
+    versions = payload["facts"]["versions"]
+    installed = [label for name, label in (("torch", "torch"), ("jax", "JAX"),
+                 ("tensorflow", "TensorFlow")) if versions[name] != "not installed"]  # fmt: skip
+    peers = ["NumPy", *installed]
+    for size in (4, 64):
+        for name in names.split(","):
+            for peer in peers:
+                assert f"{name}/{size}/{peer}/cpu" in rows
+            for target in targets:
+                subject = rows[f"{name}/{size}/tensorbridge/{target}"]
+                assert subject["best_peer"].startswith(f"{name}/{size}/")
+                assert subject["speed_vs_best_peer_median"] > 0
+    assert rows["asarray_f64/64/tensorbridge/cpu@cpu"]["out_bytes"] == 64 * 8
+    assert rows["ascontiguous_t/4/NumPy/cpu"]["stmt"] == "np.ascontiguousarray(a.T)"
+    headline = payload["headlines"]["CPU rows behind the best peer"]
+    assert headline.startswith(f"{payload['behind_best_peer']['behind']} of {2 * 5 * len(targets)}")

@@ -17,7 +17,7 @@ use tensorbridge_core::{
 
 use tensorbridge_core::memory_guard::try_alloc;
 
-use crate::{Cpu, CpuElement};
+use crate::{try_vec, Cpu, CpuElement};
 
 /// Elementwise ops on fewer elements run on the calling thread (a rayon dispatch costs a few µs).
 const PARALLEL_MIN_ELEMS: usize = 1 << 16;

@@ -482,7 +482,7 @@ unsafe fn describe(t: &DLTensor, flags: DlpackFlags) -> PyResult<Incoming> {
         .iter()
         .filter(|&&d| d != 0)
         .try_fold(item, |a, &d| a.checked_mul(d));
-    if !nbytes.is_some_and(|b| isize::try_from(b).is_ok()) {
+    if nbytes.is_none_or(|b| isize::try_from(b).is_err()) {
         return Err(PyBufferError::new_err(format!(
             "DLPack tensor shape {shape:?} of {dtype} overflows: its size in bytes does not fit \
              in the address space"

@@ -611,19 +611,36 @@ class Worker:
 # ---- the test ------------------------------------------------------------------------------------
 
 
+def _in_hypothesis() -> bool:
+    from hypothesis.control import _current_build_context
+
+    return _current_build_context.value is not None
+
+
+def _note(text: str) -> None:
+    """Hypothesis's note inside a Hypothesis test; nothing for the plain regression examples."""
+    if _in_hypothesis():
+        note(text)
+
+
+def _event(text: str) -> None:
+    if _in_hypothesis():
+        event(text)
+
+
 def check(drawn: dict[str, Any]) -> None:
     case = resolve(drawn, WORKER.start())
     status, message = verdict(case)
     case["check_values"] = status == "ok"
-    note(f"case: {case}")
-    note(f"model: {status} {message!r}")
+    _note(f"case: {case}")
+    _note(f"model: {status} {message!r}")
     out = WORKER.run(case)
     assert "worker_error" not in out, out.get("worker_error")
-    note(f"outcome: {out}")
+    _note(f"outcome: {out}")
     once = 0 if case["null_deleter"] else 1
     # The deleter runs exactly once in the end (never, when the producer gave none).
     assert out["deleted_final"] == once, "the deleter did not run exactly once"
-    event(f"{status}: {message or case['kind']}")
+    _event(f"{status}: {message or case['kind']}")
     if status == "error":
         assert "error" in out, f"accepted an invalid struct (the model: {message})"
         cls, msg = out["error"]
@@ -645,12 +662,12 @@ def check(drawn: dict[str, Any]) -> None:
     # copy=True copies, unless the producer says its tensor is a copy already (IS_COPIED).
     copies = case["copy"] is True and not (case["versioned"] and case["flags"] & IS_COPIED)
     if not empty and not copies and not needs_copy(case, fill(case)):
-        event("held in place")
+        _event("held in place")
         assert out["ptr"] == case["data"] + case["byte_offset"], "not held in place"
         assert out["deleted_after_call"] == 0, "released while a view holds the memory"
         assert out["deleted_after_drop"] == once
     else:
-        event("empty" if empty else "copied")
+        _event("empty" if empty else "copied")
         lo = case["arena_lo"]
         assert out["ptr"] is None or not lo <= out["ptr"] < lo + ARENA_BYTES, "not a copy"
         assert out["deleted_after_call"] == once, "a copy must release the producer at once"

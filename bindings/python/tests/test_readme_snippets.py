@@ -81,7 +81,7 @@ def test_the_python_walkthrough_does_what_its_comments_say() -> None:
         "tb.Tensor([[ 2  4]\n [ 8 16]], shape=(2, 2), dtype=int64, backend=cpu, device=cpu)\n"
         "[[2 3]\n [5 9]]\n"
     )
-    assert type(np.add(t, 1)) is np.ndarray  # "NumPy functions convert implicitly -> ndarray"
+    assert type(np.add(t, 1)) is np.ndarray  # "NumPy ufuncs convert implicitly -> ndarray"
     v = ns["v"]
     av = np.asarray(v)
     assert not av.flags.c_contiguous and np.shares_memory(av, a)  # zero-copy, strides kept

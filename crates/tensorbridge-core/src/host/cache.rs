@@ -7,8 +7,8 @@
 //! 32 MiB and more to the system on free, so a loop that makes and drops such tensors pays it every
 //! time. Storage a backend frees goes through [`recycle`]; [`take`] hands it back to the next output
 //! of the same alignment needing between 8/9 of its size and all of it. At most
-//! [`CACHE_MAX_BYTES`] are held, in at most [`CACHE_MAX_ENTRIES`] buffers; everything else is freed
-//! as usual, and [`release_cached_buffers`] frees what is held (as `torch.cuda.empty_cache()` does
+//! [`CACHE_MAX_BYTES`] are held, in at most [`CACHE_MAX_ENTRIES`] buffers (a new buffer evicts the
+//! oldest ones to fit; one larger than the whole cache is freed as usual), and [`release_cached_buffers`] frees what is held (as `torch.cuda.empty_cache()` does
 //! for PyTorch's caching allocator).
 
 use std::alloc::Layout as AllocLayout;
@@ -37,7 +37,23 @@ unsafe impl Send for Entry {}
 
 /// The cached buffers (see the module docs).
 struct Cache {
+    /// Oldest first.
     entries: Vec<Entry>,
+}
+
+impl Entry {
+    /// Returns the allocation to the global allocator; returns its size in bytes.
+    fn free(self) -> usize {
+        // SAFETY: `self` was allocated by the global allocator (as a `Vec`) with exactly this size
+        // and alignment, and nobody else owns it.
+        unsafe {
+            std::alloc::dealloc(
+                self.ptr.as_ptr(),
+                AllocLayout::from_size_align_unchecked(self.bytes, self.align),
+            )
+        };
+        self.bytes
+    }
 }
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache {
@@ -66,43 +82,36 @@ impl Cache {
         Some(unsafe { Vec::from_raw_parts(e.ptr.as_ptr() as *mut D, 0, e.bytes / size) })
     }
 
-    /// Keeps `v`'s allocation if it is large enough and fits the bounds; `v` is returned (to be
-    /// freed by the caller, outside the lock) otherwise.
-    fn put<T: Element>(&mut self, v: Vec<T>) -> Option<Vec<T>> {
+    /// Keeps `v`'s allocation if it is large enough and no larger than the whole cache, making
+    /// room by evicting the oldest buffers (a loop converting tensors of one size then keeps
+    /// hitting, whatever it converted before). Returns what is to be freed by the caller, outside
+    /// the lock: `v` itself when it is not kept, and the evicted buffers.
+    fn put<T: Element>(&mut self, v: Vec<T>) -> (Option<Vec<T>>, Vec<Entry>) {
         let bytes = v.capacity() * std::mem::size_of::<T>();
-        let held: usize = self.entries.iter().map(|e| e.bytes).sum();
-        if bytes < CACHE_MIN_BYTES
-            || held + bytes > CACHE_MAX_BYTES
-            || self.entries.len() >= CACHE_MAX_ENTRIES
+        if !(CACHE_MIN_BYTES..=CACHE_MAX_BYTES).contains(&bytes) {
+            return (Some(v), Vec::new());
+        }
+        let mut evicted = Vec::new();
+        while self.held_bytes() + bytes > CACHE_MAX_BYTES || self.entries.len() >= CACHE_MAX_ENTRIES
         {
-            return Some(v);
+            evicted.push(self.entries.remove(0));
         }
         let mut v = std::mem::ManuallyDrop::new(v);
         // A vector of at least CACHE_MIN_BYTES has a real (non-dangling) allocation.
-        let ptr = NonNull::new(v.as_mut_ptr() as *mut u8)?;
+        let Some(ptr) = NonNull::new(v.as_mut_ptr() as *mut u8) else {
+            return (Some(std::mem::ManuallyDrop::into_inner(v)), evicted);
+        };
         self.entries.push(Entry {
             ptr,
             bytes,
             align: std::mem::align_of::<T>(),
         });
-        None
+        (None, evicted)
     }
 
-    /// Frees every held buffer; returns the bytes freed.
-    fn release(&mut self) -> usize {
-        let mut freed = 0;
-        for e in self.entries.drain(..) {
-            freed += e.bytes;
-            // SAFETY: `e` was allocated by the global allocator (as a `Vec`) with exactly this
-            // size and alignment, and nobody else owns it.
-            unsafe {
-                std::alloc::dealloc(
-                    e.ptr.as_ptr(),
-                    AllocLayout::from_size_align_unchecked(e.bytes, e.align),
-                )
-            };
-        }
-        freed
+    /// Takes every held buffer out (to be freed by the caller, outside the lock).
+    fn drain(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.entries)
     }
 
     fn held_bytes(&self) -> usize {
@@ -119,16 +128,21 @@ pub(crate) fn take<D: Element>(n: usize) -> Option<Vec<D>> {
 /// Gives a vector's memory to the cache for a later output of about the same size, or frees it
 /// when it is small or the cache is full. Backends call this when storage they allocated is freed.
 pub fn recycle<T: Element>(v: Vec<T>) {
-    let rejected = match CACHE.lock() {
+    let (rejected, evicted) = match CACHE.lock() {
         Ok(mut c) => c.put(v),
-        Err(_) => Some(v),
+        Err(_) => (Some(v), Vec::new()),
     };
-    drop(rejected); // outside the lock: returning memory to the system takes a while
+    // Outside the lock: returning memory to the system takes a while.
+    drop(rejected);
+    evicted.into_iter().for_each(|e| {
+        e.free();
+    });
 }
 
 /// Frees every buffer the cache holds and returns how many bytes that was.
 pub fn release_cached_buffers() -> usize {
-    CACHE.lock().map(|mut c| c.release()).unwrap_or(0)
+    let held = CACHE.lock().map(|mut c| c.drain()).unwrap_or_default();
+    held.into_iter().map(Entry::free).sum()
 }
 
 /// Bytes of freed memory the cache holds now.
@@ -150,7 +164,7 @@ mod tests {
         };
         let v: Vec<f32> = Vec::with_capacity(2 * MIB); // 8 MiB
         let ptr = v.as_ptr() as usize;
-        assert!(c.put(v).is_none());
+        assert!(c.put(v).0.is_none());
         assert_eq!(c.held_bytes(), 8 * MIB);
         // Wrong alignment, too large, or much smaller: not handed out.
         assert!(c.take::<u8>(8 * MIB).is_none());
@@ -168,27 +182,55 @@ mod tests {
     }
 
     #[test]
-    fn small_buffers_and_overflowing_bounds_are_freed_not_kept() {
+    fn small_buffers_are_freed_and_the_oldest_make_room_for_new_ones() {
         let mut c = Cache {
             entries: Vec::new(),
         };
-        assert!(c.put(vec![0u8; 1000]).is_some());
+        let (kept, evicted) = c.put(vec![0u8; 1000]);
+        assert!(
+            kept.is_some() && evicted.is_empty(),
+            "small buffers are not kept"
+        );
         assert!(c.take::<u8>(1000).is_none(), "small requests never hit");
-        for _ in 0..CACHE_MAX_BYTES / (64 * MIB) {
-            assert!(c.put(Vec::<u64>::with_capacity(8 * MIB)).is_none());
+        let too_big = Vec::<u8>::with_capacity(CACHE_MAX_BYTES + 1);
+        assert!(c.put(too_big).0.is_some(), "larger than the cache: freed");
+        let mut first = 0;
+        for k in 0..CACHE_MAX_BYTES / (64 * MIB) {
+            let v = Vec::<u64>::with_capacity(8 * MIB);
+            if k == 0 {
+                first = v.as_ptr() as usize;
+            }
+            let (kept, evicted) = c.put(v);
+            assert!(kept.is_none() && evicted.is_empty());
         }
         assert_eq!(c.held_bytes(), CACHE_MAX_BYTES);
-        assert!(c.put(Vec::<u64>::with_capacity(8 * MIB)).is_some(), "full");
-        assert_eq!(c.release(), CACHE_MAX_BYTES);
-        assert_eq!(c.held_bytes(), 0);
-        for _ in 0..CACHE_MAX_ENTRIES {
-            assert!(c.put(Vec::<u16>::with_capacity(2 * MIB)).is_none());
-        }
-        assert!(
-            c.put(Vec::<u16>::with_capacity(2 * MIB)).is_some(),
-            "entry bound"
+        // Full: a new buffer evicts the oldest one and is kept.
+        let (kept, evicted) = c.put(Vec::<u64>::with_capacity(8 * MIB));
+        assert!(kept.is_none());
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].ptr.as_ptr() as usize, first);
+        assert_eq!(
+            evicted.into_iter().map(Entry::free).sum::<usize>(),
+            64 * MIB
         );
-        assert_eq!(c.release(), CACHE_MAX_ENTRIES * 4 * MIB);
+        assert_eq!(c.held_bytes(), CACHE_MAX_BYTES);
+        assert_eq!(
+            c.drain().into_iter().map(Entry::free).sum::<usize>(),
+            CACHE_MAX_BYTES
+        );
+        // The entry bound evicts the same way.
+        for _ in 0..CACHE_MAX_ENTRIES {
+            assert!(c.put(Vec::<u16>::with_capacity(2 * MIB)).1.is_empty());
+        }
+        let (kept, evicted) = c.put(Vec::<u16>::with_capacity(2 * MIB));
+        assert!(kept.is_none() && evicted.len() == 1, "entry bound");
+        evicted.into_iter().for_each(|e| {
+            e.free();
+        });
+        assert_eq!(
+            c.drain().into_iter().map(Entry::free).sum::<usize>(),
+            CACHE_MAX_ENTRIES * 4 * MIB
+        );
     }
 
     #[test]

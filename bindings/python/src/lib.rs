@@ -9,7 +9,7 @@
 //!
 //! Laid out by concern: this file only registers the module; `args.rs` parses arguments;
 //! `tensor/` is the `Tensor` class (methods by topic); `construction.rs` the module's
-//! constructors; `interop/` NumPy, the buffer protocol, DLPack and the CUDA array interface;
+//! constructors; `interop/` NumPy, DLPack and the CUDA array interface;
 //! `session.rs` lazy evaluation; `transfer_guard.rs` `tb.transfer_guard`; `errors.rs` the one
 //! mapping of errors (and panics) to exceptions. The Python-level API (`tb.tensor`, `tb.zeros`,
 //! ...) is `tensorbridge/__init__.py`.
@@ -44,6 +44,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transfer_guard::_set_transfer_guard, m)?)?;
     m.add_function(wrap_pyfunction!(transfer_guard::_get_transfer_guard, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::asnumpy, m)?)?;
+    m.add_function(wrap_pyfunction!(interop::numpy::release_cached_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(interop::numpy::cached_buffer_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(interop::asnumpy::_asnumpy_array, m)?)?;
     m.add_function(wrap_pyfunction!(

@@ -39,7 +39,7 @@ A = np.arange(24, dtype=np.float32).reshape(4, 6)
         lambda t: t.T.numpy(),
         lambda t: t[1:, ::-2].numpy(),
         lambda t: np.asarray(t.broadcast_to((3, 4, 6))),
-        lambda t: np.asarray(memoryview(t)),
+        lambda t: np.asarray(memoryview(t.numpy())),
         lambda t: np.from_dlpack(t),
         lambda t: t.numpy(copy=False),
         lambda t: np.add(t, 1),
@@ -62,6 +62,41 @@ def test_host_memory_converts_with_zero_copies(convert) -> None:
     out = np.asarray(convert(t))
     assert copies("counted:cpu") == before
     assert out.shape in {A.shape, A.T.shape, (3, 3), (3, 4, 6)}
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda t: np.array(t),
+        lambda t: np.array(t.T),
+        lambda t: np.copy(t),
+        lambda t: np.asarray(t.T),
+        lambda t: np.ascontiguousarray(t.T),
+        lambda t: np.ascontiguousarray(t[:, ::2]),
+        lambda t: np.asarray(t, dtype=np.float64),
+        lambda t: np.array(t.T, dtype=np.float64),
+        lambda t: np.add(t.T, 1),
+    ],
+    ids=[
+        "array",
+        "array-T",
+        "copy",
+        "asarray-T",
+        "ascontiguousarray-T",
+        "ascontiguousarray-step",
+        "asarray-dtype",
+        "array-T-dtype",
+        "ufunc-T",
+    ],
+)
+def test_numpy_entry_points_that_copy_make_exactly_one_copy_of_ours(convert) -> None:
+    # A tensor has no buffer protocol, so NumPy's entry points call `__array__`: one copy by
+    # tensorbridge's kernel, which NumPy then uses as it is (no second copy of its own).
+    t = counted("counted:cpu", A)
+    before = copies("counted:cpu")
+    out = convert(t)
+    assert copies("counted:cpu") == before + 1
+    assert isinstance(out, np.ndarray) and out.flags.writeable
 
 
 def test_copy_true_is_exactly_one_copy_of_only_the_view() -> None:

@@ -77,7 +77,10 @@ CHILD = textwrap.dedent(
 )
 
 ROWS, COLS, CHUNK_ROWS = 2048, 1 << 16, 32  # 512 MiB of float32 in 8 MiB chunks
-HEADROOM = 192 << 20
+# Address space the child may add after the cap: less than half the tensor, enough for the thread
+# stacks (8 MiB each) that Dask, Zarr's codec executor and asyncio start. 192 MiB left the third
+# target's threads a few MiB and failed now and then with "can't start new thread".
+HEADROOM = 240 << 20
 
 
 def write_under_cap(tmp_path: Path, targets: list[str]) -> list[dict]:

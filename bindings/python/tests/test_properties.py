@@ -54,6 +54,11 @@ def arrays_and_views(draw: st.DrawFn) -> tuple[np.ndarray, Any, tuple[int, ...]]
     return a, index, perm
 
 
+def _strides_of_long_axes(a: np.ndarray) -> tuple[int, ...]:
+    """The strides of the axes longer than 1 (a length-1 axis's stride means nothing)."""
+    return tuple(s for s, n in zip(a.strides, a.shape) if n > 1)
+
+
 @given(arrays_and_views())
 def test_views_of_any_dtype_convert_bit_exactly_and_zero_copy(
     case: tuple[np.ndarray, Any, tuple[int, ...]],
@@ -63,7 +68,7 @@ def test_views_of_any_dtype_convert_bit_exactly_and_zero_copy(
     t = tb.tensor(a)
     base = t.numpy()
 
-    got = np.asarray(t[index].T)
+    got = t[index].T.numpy()
     assert_same_array(got, np.asarray(a[index].T))
     assert not got.flags.writeable
     if got.size:
@@ -75,6 +80,12 @@ def test_views_of_any_dtype_convert_bit_exactly_and_zero_copy(
     copied = permuted.numpy(copy=True)
     assert_same_array(copied, expected)
     assert copied.flags.writeable and copied.flags.c_contiguous
+    # NumPy's entry points: the same values; np.array keeps NumPy's order "K" exactly.
+    assert_same_array(np.asarray(permuted), expected)
+    assert_same_array(np.ascontiguousarray(permuted), np.ascontiguousarray(expected))
+    kept = np.array(permuted)
+    assert_same_array(kept, expected)
+    assert _strides_of_long_axes(kept) == _strides_of_long_axes(np.array(expected)), "order='K'"
 
 
 @given(arrays_and_views())

@@ -83,15 +83,19 @@ def test_the_python_walkthrough_does_what_its_comments_say() -> None:
     )
     assert type(np.add(t, 1)) is np.ndarray  # "NumPy ufuncs convert implicitly -> ndarray"
     v = ns["v"]
-    av = np.asarray(v)
+    av = v.numpy()
     assert not av.flags.c_contiguous and np.shares_memory(av, a)  # zero-copy, strides kept
+    c_order = np.ascontiguousarray(v)  # "one C-order copy by our blocked kernel"
+    assert c_order.flags.c_contiguous and not np.shares_memory(c_order, a)
+    np.testing.assert_array_equal(c_order, av)
     assert np.array(t).flags.writeable  # "a writable copy"
     assert ns["h"].numpy().dtype == ml_dtypes.bfloat16
 
 
-def test_np_array_of_a_transpose_is_numpys_copy_in_its_memory_order() -> None:
-    """The README's contract section: ``np.array(t)`` is NumPy's copy of the zero-copy view (so
-    ``np.array(t.T)`` keeps the transpose's F order), ``t.numpy(copy=True)`` our C-ordered copy."""
+def test_np_array_of_a_transpose_keeps_its_memory_order() -> None:
+    """The README's contract section: ``np.array(t)`` is our copy in NumPy's order "K" (so
+    ``np.array(t.T)`` keeps the transpose's F order, as ``np.array(a.T)``), ``t.numpy(copy=True)``
+    is C-ordered."""
     t = tb.tensor(np.arange(6.0).reshape(2, 3))
     assert np.array(t.T).flags.f_contiguous and not np.array(t.T).flags.c_contiguous
     assert t.T.numpy(copy=True).flags.c_contiguous

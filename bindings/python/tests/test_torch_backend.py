@@ -101,7 +101,11 @@ def test_numpy_of_a_contiguous_cpu_tensor_is_a_zero_copy_read_only_view() -> Non
     # Strided views stay views.
     v = t.T.numpy()
     assert v.ctypes.data == x.data_ptr() and v.strides == (4, 16)
-    assert np.asarray(t[:, ::2]).ctypes.data == x.data_ptr()
+    assert t[:, ::2].numpy().ctypes.data == x.data_ptr()
+    # NumPy's entry points get a C-contiguous array: one copy by our kernel for a strided view.
+    c_order = np.ascontiguousarray(t.T)
+    assert c_order.ctypes.data != x.data_ptr() and c_order.flags.c_contiguous
+    np.testing.assert_array_equal(c_order, x.numpy().T)
     # copy=True: a new writable array; copy=False where a copy is needed: ValueError.
     c = t.numpy(copy=True)
     assert c.flags.writeable and c.ctypes.data != x.data_ptr()

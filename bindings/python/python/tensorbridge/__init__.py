@@ -71,6 +71,8 @@ if "torch" in _native._compiled_backends():
     _require_torch("")
 Tensor = _native.Tensor
 Session = _native.Session
+release_cached_buffers = _native.release_cached_buffers
+cached_buffer_bytes = _native.cached_buffer_bytes
 from ._asnumpy import asnumpy  # noqa: E402 (needs _native loaded)
 
 from ._dask import to_dask  # noqa: E402 (needs Tensor from the loaded extension)
@@ -84,6 +86,8 @@ __all__ = [
     "from_torch",
     "from_dlpack",
     "asnumpy",
+    "release_cached_buffers",
+    "cached_buffer_bytes",
     "zeros",
     "ones",
     "full",

@@ -32,6 +32,8 @@ import numpy.typing as npt
 
 from ._native import Session as Session
 from ._native import Tensor as Tensor
+from ._native import cached_buffer_bytes as cached_buffer_bytes
+from ._native import release_cached_buffers as release_cached_buffers
 
 __all__ = [
     "Tensor",
@@ -42,6 +44,8 @@ __all__ = [
     "from_torch",
     "from_dlpack",
     "asnumpy",
+    "release_cached_buffers",
+    "cached_buffer_bytes",
     "zeros",
     "ones",
     "full",

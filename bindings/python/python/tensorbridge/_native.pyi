@@ -1,6 +1,5 @@
 """Type stubs of the native extension (kept in sync with bindings/python/src/lib.rs)."""
 
-import sys
 from collections.abc import Iterator
 from typing import Any, final, overload
 
@@ -24,6 +23,8 @@ __all__ = [
     "_get_transfer_guard",
     "BF16_NEEDS_ML_DTYPES",
     "asnumpy",
+    "release_cached_buffers",
+    "cached_buffer_bytes",
     "_asnumpy_tensor",
     "_asnumpy_array",
     "_asnumpy_register_fast",
@@ -91,7 +92,12 @@ class Tensor:
         device tensors larger than host memory convert into a file this way. The conversion
         follows ``np.copyto``'s ``casting`` rule (default ``"same_kind"``; TypeError when the
         rule forbids it, e.g. float64 into int32 without ``casting="unsafe"``)."""
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]: ...
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        """NumPy's conversion protocol (NumPy 2 ``copy``), how ``np.asarray``/``np.array``/
+        ``np.ascontiguousarray``/``np.copy`` and ufuncs read a tensor: ``copy=None`` gives the
+        zero-copy read-only view when the memory is C-contiguous (or broadcast), else one
+        C-contiguous copy by tensorbridge's kernels; ``copy=True`` a new writable array in NumPy's
+        ``order="K"``; ``copy=False`` the view or ValueError. ``dtype`` is cast in the same pass."""
     def __dlpack__(
         self,
         *,
@@ -109,11 +115,9 @@ class Tensor:
     @property
     def __cuda_array_interface__(self) -> dict[str, Any]:
         """The CUDA array interface (v3) of CUDA tensors; AttributeError on CPU tensors."""
-    if sys.version_info >= (3, 12):
-        def __buffer__(self, flags: int, /) -> memoryview:
-            """The buffer protocol: a read-only view of host memory (not bfloat16, not device)."""
-        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def item(self) -> Any: ...
+    def __bytes__(self) -> bytes:
+        """The raw bytes of the values in C order, as ``bytes(ndarray)`` (``t.numpy().tobytes()``)."""
     def tolist(self) -> Any: ...
     def __bool__(self) -> bool: ...
     def __int__(self) -> int: ...
@@ -289,6 +293,12 @@ def asnumpy(
     out: Any = None,
     order: str = "K",
 ) -> np.ndarray[Any, Any]: ...
+def release_cached_buffers() -> int:
+    """Frees the host buffers kept for reuse (at most 512 MiB); returns the bytes freed."""
+
+def cached_buffer_bytes() -> int:
+    """Bytes of freed host memory kept for reuse now."""
+
 def _asnumpy_tensor(
     t: Tensor,
     *,

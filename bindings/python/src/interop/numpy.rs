@@ -154,8 +154,22 @@ pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
     unsafe { (*a.as_array_ptr()).fields.data as usize }
 }
 
+/// Copies of at least this many bytes are written into the core's recycled buffers
+/// ([`export_copy`]). glibc hands allocations from 32 MiB up (its largest mmap threshold) back to
+/// the system on free, so only those pay their page faults again on every conversion; smaller ones
+/// come back from the allocator's own free lists, and keeping them (a Dask or Zarr pipeline makes
+/// many) would only hold memory out-of-core work means to give back.
+const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
+
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
 /// layout and dtype conversion together; the GIL is released for large copies).
+///
+/// Outputs of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) and more are written into a buffer from the
+/// core's output allocator (a cached, already paged-in buffer when one of about the size is free,
+/// else fresh memory advised to use huge pages) and handed to NumPy without another copy; when
+/// NumPy frees the array, the buffer goes back to that cache ([`RecycledBuffer`]), so a loop of
+/// conversions does not pay a page fault per 4 KiB page every time. Smaller outputs come from
+/// NumPy's allocator.
 pub fn export_copy<'py>(
     py: Python<'py>,
     t: &AnyTensor,
@@ -163,9 +177,9 @@ pub fn export_copy<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let shape = t.shape().to_vec();
     // A copy (out of device memory, or a view or cast of host memory) may be larger than the
-    // memory the host, or the container, has free: refuse before NumPy allocates (an overcommitted
-    // allocation would succeed and the OOM killer end the process on first touch), and name the
-    // way to convert it anyway.
+    // memory the host, or the container, has free: refuse before anything is allocated (an
+    // overcommitted allocation would succeed and the OOM killer end the process on first touch),
+    // and name the way to convert it anyway.
     let bytes = tensorbridge::memory_guard::check_host_alloc("numpy", &shape, dtype)
         .py(py)
         .map_err(|e| {
@@ -176,6 +190,10 @@ pub fn export_copy<'py>(
                  shape=t.shape)), or into any preallocated array with out=",
             )
         })?;
+    if bytes >= RECYCLED_EXPORT_MIN_BYTES {
+        let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
+        return wrap_host_array(py, host);
+    }
     let descr = descr(py, dtype)?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
     // SAFETY: as in `new_array`; PyArray_Zeros steals the descriptor reference. Zeroed memory comes
@@ -193,6 +211,112 @@ pub fn export_copy<'py>(
     let arr = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
     let data = array_data(arr.cast::<PyUntypedArray>()?);
     tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, &shape, data, bytes))?;
+    Ok(arr)
+}
+
+/// A new writable ndarray of `dtype` holding the tensor's values in NumPy's `order="K"`: the
+/// axes keep the memory order of the tensor's view (`np.array(a.T)` of a C-contiguous `a` is
+/// F-contiguous; NumPy's rule, `PyArray_CreateSortedStridePerm`: axes sorted by decreasing
+/// absolute stride, ties in axis order). Copying a permuted dense view this way is a plain
+/// contiguous copy, not a transpose.
+pub fn export_copy_keep_order<'py>(
+    py: Python<'py>,
+    t: &AnyTensor,
+    dtype: DType,
+) -> PyResult<Bound<'py, PyAny>> {
+    let perm = keep_order_permutation(t.shape(), t.layout().strides());
+    if perm.iter().enumerate().all(|(i, &p)| i == p) {
+        return export_copy(py, t, dtype);
+    }
+    let axes: Vec<isize> = perm.iter().map(|&p| p as isize).collect();
+    let permuted = t.permute(&axes).py(py)?;
+    let arr = export_copy(py, &permuted, dtype)?;
+    let mut inverse = vec![0usize; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    arr.call_method1("transpose", (inverse,))
+}
+
+/// The axis order NumPy's `order="K"` gives a copy of a view with these element strides: by
+/// decreasing absolute stride, stable, broadcast axes (stride 0) innermost
+/// (`np.array(np.broadcast_to(row, (n, m)))` is F-contiguous). Axes of length 1 have no memory
+/// order; they stay next to the axis before them.
+fn keep_order_permutation(shape: &[usize], strides: &[isize]) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..shape.len()).collect();
+    if shape.contains(&0) {
+        return perm;
+    }
+    let mut keys: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut last = usize::MAX;
+    for (&d, &s) in shape.iter().zip(strides) {
+        if d > 1 {
+            last = s.unsigned_abs();
+        }
+        keys.push(last);
+    }
+    perm.sort_by_key(|&i| std::cmp::Reverse(keys[i]));
+    perm
+}
+
+/// The owner of an exported copy's memory: NumPy's base object for the array, holding the
+/// core's buffer. When NumPy frees the array (and every view of it), the buffer is given back to
+/// the core's output cache ([`tensorbridge::host::recycle`]), still paged in, for the next large
+/// output of about its size; the cache is bounded and `tb.release_cached_buffers()` empties it.
+#[pyclass(module = "tensorbridge", frozen)]
+pub struct RecycledBuffer {
+    host: std::sync::Mutex<Option<tensorbridge::HostArray>>,
+}
+
+impl Drop for RecycledBuffer {
+    fn drop(&mut self) {
+        let host = self.host.get_mut().ok().and_then(Option::take);
+        if let Some(h) = host {
+            tensorbridge::with_host_array!(h, a => {
+                let (v, _) = a.into_raw_vec_and_offset();
+                tensorbridge::host::recycle(v);
+            });
+        }
+    }
+}
+
+/// A C-contiguous ndarray over `host`'s own buffer (no copy), the buffer owned by a
+/// [`RecycledBuffer`] base.
+fn wrap_host_array(py: Python<'_>, host: tensorbridge::HostArray) -> PyResult<Bound<'_, PyAny>> {
+    let host = tensorbridge::with_host_array!(host, a => {
+        if a.is_standard_layout() {
+            tensorbridge::HostArray::from(a)
+        } else {
+            tensorbridge::HostArray::from(a.as_standard_layout().into_owned())
+        }
+    });
+    let d = host.dtype();
+    let shape = host.shape().to_vec();
+    let data = tensorbridge::with_host_array!(&host, a => a.as_ptr() as *mut c_void);
+    let owner = Bound::new(
+        py,
+        RecycledBuffer {
+            host: std::sync::Mutex::new(Some(host)),
+        },
+    )?;
+    // NPY_ARRAY_WRITEABLE | NPY_ARRAY_ALIGNED | C-contiguous (NumPy recomputes contiguity).
+    let flags = npyffi::NPY_ARRAY_WRITEABLE | npyffi::NPY_ARRAY_ALIGNED;
+    let arr = new_array(py, d, &shape, None, data, flags as c_int)?;
+    // SAFETY: `arr` is a fresh ndarray over `data`, the first element of the C-contiguous buffer
+    // of `shape` and dtype `d` that `owner` holds (moved into it above: moving a `HostArray`
+    // does not move its heap buffer) and never touches again until it is dropped.
+    // SetBaseObject steals the reference `into_ptr` creates, so the buffer lives as long as the
+    // array and every view of it.
+    let rc = unsafe {
+        PY_ARRAY_API.PyArray_SetBaseObject(
+            py,
+            arr.as_ptr() as *mut npyffi::PyArrayObject,
+            owner.into_any().into_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(PyErr::fetch(py));
+    }
     Ok(arr)
 }
 
@@ -435,4 +559,18 @@ fn copy_array(
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         AnyTensor::from_host(host, tensorbridge::HostArray::from(a), &Device::Cpu).py(py)
     })
+}
+
+/// Frees the host buffers tensorbridge keeps for reuse (freed tensor storage and the memory of
+/// converted arrays NumPy has freed, up to 512 MiB in 16 buffers) and returns how many bytes that
+/// was, as `torch.cuda.empty_cache()` does for PyTorch's caching allocator.
+#[pyfunction]
+pub fn release_cached_buffers() -> usize {
+    tensorbridge::host::release_cached_buffers()
+}
+
+/// Bytes of freed host memory tensorbridge holds for reuse now (see `release_cached_buffers`).
+#[pyfunction]
+pub fn cached_buffer_bytes() -> usize {
+    tensorbridge::host::cached_bytes()
 }

@@ -5,7 +5,7 @@
 //! - `ops.rs`: operators, math, reductions, `astype`;
 //! - `views.rs`: reshape, transpose, broadcasting and `t[...]` (with `indexing.rs`);
 //! - `numpy.rs`: `numpy()`, `__array__`, Python scalars and lists, `repr`;
-//! - `protocols.rs`: DLPack, the buffer protocol, `__cuda_array_interface__` (the work is in
+//! - `protocols.rs`: DLPack, `__cuda_array_interface__` (the work is in
 //!   `crate::interop`);
 //! - `placement.rs`: `to`, `contiguous`, `synchronize`;
 //! - `deferred.rs`: `eval`, `graph`, `is_evaluated` for lazy backends;

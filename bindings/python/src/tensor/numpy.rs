@@ -10,7 +10,7 @@ use tensorbridge::DType;
 use super::PyTensor;
 use crate::args::parse_dtype;
 use crate::errors::run_guarded;
-use crate::interop::numpy::{descr, export_copy, export_into, export_view};
+use crate::interop::numpy::{descr, export_copy, export_copy_keep_order, export_into, export_view};
 use crate::transfer_guard;
 
 impl PyTensor {
@@ -46,6 +46,53 @@ impl PyTensor {
             )));
         }
         export_copy(py, t, target)
+    }
+
+    /// What NumPy's own entry points (`np.asarray`, `np.array`, `np.ascontiguousarray`, `np.copy`,
+    /// ufunc inputs) get through `__array__`, always from tensorbridge's kernels:
+    /// - `copy=False`: the zero-copy view (any strides) or ValueError, as `t.numpy(copy=False)`;
+    /// - `copy=None`, same dtype: the zero-copy read-only view when the view's memory is
+    ///   C-contiguous or broadcast (zero strides: a copy could be far larger than the memory);
+    ///   otherwise (transposed, sliced with steps, device memory) one C-contiguous copy by the
+    ///   core's blocked kernels, which NumPy then uses as it is (`np.ascontiguousarray(t.T)` is
+    ///   that one copy, not NumPy's element loop over a strided view);
+    /// - `copy=True`: a new writable array in NumPy's `order="K"` (`np.array(t.T)` is
+    ///   F-contiguous, as `np.array(a.T)`);
+    /// - a dtype: one fused cast-and-copy (C order, or "K" for `copy=True`).
+    fn array_protocol<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<DType>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let t = &slf.get().inner;
+        if copy == Some(false) {
+            return Self::to_numpy(slf, dtype, copy);
+        }
+        if !t.is_evaluated() {
+            run_guarded(py, usize::MAX, || t.evaluate())?;
+        }
+        let target = dtype.unwrap_or(t.dtype());
+        if copy == Some(true) {
+            return export_copy_keep_order(py, t, target);
+        }
+        if target == t.dtype() && Self::view_is_what_numpy_wants(t) {
+            if let Some(view) = export_view(py, slf.as_any(), t)? {
+                return Ok(view);
+            }
+        }
+        export_copy(py, t, target)
+    }
+
+    /// True when the zero-copy view is C-contiguous, or broadcast along some axis.
+    fn view_is_what_numpy_wants(t: &tensorbridge::AnyTensor) -> bool {
+        let layout = t.layout();
+        layout.is_contiguous()
+            || layout
+                .shape()
+                .iter()
+                .zip(layout.strides())
+                .any(|(&d, &s)| d > 1 && s == 0)
     }
 
     /// A host ndarray for printing and Python scalars: bf16 widens to float32 so `item`/`tolist`
@@ -105,7 +152,12 @@ impl PyTensor {
         }
     }
 
-    /// NumPy's conversion protocol, with NumPy 2's `copy` semantics.
+    /// NumPy's conversion protocol, with NumPy 2's `copy` semantics: how `np.asarray(t)`,
+    /// `np.array(t)`, `np.ascontiguousarray(t)`, `np.copy(t)` and ufuncs read a tensor (it has no
+    /// buffer protocol, so NumPy always asks here). `copy=None`: the zero-copy read-only view when
+    /// the memory is C-contiguous (or broadcast), else one C-contiguous copy by tensorbridge's
+    /// kernels; `copy=True`: a new writable array in NumPy's `order="K"`; `copy=False`: the view
+    /// or ValueError. A dtype is cast in the same pass.
     #[pyo3(signature = (dtype=None, copy=None))]
     fn __array__<'py>(
         slf: &Bound<'py, Self>,
@@ -114,7 +166,7 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, PyAny>> {
         transfer_guard::check_implicit(slf.py(), &slf.get().inner)?;
         let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
-            return Self::to_numpy(slf, None, copy);
+            return Self::array_protocol(slf, None, copy);
         };
         let ours = parse_dtype(dtype).ok().filter(|&d| {
             // A descriptor with our dtype's name but another byte order is not ours.
@@ -124,7 +176,7 @@ impl PyTensor {
             }
         });
         if let Some(d) = ours {
-            return Self::to_numpy(slf, Some(d), copy);
+            return Self::array_protocol(slf, Some(d), copy);
         }
         // A dtype tensorbridge does not have (complex, big-endian): NumPy converts our array.
         // That is always a conversion, so `copy=False` cannot be honoured.
@@ -143,6 +195,11 @@ impl PyTensor {
     /// The single value of a one-element tensor as a Python scalar.
     fn item<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Self::one_element(slf, "item()")
+    }
+
+    /// The raw bytes of the values in C order, as `bytes(ndarray)` gives them (`t.numpy().tobytes()`).
+    fn __bytes__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::to_numpy(slf, None, None)?.call_method0("tobytes")
     }
 
     /// The values as nested Python lists.

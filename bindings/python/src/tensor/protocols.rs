@@ -1,13 +1,19 @@
-//! The interchange protocols on a tensor: DLPack (`__dlpack__`, `__dlpack_device__`), the CUDA
-//! array interface and the buffer protocol. Each delegates to `crate::interop`, which reads the
-//! view's memory through the core ([`tensorbridge::AnyTensor::view_memory`]), so every backend
-//! that exposes its memory gets them.
+//! The interchange protocols on a tensor: DLPack (`__dlpack__`, `__dlpack_device__`) and the CUDA
+//! array interface. Each delegates to `crate::interop`, which reads the view's memory through the
+//! core ([`tensorbridge::AnyTensor::view_memory`]), so every backend that exposes its memory gets
+//! them.
+//!
+//! There is deliberately no buffer protocol (PEP 3118): NumPy tries it before `__array__`, and
+//! then copies the exported view with its own single-threaded loop into freshly faulted memory, so
+//! `np.array(t)` and `np.ascontiguousarray(t.T)` would never reach tensorbridge's kernels. PyTorch
+//! tensors have none either. Buffer consumers take `t.numpy()` (a zero-copy, read-only ndarray:
+//! `memoryview(t.numpy())`), and `bytes(t)` works through `__bytes__`.
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::PyTensor;
-use crate::interop::{buffer, cuda_array_interface, dlpack};
+use crate::interop::{cuda_array_interface, dlpack};
 
 #[pymethods]
 impl PyTensor {
@@ -38,21 +44,5 @@ impl PyTensor {
     #[getter]
     fn __cuda_array_interface__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         cuda_array_interface::describe(py, &self.inner)
-    }
-
-    /// The buffer protocol: a read-only view of host memory (not for bfloat16 or device tensors).
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut pyo3::ffi::Py_buffer,
-        flags: std::os::raw::c_int,
-    ) -> PyResult<()> {
-        let t = slf.get().inner.clone();
-        // SAFETY: CPython passes the Py_buffer of this request.
-        unsafe { buffer::get_buffer(slf.as_any(), &t, view, flags) }
-    }
-
-    unsafe fn __releasebuffer__(&self, view: *mut pyo3::ffi::Py_buffer) {
-        // SAFETY: CPython passes a Py_buffer that __getbuffer__ filled, once.
-        unsafe { buffer::release_buffer(view) }
     }
 }

@@ -16,7 +16,7 @@ mod parallel;
 mod transpose;
 
 pub use cache::{cached_bytes, recycle, release_cached_buffers, CACHE_MIN_BYTES};
-pub use parallel::for_each_chunk_mut;
+pub use parallel::{for_each_chunk_mut, pool_threads};
 
 /// A dtype-erased, owned, C-contiguous-or-not host array: one `ndarray::ArrayD` per dtype.
 #[derive(Clone, Debug, PartialEq)]

@@ -330,9 +330,11 @@ impl Program {
             let last = cols.last().ok_or_else(|| internal("empty program"))?;
             write_out(D::lane(last)?, out)
         };
-        if n <= CHUNK {
-            // One chunk: on the calling thread, without a round trip through the rayon pool.
-            chunk(0, spare)?;
+        if n <= CHUNK || tensorbridge_core::host::pool_threads() <= 1 {
+            // One chunk, or no pool: on the calling thread, without a round trip through rayon.
+            for (c, out) in spare.chunks_mut(CHUNK).enumerate() {
+                chunk(c, out)?;
+            }
         } else {
             spare
                 .par_chunks_mut(CHUNK)

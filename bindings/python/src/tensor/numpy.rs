@@ -164,7 +164,13 @@ impl PyTensor {
         dtype: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        transfer_guard::check_implicit(slf.py(), &slf.get().inner)?;
+        let t = &slf.get().inner;
+        if !t.is_evaluated() {
+            // Evaluate with the GIL released before anything asks where the memory is (the
+            // transfer guard's question would evaluate it with the GIL held).
+            run_guarded(slf.py(), usize::MAX, || t.evaluate())?;
+        }
+        transfer_guard::check_implicit(slf.py(), t)?;
         let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
             return Self::array_protocol(slf, None, copy);
         };

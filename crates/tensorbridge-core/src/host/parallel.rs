@@ -9,7 +9,23 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Threads the host kernels may use, the caller included: rayon's global pool size, or 1 when the
+/// pool cannot start (no thread can be created now: an address-space or process-count limit).
+/// rayon panics on every use of a global pool it failed to build; the kernels then run on the
+/// calling thread instead, for the rest of the process.
+pub fn pool_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        // Ok, or the pool was already built (by another crate or the application): either way
+        // asking its size is then safe. Any other error leaves no pool.
+        match rayon::ThreadPoolBuilder::new().build_global() {
+            Ok(()) => rayon::current_num_threads(),
+            Err(_) => std::panic::catch_unwind(rayon::current_num_threads).unwrap_or(1),
+        }
+    })
+}
 
 /// The work function with its lifetime erased, so late workers may hold it after the caller has
 /// returned. It is only called for a claimed chunk, and every claimed chunk finishes before
@@ -86,11 +102,11 @@ impl Drop for Finish<'_> {
 }
 
 /// Calls `work` on consecutive ranges of at most `chunk` items covering `0..items` exactly once,
-/// on the calling thread and on up to `rayon::current_num_threads() - 1` pool threads that start
+/// on the calling thread and on up to [`pool_threads`]` - 1` pool threads that start
 /// while work is left; returns when every range is done.
 pub(crate) fn run_chunks(items: usize, chunk: usize, work: &(dyn Fn(Range<usize>) + Sync)) {
     let chunk = chunk.max(1);
-    let helpers = rayon::current_num_threads()
+    let helpers = pool_threads()
         .saturating_sub(1)
         .min(items.div_ceil(chunk).saturating_sub(1));
     if helpers == 0 {

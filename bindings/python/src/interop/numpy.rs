@@ -164,7 +164,8 @@ const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
 /// layout and dtype conversion together; the GIL is released for large copies).
 ///
-/// Outputs of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) and more are written into a buffer from the
+/// Outputs of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) and more of tensors in host memory (whose
+/// backends take their outputs from the core's allocator) are written into a buffer from the
 /// core's output allocator (a cached, already paged-in buffer when one of about the size is free,
 /// else fresh memory advised to use huge pages) and handed to NumPy without another copy; when
 /// NumPy frees the array, the buffer goes back to that cache ([`RecycledBuffer`]), so a loop of
@@ -190,7 +191,9 @@ pub fn export_copy<'py>(
                  shape=t.shape)), or into any preallocated array with out=",
             )
         })?;
-    if bytes >= RECYCLED_EXPORT_MIN_BYTES {
+    // Only host-memory backends write their copies into the core's output cache; a backend that
+    // allocates its own host buffer (candle) would only add buffers to the cache, never take them.
+    if bytes >= RECYCLED_EXPORT_MIN_BYTES && t.host_bytes().is_some() {
         let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
         return wrap_host_array(py, host);
     }

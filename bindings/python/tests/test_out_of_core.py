@@ -34,9 +34,13 @@ BACKENDS = tb.compiled_backends()
 
 CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, threading
     import numpy as np, dask, zarr
     import tensorbridge as tb
+
+    # The cap below counts every thread stack that Dask, Zarr's executors and asyncio reserve
+    # (8 MiB each by default): keep them small, so the headroom measures conversions, not threads.
+    threading.stack_size(2 << 20)
 
     store, rows, cols, chunk_rows, targets = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5:]
     dask.config.set(scheduler="threads", num_workers=2)
@@ -78,8 +82,8 @@ CHILD = textwrap.dedent(
 
 ROWS, COLS, CHUNK_ROWS = 2048, 1 << 16, 32  # 512 MiB of float32 in 8 MiB chunks
 # Address space the child may add after the cap: less than half the tensor, enough for the thread
-# stacks (8 MiB each) that Dask, Zarr's codec executor and asyncio start. 192 MiB left the third
-# target's threads a few MiB and failed now and then with "can't start new thread".
+# stacks that Dask, Zarr's codec executor and asyncio start (2 MiB each in the child). 192 MiB with
+# 8 MiB stacks left the third target's threads a few MiB and failed now and then.
 HEADROOM = 240 << 20
 
 

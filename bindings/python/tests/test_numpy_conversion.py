@@ -414,3 +414,34 @@ def test_large_copies_reuse_one_cached_buffer_and_never_pile_up(backend: str) ->
     assert held == [held[0]] * 4 and held[0] <= t.nbytes + t.nbytes // 8, held
     assert tb.release_cached_buffers() == held[0]
     assert tb.cached_buffer_bytes() == 0
+
+
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+# Copies on both sides of the 4 KiB from which host-memory backends write into the core's own
+# (uninitialised) buffers instead of a zero-filled NumPy array: n × 3 elements is 3 KiB for 1-byte
+# dtypes and 6 to 24 KiB for the others; 100,000 × 3 is well inside that range for all.
+@pytest.mark.parametrize("n", [1023, 1025, 100_000])
+def test_copies_around_the_wrapped_buffer_threshold_are_exact_and_not_cached(
+    backend: str, dtype: np.dtype[Any], n: int
+) -> None:
+    if backend.split(":")[-1] == "candle" and str(dtype) in {"int8", "uint16", "uint64"}:
+        pytest.skip(f"candle has no {dtype} dtype")
+    a = sample_array(np.random.default_rng(n), dtype, (n, 3))
+    t = tb.tensor(a, backend=backend)
+    tb.release_cached_buffers()
+    for got, want in (
+        (np.array(t), np.array(a)),
+        (t.numpy(copy=True), a.copy()),
+        (np.ascontiguousarray(t.T), np.ascontiguousarray(a.T)),
+        (np.ascontiguousarray(t[::-2, ::2]), np.ascontiguousarray(a[::-2, ::2])),
+        (np.array(t, dtype=np.float64), np.array(a, dtype=np.float64)),
+    ):
+        assert_same_array(got, want)
+        assert got.flags.writeable and got.flags.c_contiguous
+        got.fill(0)  # the copy is the caller's: writing it leaves the tensor as it was
+    assert_same_array(t.numpy(), a)
+    del got
+    gc.collect()
+    # Under 32 MiB nothing is kept for reuse: the allocator's own free lists serve these sizes.
+    assert tb.cached_buffer_bytes() == 0

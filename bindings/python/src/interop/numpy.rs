@@ -154,23 +154,31 @@ pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
     unsafe { (*a.as_array_ptr()).fields.data as usize }
 }
 
-/// Copies of at least this many bytes are written into the core's recycled buffers
-/// ([`export_copy`]). glibc hands allocations from 32 MiB up (its largest mmap threshold) back to
-/// the system on free, so only those pay their page faults again on every conversion; smaller ones
-/// come back from the allocator's own free lists, and keeping them (a Dask or Zarr pipeline makes
-/// many) would only hold memory out-of-core work means to give back.
+/// Copies of tensors in host memory of at least this many bytes are written into a buffer from
+/// the core's output allocator and handed to NumPy without another copy ([`export_copy`]). Below
+/// it, a zero-filled NumPy array is written in place: a few hundred ns cheaper per call for tiny
+/// arrays, but zero-filling costs as much as the copy itself once the allocator reuses memory
+/// (`np.zeros` of 4 MiB: 139 µs here, the copy 150 µs).
+const WRAPPED_EXPORT_MIN_BYTES: usize = 4 << 10;
+
+/// Wrapped copies of at least this many bytes go back to the core's output cache when NumPy frees
+/// them ([`RecycledBuffer`]). glibc hands allocations from 32 MiB up (its largest mmap threshold)
+/// back to the system on free, so only those pay their page faults again on every conversion;
+/// smaller ones come back from the allocator's own free lists, and keeping them (a Dask or Zarr
+/// pipeline makes many) would only hold memory out-of-core work means to give back.
 const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
 
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
 /// layout and dtype conversion together; the GIL is released for large copies).
 ///
-/// Outputs of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) and more of tensors in host memory (whose
+/// Outputs of [`WRAPPED_EXPORT_MIN_BYTES`] (64 KiB) and more of tensors in host memory (whose
 /// backends take their outputs from the core's allocator) are written into a buffer from the
-/// core's output allocator (a cached, already paged-in buffer when one of about the size is free,
-/// else fresh memory advised to use huge pages) and handed to NumPy without another copy; when
-/// NumPy frees the array, the buffer goes back to that cache ([`RecycledBuffer`]), so a loop of
-/// conversions does not pay a page fault per 4 KiB page every time. Smaller outputs come from
-/// NumPy's allocator.
+/// core's output allocator (uninitialised memory from the allocator's free lists, or for 32 MiB and
+/// more a cached, already paged-in buffer when one of about the size is free, else fresh memory
+/// advised to use huge pages) and handed to NumPy without another copy; when NumPy frees an array
+/// of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) or more, its buffer goes back to that cache
+/// ([`RecycledBuffer`]), so a loop of conversions does not pay a page fault per 4 KiB page every
+/// time. Other outputs are written into a zero-filled array from NumPy's allocator.
 pub fn export_copy<'py>(
     py: Python<'py>,
     t: &AnyTensor,
@@ -193,9 +201,9 @@ pub fn export_copy<'py>(
         })?;
     // Only host-memory backends write their copies into the core's output cache; a backend that
     // allocates its own host buffer (candle) would only add buffers to the cache, never take them.
-    if bytes >= RECYCLED_EXPORT_MIN_BYTES && t.host_bytes().is_some() {
+    if bytes >= WRAPPED_EXPORT_MIN_BYTES && t.host_bytes().is_some() {
         let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
-        return wrap_host_array(py, host);
+        return wrap_host_array(py, host, bytes >= RECYCLED_EXPORT_MIN_BYTES);
     }
     let descr = descr(py, dtype)?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
@@ -263,18 +271,20 @@ fn keep_order_permutation(shape: &[usize], strides: &[isize]) -> Vec<usize> {
 }
 
 /// The owner of an exported copy's memory: NumPy's base object for the array, holding the
-/// core's buffer. When NumPy frees the array (and every view of it), the buffer is given back to
-/// the core's output cache ([`tensorbridge::host::recycle`]), still paged in, for the next large
-/// output of about its size; the cache is bounded and `tb.release_cached_buffers()` empties it.
+/// core's buffer. When NumPy frees the array (and every view of it), a buffer made to be recycled
+/// (32 MiB and more, [`export_copy`]) is given back to the core's output cache
+/// ([`tensorbridge::host::recycle`]), still paged in, for the next large output of about its size
+/// (the cache is bounded and `tb.release_cached_buffers()` empties it); another is freed.
 #[pyclass(module = "tensorbridge", frozen)]
 pub struct RecycledBuffer {
     host: std::sync::Mutex<Option<tensorbridge::HostArray>>,
+    recycle: bool,
 }
 
 impl Drop for RecycledBuffer {
     fn drop(&mut self) {
         let host = self.host.get_mut().ok().and_then(Option::take);
-        if let Some(h) = host {
+        if let Some(h) = host.filter(|_| self.recycle) {
             tensorbridge::with_host_array!(h, a => {
                 let (v, _) = a.into_raw_vec_and_offset();
                 tensorbridge::host::recycle(v);
@@ -284,8 +294,12 @@ impl Drop for RecycledBuffer {
 }
 
 /// A C-contiguous ndarray over `host`'s own buffer (no copy), the buffer owned by a
-/// [`RecycledBuffer`] base.
-fn wrap_host_array(py: Python<'_>, host: tensorbridge::HostArray) -> PyResult<Bound<'_, PyAny>> {
+/// [`RecycledBuffer`] base that gives it to the core's output cache when freed if `recycle`.
+fn wrap_host_array(
+    py: Python<'_>,
+    host: tensorbridge::HostArray,
+    recycle: bool,
+) -> PyResult<Bound<'_, PyAny>> {
     let host = tensorbridge::with_host_array!(host, a => {
         if a.is_standard_layout() {
             tensorbridge::HostArray::from(a)
@@ -300,6 +314,7 @@ fn wrap_host_array(py: Python<'_>, host: tensorbridge::HostArray) -> PyResult<Bo
         py,
         RecycledBuffer {
             host: std::sync::Mutex::new(Some(host)),
+            recycle,
         },
     )?;
     // NPY_ARRAY_WRITEABLE | NPY_ARRAY_ALIGNED | C-contiguous (NumPy recomputes contiguity).

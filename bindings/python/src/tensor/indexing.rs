@@ -56,6 +56,12 @@ fn slice_bound(v: Bound<'_, PyAny>) -> PyResult<Option<isize>> {
     if v.is_none() {
         return Ok(None);
     }
+    // The common case, a Python int in range, without the call to `operator.index`.
+    if v.is_exact_instance_of::<PyInt>() {
+        if let Ok(i) = v.extract::<isize>() {
+            return Ok(Some(i));
+        }
+    }
     saturating_index(&v).map(Some).map_err(|e| {
         if e.is_instance_of::<PyTypeError>(v.py()) {
             PyTypeError::new_err(
@@ -76,7 +82,8 @@ fn is_numpy_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// it means), an error for what NumPy rejects outright.
 fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
     // Bools are checked first: they have `__index__` but index as 0-d bool masks in NumPy.
-    if obj.is_instance_of::<PyBool>() || is_numpy_bool(obj)? {
+    // (`numpy.bool_` is no `int` subclass; it is checked below, after the cheap common kinds.)
+    if obj.is_instance_of::<PyBool>() {
         return Ok(None);
     }
     if obj.is_instance_of::<PyInt>() {
@@ -101,6 +108,9 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
     }
     if obj.is_instance_of::<PyNone>() {
         return Ok(Some(Item::NewAxis));
+    }
+    if is_numpy_bool(obj)? {
+        return Ok(None);
     }
     // Tensors and arrays: 0-d integer ones are integers (NumPy's rule), the rest advanced.
     if let Ok(t) = obj.cast::<PyTensor>() {

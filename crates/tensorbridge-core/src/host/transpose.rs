@@ -58,7 +58,8 @@ pub(super) unsafe fn transpose<const W: usize>(
 /// 1024² or 8192² transpose), where the tile's destination lines would evict each other before
 /// they are filled: then through a buffer ([`transpose_tiled`]). Measured on f32 transposes (2-core
 /// VM, minimum of many calls): direct 1.6 against 2.5 µs at 100², 0.20 against 0.26 ms at 1000²;
-/// buffered 0.40 against 0.49 ms at 1024².
+/// buffered 0.40 against 0.49 ms at 1024². `stream` (a block of an output too large for the cache,
+/// see `STREAM_MIN_BYTES`) also takes the buffer, for its streaming stores.
 ///
 /// # Safety
 /// As for [`transpose`].
@@ -69,8 +70,9 @@ pub(super) unsafe fn transpose_any<const W: usize>(
     ds: isize,
     rows: usize,
     cols: usize,
+    stream: bool,
 ) {
-    if rows > block_len(W) && ds.unsigned_abs() % 1024 == 0 {
+    if rows > block_len(W) && (stream || ds.unsigned_abs() % 1024 == 0) {
         transpose_tiled::<W>(src, ss, dst, ds, rows, cols)
     } else {
         transpose::<W>(src, ss, dst, ds, rows, cols)

@@ -1,18 +1,97 @@
 //! The module's constructors (`tensorbridge._native._from_numpy` & co.; the Python-level `tb.tensor`,
 //! `tb.zeros`, ... in `tensorbridge/__init__.py` call these) and the registry as Python sees it.
 
-use numpy::{PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 use tensorbridge::registry;
 use tensorbridge::{AnyTensor, DType, Device, Scalar};
 
-use crate::args::{dims_arg, dtype_of_descr, opt_dtype, parse_device, parse_dtype, placement};
+use crate::args::{
+    dims_arg, dtype_of_descr, known_dtype, opt_dtype, parse_device, parse_dtype, placement,
+};
 use crate::errors::{run_guarded, IntoPyResult};
 use crate::interop::dlpack;
 use crate::interop::numpy::import_array;
 use crate::tensor::{bytes_of, int_fits, PyTensor};
+
+/// A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
+///
+/// Like ``torch.from_numpy``: later writes to ``array`` are visible through the tensor. Arrays
+/// whose memory cannot be viewed (misaligned, byte-swapped, or bool arrays with bytes other than
+/// 0 and 1, which NumPy reads as True) are copied once (bools normalised to 0/1). TypeError for
+/// anything but a ``numpy.ndarray`` (subclasses included) and for dtypes tensorbridge lacks.
+#[pyfunction]
+pub fn from_numpy(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+    let Ok(arr) = array.cast::<PyUntypedArray>() else {
+        return Err(PyTypeError::new_err(format!(
+            "tb.from_numpy expects a numpy.ndarray, got {}",
+            array.get_type().name()?
+        )));
+    };
+    _from_numpy(
+        py,
+        &native_array(arr, "tb.from_numpy")?,
+        false,
+        None,
+        None,
+        None,
+    )
+}
+
+/// `tb.tensor(array, dtype, backend, device)` of a `numpy.ndarray`: one copy (see
+/// [`_from_numpy`]), after `tb.tensor`'s checks of the array's dtype.
+#[pyfunction]
+#[pyo3(signature = (array, dtype=None, backend=None, device=None))]
+pub fn _tensor_of_ndarray(
+    py: Python<'_>,
+    array: &Bound<'_, PyUntypedArray>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> PyResult<PyTensor> {
+    let arr = native_array(array, "tb.tensor")?;
+    _from_numpy(py, &arr, true, dtype, backend, device)
+}
+
+/// `arr` itself when its dtype is one of ours in native byte order (read from the descriptor's C
+/// fields: the common case costs nothing), a native-order copy of a byte-swapped one, or the
+/// TypeError naming what tensors hold (`what` is the caller, e.g. `tb.from_numpy`). Dtypes of a
+/// kind we have but a size we lack (float128) are left to the import, which names them.
+fn native_array<'py>(
+    arr: &Bound<'py, PyUntypedArray>,
+    what: &str,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let descr = arr.dtype();
+    if known_dtype(&descr).is_some() {
+        return Ok(arr.clone());
+    }
+    match descr.kind() {
+        b'b' | b'i' | b'u' | b'f' => {}
+        b'O' => {
+            return Err(PyTypeError::new_err(format!(
+                "{what}: cannot convert {} data to a tensor (mixed or non-numeric Python objects, \
+                 or integers too large for 64 bits); tensors hold bool, integer and float values",
+                descr.str()?
+            )))
+        }
+        _ if dtype_of_descr(&descr).is_ok() => {}
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "{what}: unsupported dtype {}; tensorbridge supports bool, uint8-64, int8-64, \
+                 float16, bfloat16, float32, float64",
+                descr.str()?
+            )))
+        }
+    }
+    if descr.is_native_byteorder() == Some(false) {
+        let native = descr.call_method1("newbyteorder", ("=",))?;
+        let swapped = arr.call_method1("astype", (native,))?;
+        return Ok(swapped.cast_into::<PyUntypedArray>()?);
+    }
+    Ok(arr.clone())
+}
 
 /// Makes a tensor from an ndarray: zero-copy unless `copy` (then one copy, GIL released), cast to
 /// `dtype` when given, moved to `backend`/`device`.

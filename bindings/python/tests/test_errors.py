@@ -67,6 +67,15 @@ def test_from_numpy_needs_an_ndarray_of_a_supported_dtype() -> None:
         tb.from_numpy(np.array([1j]))
     with pytest.raises(TypeError, match="<U1"):
         tb.from_numpy(np.array(["a"]))
+    for convert in (tb.from_numpy, tb.tensor):
+        with pytest.raises(TypeError, match="cannot convert object data.*bool, integer and float"):
+            convert(np.array([1, None]))
+        if np.dtype(np.longdouble).itemsize > 8:
+            with pytest.raises(TypeError, match=f"unsupported dtype {np.dtype(np.longdouble)}"):
+                convert(np.zeros(2, np.longdouble))
+    # ndarray subclasses are ndarrays.
+    m = np.ma.masked_array(np.arange(3.0), mask=[0, 1, 0])
+    assert tb.from_numpy(m).tolist() == [0.0, 1.0, 2.0]
 
 
 def test_negative_dimensions_are_a_value_error() -> None:

@@ -9,6 +9,8 @@ __all__ = [
     "Tensor",
     "Session",
     "_from_numpy",
+    "_tensor_of_ndarray",
+    "from_numpy",
     "_from_dlpack",
     "_copy",
     "_dtype_name",
@@ -241,6 +243,13 @@ class Session:
     def __enter__(self) -> Session: ...
     def __exit__(self, *_exc: object) -> bool: ...
 
+def from_numpy(array: np.ndarray[Any, Any]) -> Tensor: ...
+def _tensor_of_ndarray(
+    array: np.ndarray[Any, Any],
+    dtype: Any = None,
+    backend: str | None = None,
+    device: str | None = None,
+) -> Tensor: ...
 def _from_numpy(
     array: np.ndarray[Any, Any],
     *,

@@ -208,9 +208,28 @@ impl PyTensor {
         Self::to_numpy(slf, None, None)?.call_method0("tobytes")
     }
 
-    /// The values as nested Python lists.
+    /// The values as nested Python lists of Python scalars, as NumPy's `ndarray.tolist()` gives
+    /// them (bool, int, float; float16/bfloat16/float32 widened exactly to float; a 0-d tensor
+    /// gives the scalar itself).
     fn tolist<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::host_for_python(slf)?.call_method0("tolist")
+        let py = slf.py();
+        let t = &slf.get().inner;
+        if !t.is_evaluated() {
+            run_guarded(py, usize::MAX, || t.evaluate())?;
+        }
+        // Host memory is read in place, element by element, without making an ndarray first
+        // (that cost more than the list for small tensors); other memory goes through NumPy.
+        match t
+            .view_memory()
+            .filter(|m| m.device == tensorbridge::Device::Cpu)
+        {
+            // SAFETY: `m` describes the view's elements in host memory: every position
+            // `data + sum(i_k * strides_k) * itemsize` for an index of `shape` holds an
+            // initialised value of `m.dtype` (bools 0 or 1), and `m.owner` keeps the storage
+            // alive while we read.
+            Some(m) => unsafe { nested_list(py, &m, m.data, 0) },
+            None => Self::host_for_python(slf)?.call_method0("tolist"),
+        }
     }
 
     fn __bool__(slf: &Bound<'_, Self>) -> PyResult<bool> {
@@ -262,4 +281,63 @@ impl PyTensor {
     fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
         Self::__repr__(slf)
     }
+}
+
+/// The elements of `m` from axis `axis` on, starting at `at`, as nested lists (a scalar for no
+/// axes left).
+///
+/// # Safety
+/// `at` is the address of an index prefix of `m`'s view (axes before `axis` fixed); every
+/// position of the remaining axes, `at + sum(i_k * strides_k) * itemsize`, holds an initialised
+/// value of `m.dtype` in host memory that stays alive and unchanged during the call.
+unsafe fn nested_list<'py>(
+    py: Python<'py>,
+    m: &tensorbridge::ViewMemory,
+    at: *const u8,
+    axis: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    if axis == m.shape.len() {
+        return python_scalar(py, m.dtype, at);
+    }
+    let step = m.strides[axis] * m.dtype.size_in_bytes() as isize;
+    let items = (0..m.shape[axis])
+        .map(|i| nested_list(py, m, at.offset(i as isize * step), axis + 1))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(pyo3::types::PyList::new(py, items)?.into_any())
+}
+
+/// The value of `dtype` at `p` as the Python scalar `ndarray.tolist()` gives for it.
+///
+/// # Safety
+/// `p` points at an initialised value of `dtype` (any alignment; a bool is 0 or 1).
+unsafe fn python_scalar<'py>(
+    py: Python<'py>,
+    dtype: DType,
+    p: *const u8,
+) -> PyResult<Bound<'py, PyAny>> {
+    fn read<T: Copy>(p: *const u8) -> T {
+        // SAFETY: the caller of `python_scalar` guarantees a `T` is at `p`; unaligned read.
+        unsafe { (p as *const T).read_unaligned() }
+    }
+    Ok(match dtype {
+        DType::Bool => pyo3::types::PyBool::new(py, *p != 0).to_owned().into_any(),
+        DType::U8 => read::<u8>(p).into_pyobject(py)?.into_any(),
+        DType::U16 => read::<u16>(p).into_pyobject(py)?.into_any(),
+        DType::U32 => read::<u32>(p).into_pyobject(py)?.into_any(),
+        DType::U64 => read::<u64>(p).into_pyobject(py)?.into_any(),
+        DType::I8 => read::<i8>(p).into_pyobject(py)?.into_any(),
+        DType::I16 => read::<i16>(p).into_pyobject(py)?.into_any(),
+        DType::I32 => read::<i32>(p).into_pyobject(py)?.into_any(),
+        DType::I64 => read::<i64>(p).into_pyobject(py)?.into_any(),
+        DType::F16 => half::f16::from_bits(read::<u16>(p))
+            .to_f64()
+            .into_pyobject(py)?
+            .into_any(),
+        DType::BF16 => half::bf16::from_bits(read::<u16>(p))
+            .to_f64()
+            .into_pyobject(py)?
+            .into_any(),
+        DType::F32 => (read::<f32>(p) as f64).into_pyobject(py)?.into_any(),
+        DType::F64 => read::<f64>(p).into_pyobject(py)?.into_any(),
+    })
 }

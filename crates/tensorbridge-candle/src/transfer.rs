@@ -103,6 +103,9 @@ fn not_ours() -> Error {
 /// the bytes requested and the limit hit: RAM or the container's) before allocating when it does
 /// not fit in the host memory available now (see [`tensorbridge_core::memory_guard`]).
 pub fn to_host(s: &Candle, layout: &Layout, dtype: DType) -> Result<HostArray> {
+    if let Some(done) = cpu_to_host(s.candle(), layout, dtype) {
+        return done;
+    }
     with_dtype!(dtype, T => {
         let v = try_filled::<T>("to_host", layout.shape(), T::default())?;
         let mut a = ArrayD::<T>::from_shape_vec(IxDyn(layout.shape()), v)
@@ -126,8 +129,58 @@ pub fn to_host_into<T: Element>(
             rhs: out.shape().to_vec(),
         });
     }
+    if let Some(done) = cpu_copy_into(s.candle(), layout, out) {
+        return done;
+    }
     let x = contiguous_view(s.candle(), layout)?;
     copy_contiguous(&x, out, CHUNK_BYTES)
+}
+
+/// The flat CPU storage slice of `data` (a contiguous candle tensor), passed to `f` under
+/// candle's read lock; `None` for storage on a device.
+fn with_cpu_slice<R>(
+    data: &CTensor,
+    f: impl FnOnce(&candle_core::CpuStorage, usize, usize) -> Result<R>,
+) -> Option<Result<R>> {
+    let (storage, l) = data.storage_and_layout();
+    let Storage::Cpu(c) = &*storage else {
+        return None;
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        return Some(Err(Error::Backend {
+            backend: "candle",
+            message: "storage tensor is not contiguous".into(),
+        }));
+    };
+    Some(f(c, start, end))
+}
+
+/// [`to_host`] on candle's CPU device: the core's parallel blocked kernel reads the view straight
+/// from the storage into a new buffer (uninitialised until written), instead of candle's
+/// single-threaded strided gather into zeroed memory, then a second copy.
+fn cpu_to_host(data: &CTensor, layout: &Layout, dtype: DType) -> Option<Result<HostArray>> {
+    with_cpu_slice(data, |c, start, end| {
+        with_candle_type!(data.dtype(), S => {
+            let src = &c.as_slice::<S>().or_candle()?[start..end];
+            with_dtype!(dtype, T => Ok(HostArray::from(
+                tensorbridge_core::host::to_contiguous::<S, T>(src, layout)?
+            )))
+        })
+    })
+}
+
+/// [`to_host_into`] on candle's CPU device: one pass of the core's kernel from the storage.
+fn cpu_copy_into<T: Element>(
+    data: &CTensor,
+    layout: &Layout,
+    out: &mut ArrayViewMutD<'_, T>,
+) -> Option<Result<()>> {
+    with_cpu_slice(data, |c, start, end| {
+        with_candle_type!(data.dtype(), S => {
+            let src = &c.as_slice::<S>().or_candle()?[start..end];
+            copy_into(src, layout, out)
+        })
+    })
 }
 
 /// Moves the contiguous tensor `x` into `out` in chunks of `chunk_bytes`.

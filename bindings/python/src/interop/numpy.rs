@@ -154,7 +154,7 @@ pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
     unsafe { (*a.as_array_ptr()).fields.data as usize }
 }
 
-/// Copies of tensors in host memory of at least this many bytes are written into a buffer from
+/// Copies of tensors on the CPU device of at least this many bytes are written into a buffer from
 /// the core's output allocator and handed to NumPy without another copy ([`export_copy`]). Below
 /// it, a zero-filled NumPy array is written in place: a few hundred ns cheaper per call for tiny
 /// arrays, but zero-filling costs as much as the copy itself once the allocator reuses memory
@@ -171,7 +171,7 @@ const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
 /// layout and dtype conversion together; the GIL is released for large copies).
 ///
-/// Outputs of [`WRAPPED_EXPORT_MIN_BYTES`] (64 KiB) and more of tensors in host memory (whose
+/// Outputs of [`WRAPPED_EXPORT_MIN_BYTES`] (4 KiB) and more of tensors on the CPU device (whose
 /// backends take their outputs from the core's allocator) are written into a buffer from the
 /// core's output allocator (uninitialised memory from the allocator's free lists, or for 32 MiB and
 /// more a cached, already paged-in buffer when one of about the size is free, else fresh memory
@@ -199,9 +199,10 @@ pub fn export_copy<'py>(
                  shape=t.shape)), or into any preallocated array with out=",
             )
         })?;
-    // Only host-memory backends write their copies into the core's output cache; a backend that
-    // allocates its own host buffer (candle) would only add buffers to the cache, never take them.
-    if bytes >= WRAPPED_EXPORT_MIN_BYTES && t.host_bytes().is_some() {
+    // Only tensors on the CPU device: their backends' copies take their buffers from the core's
+    // allocator (so the cache they give back to is also where they take from); a device-to-host
+    // copy allocates its own host buffer and would only add buffers to the cache, never take them.
+    if bytes >= WRAPPED_EXPORT_MIN_BYTES && t.device() == Device::Cpu {
         let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
         return wrap_host_array(py, host, bytes >= RECYCLED_EXPORT_MIN_BYTES);
     }

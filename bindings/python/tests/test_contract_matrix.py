@@ -790,6 +790,24 @@ def test_exports_with_copy_false_never_copy(backend: str) -> None:
                 export()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dlpack_exports_of_cpu_tensors_work_on_every_backend(backend: str) -> None:
+    # copy=None: the memory itself where the backend can share it, else one host copy (candle's
+    # CPU storage), as np.asarray does; never a BufferError for a CPU tensor.
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = tb.tensor(a, backend=backend)
+    for view, expected in ((t, a), (t.T, a.T), (t[:, ::2], a[:, ::2])):
+        np.testing.assert_array_equal(np.from_dlpack(view), expected)
+        np.testing.assert_array_equal(np.from_dlpack(view, device="cpu"), expected)
+        np.testing.assert_array_equal(tb.from_dlpack(view).numpy(), expected)
+        capsule = view.__dlpack__(max_version=(1, 0), dl_device=(1, 0))
+        np.testing.assert_array_equal(np.from_dlpack(_Capsule(capsule)), expected)
+        if HAS_TORCH:
+            import torch
+
+            np.testing.assert_array_equal(torch.from_dlpack(view).numpy(), expected)
+
+
 class _Capsule:
     """A DLPack producer that hands out one prepared capsule (NumPy's from_dlpack wants an
     object with __dlpack__)."""

@@ -191,26 +191,46 @@ pub fn export<'py>(
             describe_device(target)
         )));
     }
-    let exported = if must_copy {
+    let host_copy = |t: &AnyTensor| -> PyResult<AnyTensor> {
         let host = registry::default_for(&Device::Cpu).py(py)?;
         run_guarded(py, t.nbytes(), || {
             AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
-        })?
-    } else {
-        t.clone()
+        })
     };
+    let mut copied = must_copy;
+    let mut exported = if must_copy { host_copy(t)? } else { t.clone() };
     if !exported.is_evaluated() {
         // A lazy tensor: its graph is evaluated now (however small the result, the work may be
         // large: let other threads run).
         run_guarded(py, usize::MAX, || exported.evaluate())?;
     }
-    let Some(mem) = exported.view_memory() else {
-        return Err(PyBufferError::new_err(format!(
-            "cannot export {} memory through DLPack: backend '{}' does not expose it; pass \
-             dl_device=(1, 0) for a host copy",
-            exported.placement(),
-            exported.backend()
-        )));
+    let mem = match exported.view_memory() {
+        Some(mem) => mem,
+        // Host memory a backend cannot share (candle's CPU storage, reachable only under its
+        // lock): one host copy, on the same device, as `copy=None` allows (as `np.asarray`).
+        None if exported.device() == Device::Cpu && req.copy != Some(false) => {
+            exported = host_copy(&exported)?;
+            copied = true;
+            exported.view_memory().ok_or_else(|| {
+                PyBufferError::new_err("internal error: a host copy has no host memory")
+            })?
+        }
+        None if exported.device() == Device::Cpu => {
+            return Err(PyBufferError::new_err(format!(
+                "copy=False, but backend '{}' cannot share the memory of {}: exporting it \
+                 through DLPack needs a copy (copy=None allows one)",
+                exported.backend(),
+                exported.placement()
+            )))
+        }
+        None => {
+            return Err(PyBufferError::new_err(format!(
+                "cannot export {} memory through DLPack: backend '{}' does not expose it; pass \
+                 dl_device=(1, 0) for a host copy",
+                exported.placement(),
+                exported.backend()
+            )))
+        }
     };
     if mem.device != Device::Cpu && req.stream != StreamRequest::NoSync {
         // Ordering: backends queue their kernels on their own streams. Rather than an event per
@@ -220,7 +240,7 @@ pub fn export<'py>(
             .synchronize()
             .map_err(|e| PyBufferError::new_err(e.to_string()))?;
     }
-    let flags = if must_copy {
+    let flags = if copied {
         FLAG_IS_COPIED
     } else {
         FLAG_READ_ONLY

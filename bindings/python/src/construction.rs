@@ -55,6 +55,16 @@ pub fn _tensor_of_ndarray(
     _from_numpy(py, &arr, true, dtype, backend, device)
 }
 
+/// [`native_array`] for the Python side (`tb.tensor`'s and `tb.full`'s conversion of other data),
+/// so the dtype checks and their messages live in one place.
+#[pyfunction]
+pub fn _native_array<'py>(
+    array: &Bound<'py, PyUntypedArray>,
+    what: &str,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    native_array(array, what)
+}
+
 /// `arr` itself when its dtype is one of ours in native byte order (read from the descriptor's C
 /// fields: the common case costs nothing), a native-order copy of a byte-swapped one, or the
 /// TypeError naming what tensors hold (`what` is the caller, e.g. `tb.from_numpy`). Dtypes of a

@@ -145,8 +145,6 @@ bfloat16 = "bfloat16"
 float32 = "float32"
 float64 = "float64"
 
-_SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, float
-
 
 def compiled_backends() -> list[str]:
     """Names of the backends compiled into this build of the extension, in registration order
@@ -190,22 +188,6 @@ class transfer_guard:  # noqa: N801 (lower case like jax.transfer_guard, which i
 
     def __exit__(self, *exc_info: object) -> None:
         _native._set_transfer_guard(self._previous)
-
-
-def _check_dtype(arr: np.ndarray[Any, Any], what: str) -> None:
-    kind = arr.dtype.kind
-    if kind in _SUPPORTED_KINDS or arr.dtype.name == "bfloat16":
-        return
-    if kind == "O":
-        raise TypeError(
-            f"{what}: cannot convert {arr.dtype} data to a tensor "
-            "(mixed or non-numeric Python objects, or integers too large for 64 bits); "
-            "tensors hold bool, integer and float values"
-        )
-    raise TypeError(
-        f"{what}: unsupported dtype {arr.dtype}; tensorbridge supports bool, uint8-64, int8-64, "
-        "float16, bfloat16, float32, float64"
-    )
 
 
 def _is_torch_tensor(data: Any) -> bool:
@@ -265,10 +247,8 @@ def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]
         ) from None
     except TypeError as e:
         raise TypeError(f"{what}: cannot convert {type(data).__name__} to a tensor: {e}") from None
-    _check_dtype(arr, what)
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
+    # Our dtypes only (TypeError naming the rest), in native byte order.
+    return _native._native_array(arr, what)
 
 
 def tensor(

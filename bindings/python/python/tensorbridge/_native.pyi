@@ -10,6 +10,7 @@ __all__ = [
     "Session",
     "_from_numpy",
     "_tensor_of_ndarray",
+    "_native_array",
     "from_numpy",
     "_from_dlpack",
     "_copy",
@@ -244,6 +245,7 @@ class Session:
     def __exit__(self, *_exc: object) -> bool: ...
 
 def from_numpy(array: np.ndarray[Any, Any]) -> Tensor: ...
+def _native_array(array: np.ndarray[Any, Any], what: str) -> np.ndarray[Any, Any]: ...
 def _tensor_of_ndarray(
     array: np.ndarray[Any, Any],
     dtype: Any = None,

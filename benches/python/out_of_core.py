@@ -6,9 +6,10 @@ whole tensor as one NumPy array first), in the same run, on the same data, chunk
 Each figure comes from its own child process (so peak RSS is that variant's alone): throughput
 is the tensor's bytes over the wall time of the write; "peak RSS added" is the child's peak
 resident memory during the write (the kernel's high-water mark, reset once the tensor exists)
-minus what it held then, so the tensor's own storage is not counted. Backends: ``cpu`` (host memory: ``np.asarray`` is a zero-copy view), ``candle`` on its
-CPU device (memory NumPy cannot read in place: ``np.asarray`` copies the whole tensor, the path
-of every device tensor) and, where a GPU is present, the CUDA backends.
+minus what it held then, so the tensor's own storage is not counted. Backends: ``cpu`` (host
+memory: ``np.asarray`` is a zero-copy view), ``counted:candle`` (candle's CPU storage with its
+host memory hidden, the stand-in for device memory without a GPU: ``np.asarray`` copies the whole
+tensor, the path of every device tensor) and, where a GPU is present, the CUDA backends.
 
   make bench-zarr                                  # this script alone, in the dev venv
   python benches/python/out_of_core.py             # 2 GiB, 64 MiB chunks
@@ -71,13 +72,13 @@ VARIANTS = {
 
 
 def targets(only: list[str] | None = None) -> list[tuple[str, str]]:
-    """(backend, device) pairs to measure: cpu, candle's CPU device, the CUDA backends that find
-    a GPU; only those whose backend is in ``only`` when given."""
+    """(backend, device) pairs to measure: cpu, the device stand-in ``counted:candle``, the CUDA
+    backends that find a GPU; only those whose backend is in ``only`` when given."""
     import tensorbridge as tb
 
     out = [("cpu", "cpu")]
-    if "candle" in tb.compiled_backends():
-        out.append(("candle", "cpu"))
+    if "counted:candle" in tb.compiled_backends():
+        out.append(("counted:candle", "cpu"))
     for backend in ("torch", "candle"):
         if backend not in tb.compiled_backends():
             continue

@@ -1,8 +1,9 @@
 //! `tb.transfer_guard`: what an *implicit* conversion out of backend-owned memory may do, as in
 //! JAX. `np.asarray(t)`, `np.add(t, 1)` and every other path through `__array__` are implicit;
 //! `t.numpy()` is the explicit spelling and is never guarded. The guard applies to tensors whose
-//! storage NumPy cannot read in place: device memory (CUDA), and the candle storage of the cuda
-//! backend's CPU device, which is how CI tests it without a GPU.
+//! storage NumPy cannot read in place: device memory (CUDA), and the `counted:candle` test
+//! decorator's (candle's CPU storage with its host memory hidden), which is how CI tests it
+//! without a GPU.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -1,10 +1,11 @@
 """The candle backend from Python: explicit device-to-host copies, ``numpy(out=...)``, the
 transfer guard, no-device errors, and the loader's ImportError text.
 
-Without a GPU (CI) the backend runs on candle's CPU device (``backend="candle"``, ``device="cpu"``):
-its storage is not host memory NumPy can read in place, so every conversion takes the same
-explicit-copy path as a GPU tensor, and the transfer guard applies to it. Tests that need a GPU
-skip with the reason "no CUDA device".
+Without a GPU (CI) the device path runs on ``counted:candle`` (``Counted<Candle, false>``): candle's
+CPU storage with its host memory hidden from zero-copy readers, so every conversion takes the same
+explicit-copy path as a GPU tensor, and the transfer guard applies to it. ``candle`` itself reads
+its CPU storage in place (tested here too). Tests that need a GPU skip with the reason "no CUDA
+device".
 """
 
 from __future__ import annotations
@@ -45,8 +46,17 @@ def _guard_restored():
     tb.transfer_guard("allow")
 
 
+# The device path without a GPU: candle's CPU storage, host memory hidden (see the docstring).
+DEVICE_STAND_IN = "counted:candle"
+
+
 def cuda_tensor(data, device: str = "cpu", dtype=None) -> tb.Tensor:
-    return tb.tensor(data, dtype=dtype, backend="candle", device=device)
+    """A candle tensor on `device`; on "cpu", the device stand-in (`DEVICE_STAND_IN`)."""
+    if device != "cpu":
+        return tb.tensor(data, dtype=dtype, backend="candle", device=device)
+    if DEVICE_STAND_IN not in tb.compiled_backends():
+        pytest.skip(f"this build has no {DEVICE_STAND_IN} backend (cargo feature `counted`)")
+    return tb.tensor(data, dtype=dtype, backend=DEVICE_STAND_IN, device=device)
 
 
 # ---- explicit copies ------------------------------------------------------------------------
@@ -55,10 +65,31 @@ def cuda_tensor(data, device: str = "cpu", dtype=None) -> tb.Tensor:
 def test_numpy_copies_out_of_backend_memory_and_np_asarray_too() -> None:
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     t = cuda_tensor(a)
-    assert (t.backend, t.device) == ("candle", "cpu")
+    assert (t.backend, t.device) == (DEVICE_STAND_IN, "cpu")
     for got in (t.numpy(), np.asarray(t), t.T.numpy().T):
         np.testing.assert_array_equal(got, a)
+        assert not np.shares_memory(got, t.numpy())
     assert t.numpy(copy=True).flags.writeable
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int32", "int64", "float16", "float64"])
+def test_cpu_storage_is_read_in_place_like_the_cpu_backend(dtype: str) -> None:
+    a = (np.arange(24) % 3).astype(dtype).reshape(4, 6)
+    t = tb.tensor(a, backend="candle")
+    view = t.numpy()
+    np.testing.assert_array_equal(view, a)
+    assert view.dtype == a.dtype and not view.flags.writeable
+    assert np.shares_memory(view, t.numpy())  # the storage itself, not a copy per call
+    assert np.shares_memory(t.T.numpy(), view) and np.shares_memory(t[1:, ::-2].numpy(), view)
+    np.testing.assert_array_equal(t[1:, ::-2].numpy(), a[1:, ::-2])
+    with tb.transfer_guard("disallow"):  # host memory: nothing is transferred
+        assert np.shares_memory(np.asarray(t), view)
+        assert np.shares_memory(t.numpy(copy=False), view)
+        assert np.shares_memory(np.from_dlpack(t), view)
+    copied = np.array(t)
+    assert copied.flags.writeable and not np.shares_memory(copied, view)
+    del t
+    np.testing.assert_array_equal(view, a)  # the array's base keeps candle's storage alive
 
 
 def test_views_convert_to_exactly_their_elements() -> None:

@@ -2,9 +2,9 @@
 and moved between the processes of a real ``dask.distributed.LocalCluster`` (the out-of-core write
 under an address-space limit is ``test_out_of_core.py``).
 
-Device memory is stood in for by candle's CPU device (its storage is not host memory NumPy may
-read, so each chunk takes the same explicit-copy path as a GPU tensor); ``counted:candle`` counts
-those copies. The CUDA cases are in ``test_out_of_core.py`` (the GPU bundle carries it).
+Device memory is stood in for by ``counted:candle`` (candle's CPU storage with its host memory
+hidden from NumPy, so each chunk takes the same explicit-copy path as a GPU tensor), which also
+counts those copies. The CUDA cases are in ``test_out_of_core.py`` (the GPU bundle carries it).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tensorbridge import _native
 
 BACKENDS = tb.compiled_backends()
 EAGER = [b for b in BACKENDS if not b.startswith(("lazy:", "counted:"))]
-# Storage NumPy cannot read in place (a GPU's, or candle's CPU device standing in for one).
+# Storage NumPy cannot read in place (a GPU's, or counted:candle standing in for one).
 COPYING = "counted:candle" if "counted:candle" in BACKENDS else None
 needs_counted = pytest.mark.skipif(
     COPYING is None, reason="this build has no counted:candle backend"

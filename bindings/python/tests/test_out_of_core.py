@@ -7,8 +7,9 @@ each tensor; under that cap ``np.array(t)`` must be a MemoryError and the write 
 RSS is the kernel's high-water mark, reset per tensor (``/proc/self/clear_refs``).
 
 Here (no GPU): the tensors are broadcast views of one row, so they exist without their bytes ever
-being allocated; on ``cpu`` and ``torch`` each chunk is a zero-copy view of host memory, on
-``candle`` (its CPU storage is not memory NumPy may read) each chunk is one copy: the device path.
+being allocated; on ``cpu``, ``torch`` and ``candle`` each chunk is a zero-copy view of host
+memory, on ``counted:candle`` (candle's CPU storage with its host memory hidden, the stand-in for
+device memory) each chunk is one copy: the device path.
 On a GPU (the bundle of ``scripts/gpu-check``) the tensors are real, dense, on ``cuda:0``, and each
 chunk is one device-to-host copy. Needs only dask and zarr (no distributed), so the GPU bundle can
 carry it.
@@ -129,8 +130,9 @@ def write_under_cap(tmp_path: Path, targets: list[str]) -> list[dict]:
 
 
 def test_a_tensor_larger_than_the_memory_left_goes_to_zarr_chunk_by_chunk(tmp_path: Path) -> None:
-    # Host memory read in place (cpu, torch) and memory that needs a copy per chunk (candle).
-    targets = [f"{b}@cpu" for b in ["cpu", "torch", "candle"] if b in BACKENDS]
+    # Host memory read in place (cpu, torch, candle) and memory that needs a copy per chunk
+    # (counted:candle, the device path).
+    targets = [f"{b}@cpu" for b in ["cpu", "torch", "candle", "counted:candle"] if b in BACKENDS]
     write_under_cap(tmp_path, targets)
 
 

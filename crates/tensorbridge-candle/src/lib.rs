@@ -9,9 +9,10 @@
 //! cross the bus, then copied through pooled, page-locked, double-buffered staging buffers straight
 //! into the caller's array — which may be a memory-mapped file larger than host RAM.
 //!
-//! It does not own dtype promotion, broadcasting or views (the core resolves those). Device data
-//! reaches the host only through an explicit copy; its CUDA memory is exposed for zero-copy
-//! export to device consumers (DLPack, `__cuda_array_interface__`) through
+//! It does not own dtype promotion, broadcasting or views (the core resolves those). CPU storage
+//! is read in place ([`Backend::host_bytes`]: zero-copy `t.numpy()`, as on the `cpu` backend).
+//! Device data reaches the host only through an explicit copy; its CUDA memory is exposed for
+//! zero-copy export to device consumers (DLPack, `__cuda_array_interface__`) through
 //! [`Backend::device_memory`].
 //!
 //! Dtypes: candle has no `uint16`, `uint64` or `int8`; those fail with
@@ -500,15 +501,35 @@ impl Backend for Candle {
         transfer::to_host_into(self, layout, out)
     }
 
+    /// The bytes of the storage on candle's CPU device (zero-copy `t.numpy()`, `np.asarray(t)`,
+    /// DLPack); `None` for CUDA storage.
     fn host_bytes(&self) -> Option<&[u8]> {
-        // Storage sits behind candle's lock (and usually on a GPU): reads always go through the
-        // explicit transfer path.
-        None
+        let (storage, layout) = self.data.storage_and_layout();
+        let candle_core::Storage::Cpu(c) = &*storage else {
+            return None;
+        };
+        let (start, end) = layout.contiguous_offsets()?;
+        let elements = |c: &candle_core::CpuStorage| -> Result<(*const u8, usize)> {
+            with_candle_type!(self.data.dtype(), S => {
+                let s = &c.as_slice::<S>().or_candle()?[start..end];
+                Ok((s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)))
+            })
+        };
+        let (ptr, len) = elements(c).ok()?;
+        // SAFETY: the slice outlives candle's read guard but not the memory: `self.data` (borrowed
+        // for the slice's lifetime) holds the `Arc` of candle's storage, whose CPU `Vec` is never
+        // reallocated or freed while that `Arc` lives. The guard only excludes candle's in-place
+        // writers (`slice_set`, `const_set`, `scatter_set`, in-place custom ops, `Var::set`); this
+        // crate never calls them (tensors are immutable), and storage shared with a caller's
+        // candle tensor through `from_candle`/`to_candle` must not be written in place while
+        // tensorbridge reads it (documented there, as for `from_tch`). A `Bool` storage holds only
+        // 0/1 bytes: candle's comparisons, `cast` and `from_host` write nothing else.
+        Some(unsafe { std::slice::from_raw_parts(ptr, len) })
     }
 
     /// The CUDA memory of the storage (candle keeps every op's result in its own allocation;
     /// the flat tensor may start at an offset into it). `None` on candle's CPU device, whose
-    /// storage sits behind candle's lock.
+    /// storage is read through [`Backend::host_bytes`].
     fn device_memory(&self) -> Option<DeviceMemory> {
         #[cfg(feature = "cuda")]
         {
@@ -564,6 +585,11 @@ pub fn dtype_of_candle(d: CDType) -> Result<DType> {
 /// A candle tensor as a tensorbridge tensor on the same device, sharing candle's storage when the
 /// tensor is contiguous (else one copy by candle, `contiguous()`). candle has no bool: its `U8`
 /// arrives as `uint8`.
+///
+/// Shared storage is read in place (host arrays of CPU tensors are views of it), so it must not
+/// be written in place through candle (`slice_set`, `const_set`, `Var::set`, in-place custom ops)
+/// while the tensorbridge tensor or a view exported from it lives — as for any zero-copy import
+/// (as with `torch.from_numpy`, whose tensor shares the NumPy array).
 ///
 /// ```
 /// use tensorbridge_candle::{from_candle, to_candle};
@@ -684,6 +710,33 @@ mod tests {
         // Non-contiguous candle tensors are made contiguous by candle (one copy).
         let tc = from_candle(&c.t().unwrap()).unwrap();
         assert_eq!(tc.to_host_array::<f32>().unwrap()[[3, 2]], 11.0);
+    }
+
+    #[test]
+    fn cpu_storage_is_read_in_place_from_its_offset_for_every_element_size() {
+        // A narrow of candle's storage starts at an offset: the bytes start there, not at 0.
+        let c = CTensor::arange(0f32, 12., &candle_core::Device::Cpu).unwrap();
+        let t = from_candle(&c.narrow(0, 5, 4).unwrap()).unwrap();
+        let bytes = t.storage().host_bytes().unwrap();
+        assert_eq!(bytes.as_ptr() as usize, cpu_ptr(&c) + 5 * 4);
+        assert_eq!(
+            t.host_view::<f32>().unwrap().as_slice().unwrap(),
+            &[5.0, 6.0, 7.0, 8.0]
+        );
+        let b = Tensor::<Candle>::from_slice(&[true, false, true], &[3], &Device::Cpu).unwrap();
+        assert_eq!(b.storage().host_bytes().unwrap(), &[1, 0, 1]);
+        let h = Tensor::<Candle>::from_slice(&[1.5f64, -2.0], &[2], &Device::Cpu).unwrap();
+        let expected: Vec<u8> = [1.5f64, -2.0]
+            .iter()
+            .flat_map(|x| x.to_ne_bytes())
+            .collect();
+        assert_eq!(h.storage().host_bytes().unwrap(), expected.as_slice());
+        // Strided views read the same storage in place.
+        let m =
+            Tensor::<Candle>::from_slice(&[1i32, 2, 3, 4, 5, 6], &[2, 3], &Device::Cpu).unwrap();
+        assert_eq!(m.t().host_view::<i32>().unwrap()[[2, 1]], 6);
+        let empty = Tensor::<Candle>::from_slice::<f32>(&[], &[0], &Device::Cpu).unwrap();
+        assert_eq!(empty.storage().host_bytes().unwrap(), &[] as &[u8]);
     }
 
     #[test]

@@ -7,8 +7,14 @@
 //!   bindings and the whole contract with one registration line in the facade
 //!   (`crates/tensorbridge/src/registry.rs`) and one cargo feature (`counted`);
 //! - the zero-copy claims of the README's conversion contract: the Python tests convert tensors of
-//!   `counted:cpu` (host memory) and `counted:candle` (memory NumPy cannot read in place) and
-//!   assert the exact number of host copies each entry point makes.
+//!   `counted:cpu` (host memory, read in place) and `counted:candle` and assert the exact number
+//!   of host copies each entry point makes.
+//!
+//! `counted:candle` is `Counted<Candle, false>`: it hides the host memory of candle's CPU storage
+//! from zero-copy readers ([`Backend::host_bytes`] is `None`), so it converts the way device
+//! memory does — every host array is a copy, the transfer guard applies, DLPack exports copy —
+//! and CI exercises that path on a machine without a GPU. (`candle` itself reads its CPU storage
+//! in place.)
 //!
 //! It owns no kernels and no semantics. The counters are process-wide ([`snapshot`], [`reset`]).
 
@@ -21,8 +27,9 @@ use tensorbridge_core::{
     HostArray, Layout, ReduceOp, Result, Scalar, UnaryOp,
 };
 
-/// Storage of `B`, with every host transfer counted.
-pub struct Counted<B: Backend> {
+/// Storage of `B`, with every host transfer counted. With `HOST_VIEWS = false` the storage's
+/// host memory is not exposed for zero-copy reads (it converts like device memory).
+pub struct Counted<B: Backend, const HOST_VIEWS: bool = true> {
     inner: B,
 }
 
@@ -42,9 +49,10 @@ pub fn snapshot() -> Vec<(&'static str, u64)> {
     ]
 }
 
-/// The registry entry of `Counted<B>` under `name`, its counters readable as the entry's stats.
-pub fn entry<B: Backend>(name: &'static str) -> BackendEntry {
-    BackendEntry::new::<Counted<B>>(name).with_stats(snapshot)
+/// The registry entry of `Counted<B, HOST_VIEWS>` under `name`, its counters readable as the
+/// entry's stats.
+pub fn entry<B: Backend, const HOST_VIEWS: bool>(name: &'static str) -> BackendEntry {
+    BackendEntry::new::<Counted<B, HOST_VIEWS>>(name).with_stats(snapshot)
 }
 
 /// Sets every counter to zero.
@@ -60,13 +68,13 @@ fn count_copy(layout: &Layout, dtype: DType) {
     HOST_COPY_BYTES.fetch_add(bytes as u64, Ordering::SeqCst);
 }
 
-impl<B: Backend> Counted<B> {
+impl<B: Backend, const HOST_VIEWS: bool> Counted<B, HOST_VIEWS> {
     fn wrap(inner: B) -> Self {
         Counted { inner }
     }
 }
 
-impl<B: Backend> Backend for Counted<B> {
+impl<B: Backend, const HOST_VIEWS: bool> Backend for Counted<B, HOST_VIEWS> {
     const NAME: &'static str = "counted";
     const DEVICE_KINDS: &'static [DeviceKind] = B::DEVICE_KINDS;
 
@@ -126,7 +134,11 @@ impl<B: Backend> Backend for Counted<B> {
         self.inner.to_host_into(l, out)
     }
     fn host_bytes(&self) -> Option<&[u8]> {
-        self.inner.host_bytes()
+        if HOST_VIEWS {
+            self.inner.host_bytes()
+        } else {
+            None
+        }
     }
     fn device_memory(&self) -> Option<DeviceMemory> {
         self.inner.device_memory()
@@ -146,8 +158,12 @@ mod tests {
     use tensorbridge_core::Tensor;
     use tensorbridge_cpu::Cpu;
 
+    /// The counters are process-wide: tests that copy run one at a time.
+    static COUNTERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn host_transfers_are_counted_and_zero_copy_reads_are_not() {
+        let _one_at_a_time = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
         reset();
         let t = Tensor::<Counted<Cpu>>::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Device::Cpu)
             .unwrap();
@@ -157,5 +173,18 @@ mod tests {
         assert_eq!(a[[0, 1]], 3.0);
         assert_eq!(snapshot()[0], ("host_copies", 1));
         assert_eq!(snapshot()[1], ("host_copy_bytes", 16));
+    }
+
+    #[test]
+    fn hidden_host_memory_converts_by_copy_with_the_same_values() {
+        let _one_at_a_time = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+        let data = [1.0f32, 2.0, 3.0, 4.0];
+        let t = Tensor::<Counted<Cpu, false>>::from_slice(&data, &[2, 2], &Device::Cpu).unwrap();
+        assert!(t.storage().host_bytes().is_none());
+        assert!(t.host_view::<f32>().is_err());
+        let shown = Tensor::<Counted<Cpu>>::from_slice(&data, &[2, 2], &Device::Cpu).unwrap();
+        assert!(shown.storage().host_bytes().is_some());
+        let a = t.t().to_host_array::<f32>().unwrap();
+        assert_eq!(a, shown.t().to_host_array::<f32>().unwrap());
     }
 }

@@ -52,13 +52,15 @@ pub fn init() {
         backend!("torch", "torch", tensorbridge_torch::Torch);
         backend!("candle", "candle", tensorbridge_candle::Candle);
         #[cfg(feature = "counted")]
-        register_or_report(tensorbridge_counted::entry::<tensorbridge_cpu::Cpu>(
+        register_or_report(tensorbridge_counted::entry::<tensorbridge_cpu::Cpu, true>(
             "counted:cpu",
         ));
         #[cfg(all(feature = "counted", feature = "candle"))]
-        register_or_report(tensorbridge_counted::entry::<tensorbridge_candle::Candle>(
-            "counted:candle",
-        ));
+        // Candle's host memory hidden: the device conversion path, testable without a GPU.
+        register_or_report(tensorbridge_counted::entry::<
+            tensorbridge_candle::Candle,
+            false,
+        >("counted:candle"));
         retire(
             "cuda",
             "the candle-core backend is backend='candle' (devices 'cpu' and 'cuda:N'); for \

@@ -206,8 +206,8 @@ pub fn export<'py>(
     }
     let mem = match exported.view_memory() {
         Some(mem) => mem,
-        // Host memory a backend cannot share (candle's CPU storage, reachable only under its
-        // lock): one host copy, on the same device, as `copy=None` allows (as `np.asarray`).
+        // Host memory a backend does not share (the `counted:candle` test decorator hides
+        // candle's): one host copy, on the same device, as `copy=None` allows (as `np.asarray`).
         None if exported.device() == Device::Cpu && req.copy != Some(false) => {
             exported = host_copy(&exported)?;
             copied = true;

@@ -35,7 +35,7 @@ pub mod transfer;
 use std::sync::Arc;
 
 use candle_core::{DType as CDType, Tensor as CTensor};
-use ndarray::ArrayViewMutD;
+use ndarray::{ArrayD, ArrayViewMutD};
 use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element,
@@ -334,12 +334,10 @@ impl Backend for Candle {
         let dtype = data.dtype();
         candle_dtype(dtype)?;
         let dev = device::candle_device(device)?;
-        // A copy into a Vec, then candle's own storage (on the host for its CPU device).
+        // The array's own buffer becomes candle's storage when it is row-major (what the core
+        // hands over); otherwise one row-major copy first.
         check_host_op(&Device::Cpu, "from_host", data.shape(), dtype, 2)?;
-        let t = with_host_array!(data, a => {
-            let v = a.as_standard_layout().iter().copied().collect::<Vec<_>>();
-            upload(v, &dev)?
-        });
+        let t = with_host_array!(data, a => upload(row_major_vec(a), &dev)?);
         Candle::new(t, dtype)
     }
 
@@ -641,12 +639,33 @@ fn exact_on_device(from: DType, to: DType) -> bool {
     }
 }
 
-/// Uploads host elements as a flat candle tensor (bool as u8).
+/// The elements of `a` in row-major order: its own buffer, without a copy, when `a` is in
+/// standard layout from the buffer's start; else one copy.
+fn row_major_vec<T: Element>(a: ArrayD<T>) -> Vec<T> {
+    let n = a.len();
+    let a = if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    };
+    match a.into_raw_vec_and_offset() {
+        (v, Some(0) | None) if v.len() == n => v,
+        (v, Some(off)) => v[off..off + n].to_vec(),
+        (_, None) => Vec::new(),
+    }
+}
+
+/// Uploads host elements as a flat candle tensor: `v` itself when candle stores the element type
+/// as it is (every dtype but bool, stored as u8), else converted.
 fn upload<T: Element>(v: Vec<T>, dev: &candle_core::Device) -> Result<CTensor> {
     let n = v.len();
     let cd = candle_dtype(T::DTYPE)?;
     with_candle_type!(cd, S => {
-        let conv: Vec<S> = v.into_iter().map(|x| tensorbridge_core::cast_element::<T, S>(x)).collect();
+        let mut v = Some(v);
+        let conv: Vec<S> = match (&mut v as &mut dyn std::any::Any).downcast_mut::<Option<Vec<S>>>() {
+            Some(same) => same.take().unwrap_or_default(),
+            None => v.iter().flatten().map(|&x| tensorbridge_core::cast_element::<T, S>(x)).collect(),
+        };
         CTensor::from_vec(conv, n, dev).or_candle()
     })
 }
@@ -737,6 +756,37 @@ mod tests {
         assert_eq!(m.t().host_view::<i32>().unwrap()[[2, 1]], 6);
         let empty = Tensor::<Candle>::from_slice::<f32>(&[], &[0], &Device::Cpu).unwrap();
         assert_eq!(empty.storage().host_bytes().unwrap(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn host_arrays_of_any_layout_become_storage_in_row_major_order() {
+        use ndarray::{s, Array2};
+        let a = Array2::from_shape_vec((2, 3), vec![0i32, 1, 2, 3, 4, 5]).unwrap();
+        let read = |h: HostArray| {
+            let c = Candle::from_host(&Device::Cpu, h).unwrap();
+            c.host_bytes()
+                .unwrap()
+                .chunks(4)
+                .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        // Row-major from the start: the buffer itself becomes candle's storage.
+        assert_eq!(
+            read(HostArray::from(a.clone().into_dyn())),
+            [0, 1, 2, 3, 4, 5]
+        );
+        // Transposed (F-order) and starting past the buffer's start: one row-major copy.
+        assert_eq!(
+            read(HostArray::from(a.clone().reversed_axes().into_dyn())),
+            [0, 3, 1, 4, 2, 5]
+        );
+        assert_eq!(
+            read(HostArray::from(a.slice_move(s![1.., 1..]).into_dyn())),
+            [4, 5]
+        );
+        let b = ndarray::arr1(&[true, false, true]).into_dyn();
+        let c = Candle::from_host(&Device::Cpu, HostArray::from(b)).unwrap();
+        assert_eq!(c.host_bytes().unwrap(), &[1, 0, 1]);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyBytes, PyEllipsis, PyFloat, PyInt, PyNone, PySlice, PyString, PyTuple,
@@ -93,13 +94,15 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
             .map_err(|_| PyIndexError::new_err(format!("index {obj} is out of range")));
     }
     if let Ok(s) = obj.cast::<PySlice>() {
-        let step = slice_bound(s.getattr("step")?)?.unwrap_or(1);
+        // Interned names: no new string (and hash) per attribute per call.
+        let py = obj.py();
+        let step = slice_bound(s.getattr(intern!(py, "step"))?)?.unwrap_or(1);
         if step == 0 {
             return Err(PyValueError::new_err("slice step cannot be zero"));
         }
         return Ok(Some(Item::Slice(
-            slice_bound(s.getattr("start")?)?,
-            slice_bound(s.getattr("stop")?)?,
+            slice_bound(s.getattr(intern!(py, "start"))?)?,
+            slice_bound(s.getattr(intern!(py, "stop"))?)?,
             step,
         )));
     }

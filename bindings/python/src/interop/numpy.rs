@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
@@ -377,8 +378,12 @@ pub fn export_into<'py>(
                 .unwrap_or_default()
         ))
     })?;
-    let writeable: bool = arr.getattr("flags")?.getattr("writeable")?.extract()?;
-    if !writeable {
+    // SAFETY: `arr` is an ndarray (cast above), so its object is a PyArrayObject; reading its
+    // flags is what NumPy's PyArray_ISWRITEABLE does.
+    let flags = unsafe {
+        (*npyffi::_PyArray_GET_ITEM_DATA(arr.as_ptr() as *const npyffi::PyArrayObject)).flags
+    };
+    if flags & npyffi::NPY_ARRAY_WRITEABLE == 0 {
         return Err(PyValueError::new_err("out is read-only"));
     }
     if arr.shape() != t.shape() {
@@ -394,7 +399,7 @@ pub fn export_into<'py>(
             "out is byte-swapped; use a native byte order",
         ));
     }
-    check_casting(py, t.dtype(), &arr.dtype(), casting)?;
+    check_casting(py, t.dtype(), d, &arr.dtype(), casting)?;
     let item = d.size_in_bytes() as isize;
     let data = array_data(arr);
     let shape = arr.shape().to_vec();
@@ -423,21 +428,45 @@ pub fn export_into<'py>(
     Ok(out.clone())
 }
 
-/// `np.copyto`'s rule: TypeError unless NumPy can cast `from` into `to` under `casting` ("no",
-/// "equiv", "safe", "same_kind", "unsafe"; anything else is NumPy's ValueError).
+/// The casting rules `np.can_cast` takes, in the order of [`CAN_CAST`]'s last index.
+const CASTINGS: [&str; 5] = ["no", "equiv", "safe", "same_kind", "unsafe"];
+
+/// NumPy's `np.can_cast(from, to, casting)` answers for native-order descriptors of our dtypes,
+/// asked once each: 0 not asked yet, 1 no, 2 yes.
+static CAN_CAST: [[[AtomicU8; CASTINGS.len()]; 13]; 13] =
+    [const { [const { [const { AtomicU8::new(0) }; CASTINGS.len()] }; 13] }; 13];
+
+/// `np.copyto`'s rule: TypeError unless NumPy can cast `from` into `to` (a native-order
+/// descriptor of our dtype `to_dtype`) under `casting` ("no", "equiv", "safe", "same_kind",
+/// "unsafe"; anything else is NumPy's ValueError). NumPy's answer for each pair and rule is asked
+/// once and remembered: it depends only on the two dtypes.
 fn check_casting(
     py: Python<'_>,
     from: DType,
+    to_dtype: DType,
     to: &Bound<'_, PyArrayDescr>,
     casting: &str,
 ) -> PyResult<()> {
-    // bfloat16 without ml_dtypes has no NumPy dtype; `out` cannot be bfloat16 then, and float32
-    // is castable exactly where bfloat16 is (both floats, and bf16 -> f32 is safe).
-    let src = descr(py, from).or_else(|_| descr(py, DType::F32))?;
-    let np = py.import("numpy")?;
-    let ok: bool = np
-        .call_method1("can_cast", (&src, to, casting))?
-        .extract()?;
+    let memo = CASTINGS
+        .iter()
+        .position(|&c| c == casting)
+        .map(|c| &CAN_CAST[dtype_index(from)][dtype_index(to_dtype)][c]);
+    let ok = match memo.map(|m| m.load(Ordering::Relaxed)) {
+        Some(known @ (1 | 2)) => known == 2,
+        _ => {
+            // bfloat16 without ml_dtypes has no NumPy dtype; `out` cannot be bfloat16 then, and
+            // float32 is castable exactly where bfloat16 is (both floats, bf16 -> f32 is safe).
+            let src = descr(py, from).or_else(|_| descr(py, DType::F32))?;
+            let np = py.import("numpy")?;
+            let ok: bool = np
+                .call_method1("can_cast", (&src, to, casting))?
+                .extract()?;
+            if let Some(m) = memo {
+                m.store(if ok { 2 } else { 1 }, Ordering::Relaxed);
+            }
+            ok
+        }
+    };
     if ok {
         return Ok(());
     }

@@ -15,8 +15,11 @@
 //!    view the caller owns: a memory-mapped file converts a tensor larger than host RAM. Only
 //!    [`to_host`] allocates, and first checks that the array fits in the host's available memory.
 //!
-//! On candle's CPU device the same chunk loop runs over the storage slice (no staging needed), so
-//! the chunking and the destination writer are tested without a GPU.
+//! Candle's CPU device takes none of this: its storage is read in place
+//! ([`Backend::host_bytes`](tensorbridge_core::Backend::host_bytes)) and copied by the core's
+//! parallel kernel straight from the storage slice (`cpu_to_host`, `cpu_copy_into`). The chunk
+//! loop also accepts a CPU tensor (no staging needed), which is how its unit tests drive the
+//! chunking and the destination writer without a GPU.
 
 use candle_core::{Storage, Tensor as CTensor};
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};

@@ -196,6 +196,10 @@ pub fn asnumpy<'py>(
         if let Some(view) = fast_view(py, x)? {
             return Ok(view);
         }
+    } else if out.is_none() && copy != Some(false) {
+        if let Some(converted) = fast_convert(py, x, dtype, copy, order)? {
+            return Ok(converted);
+        }
     }
     let Some(fallback) = FALLBACK.get(py) else {
         return Err(PyRuntimeError::new_err(
@@ -226,24 +230,76 @@ fn fast_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bou
     if how.is_none() {
         return buffer_view(py, x);
     }
-    let method = how.cast::<PyString>()?;
-    // Any failure (the runtime refusing: device memory, a dtype NumPy lacks, autograd, ...) is
-    // the fallback's to explain.
-    let Ok(arr) = x.call_method0(method) else {
-        return Ok(None);
-    };
-    // SAFETY: PyArray_Check only reads the object's type.
-    if unsafe { npyffi::PyArray_Check(py, arr.as_ptr()) } == 0 {
-        return Ok(None);
+    match runtime_array(x, how.cast::<PyString>()?) {
+        Some(arr) => readonly(arr).map(Some),
+        None => Ok(None),
     }
-    // A fresh array (ours alone) is made read-only in place; one the runtime keeps (a cache)
-    // gets a read-only view, so the runtime's own object is left as it was.
+}
+
+/// The ndarray a registered runtime's own zero-copy method (`torch.Tensor.numpy`) returns for
+/// `x`, or `None` when it refuses (device memory, a dtype NumPy lacks, autograd, ...: the
+/// fallback's to explain) or returns something else.
+fn runtime_array<'py>(
+    x: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyString>,
+) -> Option<Bound<'py, PyAny>> {
+    let arr = x.call_method0(method).ok()?;
+    // SAFETY: PyArray_Check only reads the object's type.
+    (unsafe { npyffi::PyArray_Check(x.py(), arr.as_ptr()) } != 0).then_some(arr)
+}
+
+/// `arr` (a runtime's ndarray over its memory) as a read-only array: a fresh array (ours alone)
+/// is made read-only in place; one the runtime keeps (a cache) gets a read-only view, so the
+/// runtime's own object is left as it was.
+fn readonly(arr: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     // SAFETY: Py_REFCNT reads the reference count of a live object we hold.
     if unsafe { ffi::Py_REFCNT(arr.as_ptr()) } == 1 {
         clear_writeable(&arr);
-        return Ok(Some(arr));
+        return Ok(arr);
     }
-    readonly_view(&arr).map(Some)
+    readonly_view(&arr)
+}
+
+/// `tb.asnumpy(x, dtype=, copy=None/True, order=)` of a type registered with a method (torch
+/// tensors), without the Python fallback: the runtime's own zero-copy array, then the fallback's
+/// rule (`_asnumpy._host`) — a read-only view when its dtype and layout are what is asked and no
+/// copy is, else one copy by the core's fused kernel. `None` for everything else (an `order` or
+/// `dtype` that is not valid or not ours, a runtime that refuses): the fallback decides and
+/// words the errors.
+fn fast_convert<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    dtype: Option<&Bound<'py, PyAny>>,
+    copy: Option<bool>,
+    order: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(fast) = FAST.get(py) else {
+        return Ok(None);
+    };
+    let Some(how) = fast.bind(py).get_item(x.get_type())? else {
+        return Ok(None);
+    };
+    let (Ok(method), Ok(order)) = (how.cast::<PyString>(), Order::parse(order)) else {
+        return Ok(None);
+    };
+    let Some(arr) = runtime_array(x, method) else {
+        return Ok(None);
+    };
+    let v = arr.cast::<PyUntypedArray>()?;
+    let Ok(source) = dtype_of_descr(&v.dtype()) else {
+        return Ok(None);
+    };
+    let d = match target(dtype, source) {
+        Ok(Target::Same) => source,
+        Ok(Target::Ours(d)) => d,
+        Ok(Target::Foreign(_)) | Err(_) => return Ok(None),
+    };
+    let (c, f) = (v.is_c_contiguous(), v.is_fortran_contiguous());
+    if d == source && order.accepts(c, f) && copy != Some(true) {
+        return readonly(arr).map(Some);
+    }
+    let t = import_array(py, v, false)?;
+    copy_tensor(py, &t, d, order.copy_in_fortran(c, f)).map(Some)
 }
 
 /// Clears NumPy's WRITEABLE flag of `arr` (an ndarray).

@@ -35,7 +35,8 @@ pub mod transfer;
 use std::sync::Arc;
 
 use candle_core::{DType as CDType, Tensor as CTensor};
-use ndarray::{ArrayD, ArrayViewMutD};
+use ndarray::ArrayViewMutD;
+use tensorbridge_core::host::into_row_major_vec;
 use tensorbridge_core::memory_guard::check_host_op;
 use tensorbridge_core::{
     with_host_array, Backend, BinaryOp, CmpOp, DType, Device, DeviceKind, DeviceMemory, Element,
@@ -337,7 +338,7 @@ impl Backend for Candle {
         // The array's own buffer becomes candle's storage when it is row-major (what the core
         // hands over); otherwise one row-major copy first.
         check_host_op(&Device::Cpu, "from_host", data.shape(), dtype, 2)?;
-        let t = with_host_array!(data, a => upload(row_major_vec(a), &dev)?);
+        let t = with_host_array!(data, a => upload(into_row_major_vec(a), &dev)?);
         Candle::new(t, dtype)
     }
 
@@ -636,22 +637,6 @@ fn exact_on_device(from: DType, to: DType) -> bool {
         (f, F32 | F64) if int(f) => true,
         (F16 | BF16 | F32, F32 | F64) | (F64, F32) | (F32, F16 | BF16) => true,
         _ => false,
-    }
-}
-
-/// The elements of `a` in row-major order: its own buffer, without a copy, when `a` is in
-/// standard layout from the buffer's start; else one copy.
-fn row_major_vec<T: Element>(a: ArrayD<T>) -> Vec<T> {
-    let n = a.len();
-    let a = if a.is_standard_layout() {
-        a
-    } else {
-        a.as_standard_layout().into_owned()
-    };
-    match a.into_raw_vec_and_offset() {
-        (v, Some(0) | None) if v.len() == n => v,
-        (v, Some(off)) => v[off..off + n].to_vec(),
-        (_, None) => Vec::new(),
     }
 }
 

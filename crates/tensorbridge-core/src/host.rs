@@ -59,6 +59,24 @@ macro_rules! with_host_array {
     };
 }
 
+/// The elements of `a` in row-major (C) order as a `Vec`: the array's own buffer, without a
+/// copy, when `a` is in standard layout and starts at the buffer's first element (what
+/// `ndarray`'s constructors and [`to_contiguous`] make); otherwise one copy. How backends whose
+/// storage is a flat `Vec` take a host array.
+pub fn into_row_major_vec<T: Clone>(a: ArrayD<T>) -> Vec<T> {
+    let a = if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    };
+    let n = a.len();
+    match a.into_raw_vec_and_offset() {
+        (v, Some(0) | None) if v.len() == n => v,
+        (v, Some(off)) => v[off..off + n].to_vec(),
+        (_, None) => Vec::new(),
+    }
+}
+
 impl HostArray {
     /// The element type.
     pub fn dtype(&self) -> DType {
@@ -839,6 +857,31 @@ mod tests {
 
     fn iota(n: usize) -> Vec<i32> {
         (0..n as i32).collect()
+    }
+
+    #[test]
+    fn into_row_major_vec_takes_the_buffer_or_copies_in_c_order() {
+        // Standard layout from the buffer's start: the buffer itself, not a copy.
+        let a = Array::from_shape_vec(IxDyn(&[2, 3]), iota(6)).unwrap();
+        let start = a.as_ptr();
+        let v = into_row_major_vec(a);
+        assert_eq!(v, iota(6));
+        assert_eq!(v.as_ptr(), start);
+        // Fortran order, a transpose, an offset slice, a negative step, empty: C-order values.
+        let f = Array::from_shape_vec(IxDyn(&[2, 3]).f(), iota(6)).unwrap();
+        assert_eq!(into_row_major_vec(f), vec![0, 2, 4, 1, 3, 5]);
+        let t = Array::from_shape_vec(IxDyn(&[2, 3]), iota(6))
+            .unwrap()
+            .reversed_axes();
+        assert_eq!(into_row_major_vec(t), vec![0, 3, 1, 4, 2, 5]);
+        let mut s = Array::from_shape_vec(IxDyn(&[3, 2]), iota(6)).unwrap();
+        s.slice_collapse(ndarray::s![1.., ..]);
+        assert_eq!(into_row_major_vec(s), vec![2, 3, 4, 5]);
+        let mut r = Array::from_shape_vec(IxDyn(&[4]), iota(4)).unwrap();
+        r.invert_axis(ndarray::Axis(0));
+        assert_eq!(into_row_major_vec(r), vec![3, 2, 1, 0]);
+        let e = Array::from_shape_vec(IxDyn(&[0, 3]), Vec::<i32>::new()).unwrap();
+        assert!(into_row_major_vec(e).is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tensorbridge_core::host::{
-    bool_bytes_are_canonical, bools_from_bytes, copy_into, to_contiguous,
+    bool_bytes_are_canonical, bools_from_bytes, copy_into, into_row_major_vec, to_contiguous,
 };
 use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{
@@ -233,18 +233,7 @@ pub(crate) fn try_vec<T: Element>(op: &'static str, shape: &[usize], len: usize)
 }
 
 fn storage_from_array<T: CpuElement>(a: ArrayD<T>) -> Cpu {
-    let a = if a.is_standard_layout() {
-        a
-    } else {
-        a.as_standard_layout().into_owned()
-    };
-    let n = a.len();
-    let (v, offset) = a.into_raw_vec_and_offset();
-    match offset {
-        Some(0) | None if v.len() == n => Cpu::from_vec(v),
-        Some(off) => Cpu::from_vec(v[off..off + n].to_vec()),
-        None => Cpu::from_vec(Vec::<T>::new()),
-    }
+    Cpu::from_vec(into_row_major_vec(a))
 }
 
 impl Backend for Cpu {

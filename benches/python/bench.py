@@ -218,6 +218,9 @@ class Workload:
     # A tb.asnumpy workload: the runtime (peer module) whose tensor is converted; its subject
     # is that runtime's tensor (target "<runtime>@cpu"), not each tensorbridge backend's.
     runtime: str | None = None
+    # The subject statement is a NumPy function applied to the tensor (``np.array(t)``...): it
+    # reaches us through NumPy's ``__array__`` protocol, whose floor is measured beside it.
+    protocol: bool = False
 
 
 def _peer_specs(
@@ -253,6 +256,8 @@ def _to_host(name: str, title: str, stmt: str, per_call: bool, limit: str,
              peer_stmts: dict[str, tuple[str, str]],
              expected: Callable[[Sources], np.ndarray[Any, Any]],
              dtype: str = "f32", writable: bool = False) -> Workload:  # fmt: skip
+    protocol = stmt.startswith("np.")
+
     def subject(src: Sources, backend: str, device: str) -> Spec:
         env = {"t": src.tb(backend, device, dtype), "np": np}
         check = same_as(expected(src), writable=writable)
@@ -261,7 +266,7 @@ def _to_host(name: str, title: str, stmt: str, per_call: bool, limit: str,
     def peers(src: Sources, kind: str) -> list[Spec]:
         return _peer_specs(src, kind, peer_stmts, expected(src), dtype)
 
-    return Workload(name, title, per_call, limit, subject, peers, expected)
+    return Workload(name, title, per_call, limit, subject, peers, expected, protocol=protocol)
 
 
 def _from_numpy() -> Workload:
@@ -429,6 +434,8 @@ def limit_specs(w: Workload, src: Sources, kinds: set[str]) -> list[Spec]:
     """The limits of one workload at one size, for every device kind in the group."""
     out_bytes = int(w.expected(src).nbytes)
     specs: list[Spec] = []
+    if "cpu" in kinds and w.protocol:
+        specs.append(protocol_floor_spec(w, src, out_bytes))
     if "cpu" in kinds:
         if w.limit == "view":
             env = {"a": src.a}
@@ -454,6 +461,31 @@ def limit_specs(w: Workload, src: Sources, kinds: set[str]) -> list[Spec]:
         specs.append(Spec("limit", "cuda:0", "limit", "sync(dst.copy_(src, non_blocking=True))",
                           env, None, what, out_bytes))  # fmt: skip
     return specs
+
+
+class _FinishedArray:
+    """Stands for a tensor in a NumPy call as cheaply as an object that is not an ndarray can:
+    ``__array__`` hands back the finished result whatever NumPy asks (``dtype``, ``copy``), and
+    ``.T`` is the object itself (the result is already the transposed one)."""
+
+    def __init__(self, result: np.ndarray[Any, Any]) -> None:
+        self.result = result
+        self.T = self
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        return self.result
+
+
+def protocol_floor_spec(w: Workload, src: Sources, out_bytes: int) -> Spec:
+    """NumPy's protocol floor of the subject's statement (a NumPy function applied to ``t``):
+    the same statement on a :class:`_FinishedArray` of the expected result. That is NumPy's
+    dispatch to a foreign object (attribute probes, the ``__array__`` call, the checks of what
+    it returned) and nothing else: no copy, no cast. Any object converted through that entry
+    point pays at least this; ours minus the floor is what our ``__array__`` itself costs."""
+    env = {"t": _FinishedArray(w.expected(src)), "np": np}
+    stmt = w.subject(src, "cpu", "cpu").stmt
+    note = "NumPy's dispatch to __array__: the statement on a finished result"
+    return Spec("protocol floor", "cpu", "floor", stmt, env, None, note, out_bytes)
 
 
 def run_grid(

@@ -57,6 +57,15 @@ def limit_of(rows: list[Row], r: Row) -> Row | None:
     return None
 
 
+def floor_of(rows: list[Row], r: Row) -> Row | None:
+    """The protocol floor measured beside ``r`` (NumPy-entry-point workloads, CPU only)."""
+    for x in rows:
+        same = x.workload == r.workload and x.size == r.size and x.device_kind == r.device_kind
+        if same and x.role == "floor":
+            return x
+    return None
+
+
 def best_peer(rows: list[Row], r: Row) -> Row | None:
     """The fastest (median) peer of the same workload, size and device kind."""
     peers = [
@@ -90,6 +99,17 @@ class Behind:
     peer: Row
     ratio_median: float  # peer median / our median
     ratio_best: float  # peer min / our min
+    # NumPy's protocol floor of the statement (rows of NumPy entry points): its dispatch to a
+    # foreign object's ``__array__``, which any object converted that way pays.
+    floor: Row | None = None
+
+    @property
+    def floor_bound(self) -> bool:
+        """True when what we spend beyond NumPy's dispatch is at or below the peer's whole
+        time: the gap is the dispatch alone, which the peer (NumPy on its own ndarray) skips."""
+        if self.floor is None:
+            return False
+        return self.row.median_s - self.floor.median_s <= self.peer.median_s
 
 
 BEHIND_HEADLINE = "CPU rows behind the best peer"
@@ -120,17 +140,35 @@ def behind_best_peer(rows: list[Row]) -> tuple[list[Behind], int]:
         if ratio < 1.0:
             best = speed_ratio(peer, r, "min_s")
             assert best is not None
-            behind.append(Behind(r, peer, ratio, best))
+            behind.append(Behind(r, peer, ratio, best, floor_of(rows, r)))
     behind.sort(key=lambda b: b.ratio_median)
     return behind, counted
 
 
 def _behind_item(res: Result, b: Behind) -> str:
     title = res.titles.get(b.row.workload, b.row.workload)
-    return (
+    text = (
         f"{title}, {b.row.size:,} elements, {b.row.target}: {b.ratio_median:.2f}× "
         f"{b.peer.library} `{b.peer.stmt}` (best repetition {b.ratio_best:.2f}×)"
     )
+    if b.floor is not None:
+        f = b.floor.median_s
+        beyond = b.row.median_s - f
+        text += (
+            f"; NumPy's dispatch floor {fmt_time(f)}, ours beyond it {fmt_time(max(beyond, 0))}"
+            f" = {b.peer.median_s / max(beyond, 1e-12):.2f}× the peer's whole time"
+        )
+        if b.floor_bound:
+            text += " (floor-bound)"
+    return text
+
+
+FLOOR_NOTE = (
+    "floor-bound: ours minus NumPy's dispatch floor (the same NumPy call on an object whose "
+    "`__array__` returns the finished result, same run) is at or below the best peer's time, so "
+    "the whole gap is NumPy's per-call dispatch to a foreign object, which the peer, NumPy on "
+    "its own ndarray, does not pay"
+)
 
 
 def behind_headline(res: Result) -> tuple[str, str]:
@@ -148,7 +186,8 @@ def behind_markdown(res: Result) -> list[str]:
         "behind: median speed ratio to the fastest peer < 1.00, same run)",
     ]
     if behind:
-        lines.append("")
+        bound = sum(b.floor_bound for b in behind)
+        lines += ["", f"{bound} of the {len(behind)} are floor-bound ({FLOOR_NOTE}).", ""]
         lines += [f"- {_behind_item(res, b)}" for b in behind]
     return lines
 
@@ -230,12 +269,15 @@ def write_json(res: Result, path: Path) -> None:
         "behind_best_peer": {
             "behind": len(behind),
             "of": counted,
+            "floor_bound": sum(b.floor_bound for b in behind),
             "rows": [
                 {
                     "key": b.row.key,
                     "best_peer": b.peer.key,
                     "speed_vs_best_peer_median": b.ratio_median,
                     "speed_vs_best_peer_best": b.ratio_best,
+                    "protocol_floor_s": None if b.floor is None else b.floor.median_s,
+                    "floor_bound": b.floor_bound,
                 }
                 for b in behind
             ],
@@ -358,6 +400,7 @@ def markdown(res: Result) -> str:
 TB_COLORS = ("tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 COLORS = {
     "limit": "black",
+    "protocol floor": "silver",
     "tensorbridge": "tab:red",
     "NumPy": "tab:orange",
     "torch": "tab:purple",
@@ -398,7 +441,7 @@ def plot(res: Result, path: Path, log: Log) -> Path | None:
                 ys = [r.median_s * 1e6 for r in rs]
             else:
                 ys = [r.gbps_median for r in rs]
-            limit = rs[0].role == "limit"
+            limit = rs[0].role in ("limit", "floor")
             subject = rs[0].role == "subject"
             color = COLORS.get(rs[0].library)
             if subject:
@@ -417,7 +460,7 @@ def plot(res: Result, path: Path, log: Log) -> Path | None:
     f = res.facts
     fig.suptitle(
         f"tensorbridge {f.get('git_commit', '')} — {f['cpu']}, {f['usable_cpus']} CPUs — "
-        f"{f.get('utc', '')}; dashed: limit",
+        f"{f.get('utc', '')}; dashed: limit (black), NumPy protocol floor (silver)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -248,13 +248,52 @@ def test_headline_counts_cpu_rows_behind_their_best_peer() -> None:
     assert "asnumpy_torch, 64 elements, torch@cpu: 0.91× torch" in measured
     block = report.behind_markdown(res)
     assert block[0].startswith("**CPU rows behind the best peer: 2 of 3**")
-    assert block[2].startswith("- transposed view → contiguous, 64 elements, cpu@cpu: 0.50× NumPy")
+    assert block[2] == f"0 of the 2 are floor-bound ({report.FLOOR_NOTE})."
+    assert block[4].startswith("- transposed view → contiguous, 64 elements, cpu@cpu: 0.50× NumPy")
 
     # none behind: the headline says 0 and lists nothing
     ahead = [r for r in rows if r.workload == "array_copy"]
     res = report.Result({}, [64], 0.1, 1.0, ahead, [], titles, set())
     assert report.behind_headline(res) == ("CPU rows behind the best peer", "0 of 1")
     assert report.behind_markdown(res)[0].startswith("**CPU rows behind the best peer: 0 of 1**")
+
+
+def test_rows_behind_name_their_protocol_floor_and_whether_it_binds() -> None:
+    def row(workload: str, library: str, role: str, t: float) -> report.Row:
+        target = "cpu@cpu" if role == "subject" else "cpu"
+        return report.Row(workload, 4, library, target, role, "np.array(t)", 16, 1, [t, t])
+
+    rows = [
+        # 1.5 s, of which 1.2 s is NumPy's dispatch: the 0.3 s beyond it beat NumPy's 1.0 s
+        row("array_copy", "tensorbridge", "subject", 1.5),
+        row("array_copy", "NumPy", "peer", 1.0),
+        row("array_copy", "protocol floor", "floor", 1.2),
+        # 2.0 s, of which 0.5 s is dispatch: the 1.5 s beyond it are behind the peer's 1.0 s
+        row("asarray_f64", "tensorbridge", "subject", 2.0),
+        row("asarray_f64", "NumPy", "peer", 1.0),
+        row("asarray_f64", "protocol floor", "floor", 0.5),
+        # no floor measured (not a NumPy entry point): never floor-bound
+        row("transposed", "tensorbridge", "subject", 2.0),
+        row("transposed", "NumPy", "peer", 1.0),
+    ]
+    behind, counted = report.behind_best_peer(rows)
+    assert counted == 3 and len(behind) == 3
+    bound = {b.row.workload: b.floor_bound for b in behind}
+    assert bound == {"array_copy": True, "asarray_f64": False, "transposed": False}
+    res = report.Result({}, [4], 0.1, 1.0, rows, [], {}, set())
+    block = report.behind_markdown(res)
+    assert block[2].startswith("1 of the 3 are floor-bound")
+    items = "\n".join(block) + "\n"
+    assert "array_copy, 4 elements, cpu@cpu: 0.67× NumPy" in items
+    assert (
+        "dispatch floor 1.20 s, ours beyond it 300.0 ms = 3.33× the peer's whole time "
+        "(floor-bound)\n" in items
+    )
+    assert "dispatch floor 500.0 ms, ours beyond it 1.50 s = 0.67× the peer's whole time\n" in items
+    assert (
+        "- transposed, 4 elements, cpu@cpu: 0.50× NumPy `np.array(t)` (best repetition "
+        "0.50×)\n" in items
+    )
 
 
 def test_user_path_rows_stand_beside_the_direct_calls_with_peers(tmp_path: Path) -> None:
@@ -279,6 +318,15 @@ def test_user_path_rows_stand_beside_the_direct_calls_with_peers(tmp_path: Path)
                 assert subject["best_peer"].startswith(f"{name}/{size}/")
                 assert subject["speed_vs_best_peer_median"] > 0
     assert rows["asarray_f64/64/tensorbridge/cpu@cpu"]["out_bytes"] == 64 * 8
+    # NumPy's entry points have their protocol floor beside them (the same statement on a
+    # finished array behind __array__); our own methods do not go through NumPy's protocol.
+    for size in (4, 64):
+        for name in ("ascontiguous_t", "array_copy", "asarray_f64"):
+            floor = rows[f"{name}/{size}/protocol floor/cpu"]
+            assert floor["role"] == "floor"
+            assert floor["stmt"] == rows[f"{name}/{size}/tensorbridge/cpu@cpu"]["stmt"]
+        for name in ("transposed", "numpy_copy"):
+            assert f"{name}/{size}/protocol floor/cpu" not in rows
     assert rows["ascontiguous_t/4/NumPy/cpu"]["stmt"] == "np.ascontiguousarray(a.T)"
     headline = payload["headlines"]["CPU rows behind the best peer"]
     assert headline.startswith(f"{payload['behind_best_peer']['behind']} of {2 * 5 * len(targets)}")

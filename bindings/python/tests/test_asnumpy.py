@@ -255,3 +255,15 @@ def test_host_guard_names_the_memmap_way_out() -> None:
     with pytest.raises(MemoryError, match=r"np\.memmap"):
         _native._asnumpy_host_guard([1 << 40, 1 << 20], 8, "a test tensor")
     _native._asnumpy_host_guard([2, 3], 8, "a small one")
+
+
+def test_registering_a_fast_path_checks_its_bits_table() -> None:
+    class Unregistered:
+        pass
+
+    with pytest.raises(TypeError, match=r"bits\['x'\] must be \(same-width dtype, numpy.dtype\)"):
+        _native._asnumpy_register_fast(Unregistered, "numpy", {"x": (1, 2)})
+    with pytest.raises(ValueError, match="bits= needs a method"):
+        _native._asnumpy_register_fast(Unregistered, "buffer", {})
+    # Neither call registered the type: no "numpy" method is looked for on it.
+    assert tb.asnumpy(Unregistered()).dtype == object

@@ -16,6 +16,7 @@ use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyType};
@@ -32,6 +33,10 @@ use crate::transfer_guard;
 /// Types with a zero-copy host view: type → method name (a `str`), or `None` for the buffer
 /// protocol. Filled by the Python side (`_asnumpy_register_fast`).
 static FAST: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+/// For types in [`FAST`] whose method refuses some dtypes it could read as the bits of a
+/// same-width dtype (torch bfloat16 as int16): type → {runtime dtype: (that same-width runtime
+/// dtype, the NumPy dtype of the bits)}.
+static BITS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 /// `tensorbridge._asnumpy._convert`, for everything the native entry point does not answer.
 static FALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -221,31 +226,110 @@ fn fast_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bou
     if unsafe { npyffi::PyArray_CheckExact(py, x.as_ptr()) } != 0 {
         return readonly_view(x).map(Some);
     }
-    let Some(fast) = FAST.get(py) else {
-        return Ok(None);
-    };
-    let Some(how) = fast.bind(py).get_item(x.get_type())? else {
-        return Ok(None);
-    };
-    if how.is_none() {
-        return buffer_view(py, x);
-    }
-    match runtime_array(x, how.cast::<PyString>()?) {
-        Some(arr) => readonly(arr).map(Some),
+    match registered(py, x)? {
         None => Ok(None),
+        Some(Registered::Buffer) => buffer_view(py, x),
+        Some(Registered::Method { name, bits }) => match runtime_array(x, &name, bits.as_ref()) {
+            Some(arr) => readonly(arr).map(Some),
+            None => Ok(None),
+        },
     }
 }
 
+/// How `tb.asnumpy` reads a registered type's host memory without the Python fallback.
+enum Registered<'py> {
+    /// The buffer protocol.
+    Buffer,
+    /// A method returning an ndarray over the object's memory (`torch.Tensor.numpy`), and the
+    /// dtypes it refuses but whose bits it reads as a same-width dtype ([`BITS`]).
+    Method {
+        name: Bound<'py, PyString>,
+        bits: Option<Bound<'py, PyDict>>,
+    },
+}
+
+/// What `_asnumpy_register_fast` registered for `x`'s exact type, if anything.
+fn registered<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Registered<'py>>> {
+    let Some(fast) = FAST.get(py) else {
+        return Ok(None);
+    };
+    let tp = x.get_type();
+    let Some(how) = fast.bind(py).get_item(&tp)? else {
+        return Ok(None);
+    };
+    if how.is_none() {
+        return Ok(Some(Registered::Buffer));
+    }
+    let bits = match BITS.get(py) {
+        Some(all) => all
+            .bind(py)
+            .get_item(&tp)?
+            .map(|b| b.cast_into::<PyDict>())
+            .transpose()?,
+        None => None,
+    };
+    Ok(Some(Registered::Method {
+        name: how.cast_into::<PyString>()?,
+        bits,
+    }))
+}
+
 /// The ndarray a registered runtime's own zero-copy method (`torch.Tensor.numpy`) returns for
-/// `x`, or `None` when it refuses (device memory, a dtype NumPy lacks, autograd, ...: the
-/// fallback's to explain) or returns something else.
+/// `x`, or `None` when it refuses (device memory, autograd, ...: the fallback's to explain) or
+/// returns something else. A dtype in `bits` (one the method refuses, as torch's `numpy()`
+/// refuses bfloat16) is read as its same-width dtype (`x.view(torch.int16).numpy()`) and the
+/// array reinterpreted as the NumPy dtype of the bits (ml_dtypes' bfloat16), without asking the
+/// method first: a refusal is a raised exception, which costs a runtime like torch ~10 µs.
 fn runtime_array<'py>(
     x: &Bound<'py, PyAny>,
     method: &Bound<'py, PyString>,
+    bits: Option<&Bound<'py, PyDict>>,
 ) -> Option<Bound<'py, PyAny>> {
+    let py = x.py();
+    let is_ndarray =
+        // SAFETY: PyArray_Check only reads the object's type.
+        |a: &Bound<'py, PyAny>| unsafe { npyffi::PyArray_Check(py, a.as_ptr()) } != 0;
+    if let Some(bits) = bits {
+        let dtype = x.getattr(intern!(py, "dtype")).ok()?;
+        if let Some(spec) = bits.get_item(&dtype).ok()? {
+            let (same_width, numpy_dtype) = spec
+                .extract::<(Bound<'py, PyAny>, Bound<'py, PyArrayDescr>)>()
+                .ok()?;
+            let words = x.call_method1(intern!(py, "view"), (same_width,)).ok()?;
+            let arr = words.call_method0(method).ok()?;
+            return is_ndarray(&arr)
+                .then(|| reinterpret(&arr, &numpy_dtype))
+                .flatten();
+        }
+    }
     let arr = x.call_method0(method).ok()?;
-    // SAFETY: PyArray_Check only reads the object's type.
-    (unsafe { npyffi::PyArray_Check(x.py(), arr.as_ptr()) } != 0).then_some(arr)
+    is_ndarray(&arr).then_some(arr)
+}
+
+/// A new ndarray over `arr`'s memory (an ndarray; its base keeps it alive) with `dtype`, which
+/// must have `arr`'s element size (else `None`).
+fn reinterpret<'py>(
+    arr: &Bound<'py, PyAny>,
+    dtype: &Bound<'py, PyArrayDescr>,
+) -> Option<Bound<'py, PyAny>> {
+    let py = arr.py();
+    let words = arr.cast::<PyUntypedArray>().ok()?;
+    if words.dtype().itemsize() != dtype.itemsize() {
+        return None;
+    }
+    // SAFETY: `arr` is an ndarray; PyArray_View steals the descriptor reference we hand it (a
+    // new one, from `clone().into_ptr()`) and makes a base-class ndarray over the same memory
+    // and strides, valid since the element size is the same; it returns a new reference or
+    // null with an error set.
+    unsafe {
+        let ptr = PY_ARRAY_API.PyArray_View(
+            py,
+            arr.as_ptr() as *mut npyffi::PyArrayObject,
+            dtype.clone().into_ptr() as *mut npyffi::PyArray_Descr,
+            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+        );
+        Bound::from_owned_ptr_or_err(py, ptr).ok()
+    }
 }
 
 /// `arr` (a runtime's ndarray over its memory) as a read-only array: a fresh array (ours alone)
@@ -273,16 +357,12 @@ fn fast_convert<'py>(
     copy: Option<bool>,
     order: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let Some(fast) = FAST.get(py) else {
+    let (Some(Registered::Method { name, bits }), Ok(order)) =
+        (registered(py, x)?, Order::parse(order))
+    else {
         return Ok(None);
     };
-    let Some(how) = fast.bind(py).get_item(x.get_type())? else {
-        return Ok(None);
-    };
-    let (Ok(method), Ok(order)) = (how.cast::<PyString>(), Order::parse(order)) else {
-        return Ok(None);
-    };
-    let Some(arr) = runtime_array(x, method) else {
+    let Some(arr) = runtime_array(x, &name, bits.as_ref()) else {
         return Ok(None);
     };
     let v = arr.cast::<PyUntypedArray>()?;
@@ -473,15 +553,42 @@ fn buffer_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<B
 
 /// Registers `tp` as having a zero-copy host view: `how` is the name of a method returning an
 /// ndarray over the object's host memory (raising for anything else), or `"buffer"` for the
-/// buffer protocol.
+/// buffer protocol. `bits` (with a method): {dtype (`x.dtype`): (a dtype of the same width the
+/// method reads, the `numpy.dtype` of the bits)} for dtypes the method refuses, read as
+/// `x.view(same_width).<how>()` reinterpreted (torch bfloat16: int16, ml_dtypes' bfloat16).
 #[pyfunction]
-pub fn _asnumpy_register_fast(py: Python<'_>, tp: &Bound<'_, PyType>, how: &str) -> PyResult<()> {
+#[pyo3(signature = (tp, how, bits=None))]
+pub fn _asnumpy_register_fast(
+    py: Python<'_>,
+    tp: &Bound<'_, PyType>,
+    how: &str,
+    bits: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
     let fast = FAST.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
     if how == "buffer" {
-        fast.set_item(tp, py.None())
-    } else {
-        fast.set_item(tp, PyString::intern(py, how))
+        if bits.is_some() {
+            return Err(PyValueError::new_err(
+                "_asnumpy_register_fast: bits= needs a method, not the buffer protocol",
+            ));
+        }
+        return fast.set_item(tp, py.None());
     }
+    if let Some(bits) = bits {
+        for (dtype, spec) in bits.iter() {
+            if spec
+                .extract::<(Bound<'_, PyAny>, Bound<'_, PyArrayDescr>)>()
+                .is_err()
+            {
+                return Err(PyTypeError::new_err(format!(
+                    "_asnumpy_register_fast: bits[{}] must be (same-width dtype, numpy.dtype)",
+                    dtype.repr()?
+                )));
+            }
+        }
+        let all = BITS.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+        all.set_item(tp, bits)?;
+    }
+    fast.set_item(tp, PyString::intern(py, how))
 }
 
 /// Sets the Python fallback of `tb.asnumpy` (`tensorbridge._asnumpy._convert`).

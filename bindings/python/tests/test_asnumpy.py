@@ -262,8 +262,12 @@ def test_registering_a_fast_path_checks_its_bits_table() -> None:
         pass
 
     with pytest.raises(TypeError, match=r"bits\['x'\] must be \(same-width dtype, numpy.dtype\)"):
-        _native._asnumpy_register_fast(Unregistered, "numpy", {"x": (1, 2)})
-    with pytest.raises(ValueError, match="bits= needs a method"):
-        _native._asnumpy_register_fast(Unregistered, "buffer", {})
+        _native._asnumpy_register_fast(Unregistered, "numpy", bits={"x": (1, 2)})
+    with pytest.raises(TypeError):
+        _native._asnumpy_register_fast(Unregistered, "numpy", when=[("is_cpu", "yes")])
+    with pytest.raises(ValueError, match="need a method"):
+        _native._asnumpy_register_fast(Unregistered, "buffer", bits={})
+    with pytest.raises(ValueError, match="need a method"):
+        _native._asnumpy_register_fast(Unregistered, "buffer", when=[])
     # Neither call registered the type: no "numpy" method is looked for on it.
     assert tb.asnumpy(Unregistered()).dtype == object

@@ -321,9 +321,10 @@ _TORCH_BITS: dict[Any, tuple[Any, np.dtype[Any]] | None] = {}
 def _register_torch() -> None:
     torch = sys.modules["torch"]
     # Tensor.numpy() is a zero-copy view of CPU memory and raises for everything else (device
-    # memory, autograd, conjugate/negative bits, bf16), which the fallback then handles. The
-    # dtypes it refuses but whose bits it reads (bf16 as int16) are read that way natively,
-    # without the refusal: a raised torch error costs ~10 µs.
+    # memory, autograd, conjugate/negative bits, bf16), which the fallback then handles. A
+    # raised torch error costs ~10 µs, so the native path does not ask numpy() off the CPU or
+    # under autograd (the fallback's cases), and reads the dtypes it refuses but whose bits it
+    # reads (bf16 as int16) that way.
     bits: dict[Any, tuple[Any, np.dtype[Any]]] = {}
     if importlib.util.find_spec("ml_dtypes") is not None:
         for name in _TORCH_VIA_BITS:
@@ -334,7 +335,8 @@ def _register_torch() -> None:
                 continue
             if found is not None:
                 bits[d] = found
-    _native._asnumpy_register_fast(torch.Tensor, "numpy", bits)
+    when = [("is_cpu", True), ("requires_grad", False)]
+    _native._asnumpy_register_fast(torch.Tensor, "numpy", when=when, bits=bits)
 
 
 def _from_torch(x: Any, dtype: Any, copy: bool | None, out: _Array | None, order: str) -> _Array:

@@ -30,13 +30,25 @@ use crate::interop::numpy::{
 use crate::tensor::{describe_tensor, PyTensor};
 use crate::transfer_guard;
 
-/// Types with a zero-copy host view: type → method name (a `str`), or `None` for the buffer
-/// protocol. Filled by the Python side (`_asnumpy_register_fast`).
+/// Types with a zero-copy host view: type → its [`FastPath`]. Filled by the Python side
+/// (`_asnumpy_register_fast`).
 static FAST: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-/// For types in [`FAST`] whose method refuses some dtypes it could read as the bits of a
-/// same-width dtype (torch bfloat16 as int16): type → {runtime dtype: (that same-width runtime
-/// dtype, the NumPy dtype of the bits)}.
-static BITS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// How `tb.asnumpy` reads a registered type's host memory without the Python fallback.
+#[pyclass(frozen, module = "tensorbridge")]
+struct FastPath {
+    /// The method returning an ndarray over the object's host memory (`torch.Tensor.numpy`);
+    /// `None`: the buffer protocol.
+    method: Option<Py<PyString>>,
+    /// Boolean attributes and the value each must have for the method to be asked at all
+    /// (torch: `is_cpu` true, `requires_grad` false): a method that refuses raises, and a
+    /// raised torch error costs ~10 µs, more than the fallback's whole conversion.
+    when: Vec<(Py<PyString>, bool)>,
+    /// {dtype (`x.dtype`): (a same-width dtype the method reads, the `numpy.dtype` of the
+    /// bits)} for the dtypes it refuses (torch bfloat16: int16, ml_dtypes' bfloat16).
+    bits: Option<Py<PyDict>>,
+}
+
 /// `tensorbridge._asnumpy._convert`, for everything the native entry point does not answer.
 static FALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -226,72 +238,52 @@ fn fast_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bou
     if unsafe { npyffi::PyArray_CheckExact(py, x.as_ptr()) } != 0 {
         return readonly_view(x).map(Some);
     }
-    match registered(py, x)? {
-        None => Ok(None),
-        Some(Registered::Buffer) => buffer_view(py, x),
-        Some(Registered::Method { name, bits }) => match runtime_array(x, &name, bits.as_ref()) {
-            Some(arr) => readonly(arr).map(Some),
-            None => Ok(None),
-        },
+    let Some(path) = registered(py, x)? else {
+        return Ok(None);
+    };
+    if path.get().method.is_none() {
+        return buffer_view(py, x);
     }
-}
-
-/// How `tb.asnumpy` reads a registered type's host memory without the Python fallback.
-enum Registered<'py> {
-    /// The buffer protocol.
-    Buffer,
-    /// A method returning an ndarray over the object's memory (`torch.Tensor.numpy`), and the
-    /// dtypes it refuses but whose bits it reads as a same-width dtype ([`BITS`]).
-    Method {
-        name: Bound<'py, PyString>,
-        bits: Option<Bound<'py, PyDict>>,
-    },
+    match runtime_array(x, path.get()) {
+        Some(arr) => readonly(arr).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// What `_asnumpy_register_fast` registered for `x`'s exact type, if anything.
-fn registered<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Registered<'py>>> {
+fn registered<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, FastPath>>> {
     let Some(fast) = FAST.get(py) else {
         return Ok(None);
     };
-    let tp = x.get_type();
-    let Some(how) = fast.bind(py).get_item(&tp)? else {
-        return Ok(None);
-    };
-    if how.is_none() {
-        return Ok(Some(Registered::Buffer));
+    match fast.bind(py).get_item(x.get_type())? {
+        Some(path) => Ok(Some(path.cast_into::<FastPath>()?)),
+        None => Ok(None),
     }
-    let bits = match BITS.get(py) {
-        Some(all) => all
-            .bind(py)
-            .get_item(&tp)?
-            .map(|b| b.cast_into::<PyDict>())
-            .transpose()?,
-        None => None,
-    };
-    Ok(Some(Registered::Method {
-        name: how.cast_into::<PyString>()?,
-        bits,
-    }))
 }
 
 /// The ndarray a registered runtime's own zero-copy method (`torch.Tensor.numpy`) returns for
-/// `x`, or `None` when it refuses (device memory, autograd, ...: the fallback's to explain) or
-/// returns something else. A dtype in `bits` (one the method refuses, as torch's `numpy()`
-/// refuses bfloat16) is read as its same-width dtype (`x.view(torch.int16).numpy()`) and the
-/// array reinterpreted as the NumPy dtype of the bits (ml_dtypes' bfloat16), without asking the
-/// method first: a refusal is a raised exception, which costs a runtime like torch ~10 µs.
-fn runtime_array<'py>(
-    x: &Bound<'py, PyAny>,
-    method: &Bound<'py, PyString>,
-    bits: Option<&Bound<'py, PyDict>>,
-) -> Option<Bound<'py, PyAny>> {
+/// `x`, or `None` when the path's conditions do not hold, when the method refuses (device
+/// memory, autograd, ...: the fallback's to explain) or returns something else. A dtype in the
+/// path's `bits` (one the method refuses, as torch's `numpy()` refuses bfloat16) is read as its
+/// same-width dtype (`x.view(torch.int16).numpy()`) and the array reinterpreted as the NumPy
+/// dtype of the bits (ml_dtypes' bfloat16), without asking the method first.
+fn runtime_array<'py>(x: &Bound<'py, PyAny>, path: &FastPath) -> Option<Bound<'py, PyAny>> {
     let py = x.py();
+    let method = path.method.as_ref()?.bind(py);
+    for (attr, want) in &path.when {
+        if x.getattr(attr.bind(py)).ok()?.is_truthy().ok()? != *want {
+            return None;
+        }
+    }
     let is_ndarray =
         // SAFETY: PyArray_Check only reads the object's type.
         |a: &Bound<'py, PyAny>| unsafe { npyffi::PyArray_Check(py, a.as_ptr()) } != 0;
-    if let Some(bits) = bits {
+    if let Some(bits) = &path.bits {
         let dtype = x.getattr(intern!(py, "dtype")).ok()?;
-        if let Some(spec) = bits.get_item(&dtype).ok()? {
+        if let Some(spec) = bits.bind(py).get_item(&dtype).ok()? {
             let (same_width, numpy_dtype) = spec
                 .extract::<(Bound<'py, PyAny>, Bound<'py, PyArrayDescr>)>()
                 .ok()?;
@@ -357,12 +349,10 @@ fn fast_convert<'py>(
     copy: Option<bool>,
     order: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let (Some(Registered::Method { name, bits }), Ok(order)) =
-        (registered(py, x)?, Order::parse(order))
-    else {
+    let (Some(path), Ok(order)) = (registered(py, x)?, Order::parse(order)) else {
         return Ok(None);
     };
-    let Some(arr) = runtime_array(x, &name, bits.as_ref()) else {
+    let Some(arr) = runtime_array(x, path.get()) else {
         return Ok(None);
     };
     let v = arr.cast::<PyUntypedArray>()?;
@@ -553,25 +543,25 @@ fn buffer_view<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<B
 
 /// Registers `tp` as having a zero-copy host view: `how` is the name of a method returning an
 /// ndarray over the object's host memory (raising for anything else), or `"buffer"` for the
-/// buffer protocol. `bits` (with a method): {dtype (`x.dtype`): (a dtype of the same width the
+/// buffer protocol. With a method: `when`, (attribute, value) pairs that must all hold (by
+/// truth value) for the method to be asked (torch: `[("is_cpu", True), ("requires_grad",
+/// False)]`), else the fallback converts; `bits`, {dtype (`x.dtype`): (a same-width dtype the
 /// method reads, the `numpy.dtype` of the bits)} for dtypes the method refuses, read as
 /// `x.view(same_width).<how>()` reinterpreted (torch bfloat16: int16, ml_dtypes' bfloat16).
 #[pyfunction]
-#[pyo3(signature = (tp, how, bits=None))]
+#[pyo3(signature = (tp, how, *, when=None, bits=None))]
 pub fn _asnumpy_register_fast(
     py: Python<'_>,
     tp: &Bound<'_, PyType>,
     how: &str,
+    when: Option<Vec<(String, bool)>>,
     bits: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
-    let fast = FAST.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
-    if how == "buffer" {
-        if bits.is_some() {
-            return Err(PyValueError::new_err(
-                "_asnumpy_register_fast: bits= needs a method, not the buffer protocol",
-            ));
-        }
-        return fast.set_item(tp, py.None());
+    let buffer = how == "buffer";
+    if buffer && (when.is_some() || bits.is_some()) {
+        return Err(PyValueError::new_err(
+            "_asnumpy_register_fast: when= and bits= need a method, not the buffer protocol",
+        ));
     }
     if let Some(bits) = bits {
         for (dtype, spec) in bits.iter() {
@@ -585,10 +575,18 @@ pub fn _asnumpy_register_fast(
                 )));
             }
         }
-        let all = BITS.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
-        all.set_item(tp, bits)?;
     }
-    fast.set_item(tp, PyString::intern(py, how))
+    let path = FastPath {
+        method: (!buffer).then(|| PyString::intern(py, how).unbind()),
+        when: when
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(attr, want)| (PyString::intern(py, &attr).unbind(), want))
+            .collect(),
+        bits: bits.map(|b| b.clone().unbind()),
+    };
+    let fast = FAST.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+    fast.set_item(tp, Bound::new(py, path)?)
 }
 
 /// Sets the Python fallback of `tb.asnumpy` (`tensorbridge._asnumpy._convert`).

@@ -432,7 +432,9 @@ def plot(res: Result, path: Path, log: Log) -> Path | None:
     for ax, w in zip(axes.flat, names):
         series: dict[str, list[Row]] = {}
         for r in res.rows:
-            if r.workload == w:
+            # The protocol floor converts nothing: a throughput for it would only stretch the
+            # axis; it is drawn where the figure is time per call.
+            if r.workload == w and (r.role != "floor" or w in res.per_call):
                 series.setdefault(f"{r.library} {r.target}", []).append(r)
         for label, rs in sorted(series.items()):
             rs.sort(key=lambda r: r.size)

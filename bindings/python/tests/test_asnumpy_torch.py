@@ -144,6 +144,14 @@ def test_dtypes_torch_numpy_refuses_are_read_as_their_bits_in_one_view(
     assert b.flags.writeable and b.flags.c_contiguous
 
 
+def test_a_jagged_nested_tensor_is_refused_with_a_fix_that_works() -> None:
+    nt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
+    with pytest.raises(TypeError, match=r"layout torch\.jagged .* x\.to_padded_tensor\(0\)"):
+        tb.asnumpy(nt)
+    padded = tb.asnumpy(nt.to_padded_tensor(0))  # the suggested fix converts
+    np.testing.assert_array_equal(padded, [[1, 1, 0], [1, 1, 1]])
+
+
 def test_bf16_with_a_negative_bit_or_autograd_still_converts() -> None:
     # x.view(torch.int16) refuses a tensor with the negative bit, numpy() one that requires
     # grad: both go on to the fallback, which resolves the bit or detaches.

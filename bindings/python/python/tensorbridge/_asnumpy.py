@@ -358,9 +358,16 @@ def _from_torch_other(
     """What is not a plain CPU tensor: device memory, or a tensor NumPy cannot view as it is."""
     torch = sys.modules["torch"]
     if x.layout != torch.strided:
+        # Sparse layouts densify with to_dense(); a jagged nested tensor has no dense form of
+        # its own (to_dense() raises for it): pad it, or take its components.
+        fix = (
+            "x.to_padded_tensor(0) (or convert each of x.unbind())"
+            if x.layout == getattr(torch, "jagged", None)
+            else "x.to_dense()"
+        )
         raise TypeError(
             f"tb.asnumpy: a torch tensor with layout {x.layout} has no strided memory NumPy can "
-            "view; call x.to_dense() first"
+            f"view; call {fix} first"
         )
     if x.is_quantized:
         raise TypeError(

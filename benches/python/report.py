@@ -105,9 +105,11 @@ class Behind:
 
     @property
     def floor_bound(self) -> bool:
-        """True when what we spend beyond NumPy's dispatch is at or below the peer's whole
-        time: the gap is the dispatch alone, which the peer (NumPy on its own ndarray) skips."""
-        if self.floor is None:
+        """True when the best peer is NumPy on its own ndarray and what we spend beyond NumPy's
+        dispatch is at or below that peer's whole time: the gap is the dispatch alone, which
+        NumPy skips for its own type. (A peer that is itself a foreign object, as JAX's or
+        TensorFlow's arrays are to NumPy, pays the same dispatch: no such row is floor-bound.)"""
+        if self.floor is None or self.peer.library != "NumPy":
             return False
         return self.row.median_s - self.floor.median_s <= self.peer.median_s
 
@@ -153,10 +155,10 @@ def _behind_item(res: Result, b: Behind) -> str:
     )
     if b.floor is not None:
         f = b.floor.median_s
-        beyond = b.row.median_s - f
+        beyond = max(b.row.median_s - f, 0.0)
         text += (
-            f"; NumPy's dispatch floor {fmt_time(f)}, ours beyond it {fmt_time(max(beyond, 0))}"
-            f" = {b.peer.median_s / max(beyond, 1e-12):.2f}× the peer's whole time"
+            f"; protocol floor (NumPy's dispatch) {fmt_time(f)}, ours beyond it "
+            f"{fmt_time(beyond)} = {beyond / b.peer.median_s:.2f}× the peer's time"
         )
         if b.floor_bound:
             text += " (floor-bound)"
@@ -164,10 +166,10 @@ def _behind_item(res: Result, b: Behind) -> str:
 
 
 FLOOR_NOTE = (
-    "floor-bound: ours minus NumPy's dispatch floor (the same NumPy call on an object whose "
-    "`__array__` returns the finished result, same run) is at or below the best peer's time, so "
-    "the whole gap is NumPy's per-call dispatch to a foreign object, which the peer, NumPy on "
-    "its own ndarray, does not pay"
+    "floor-bound: the best peer is NumPy on its own ndarray, and ours minus the protocol floor "
+    "(the same NumPy call on an object whose `__array__` returns the finished result, same run: "
+    "NumPy's dispatch to a foreign object) is at or below that peer's time, so the whole gap is "
+    "the dispatch, which NumPy does not pay for its own type"
 )
 
 

@@ -286,14 +286,26 @@ def test_rows_behind_name_their_protocol_floor_and_whether_it_binds() -> None:
     items = "\n".join(block) + "\n"
     assert "array_copy, 4 elements, cpu@cpu: 0.67× NumPy" in items
     assert (
-        "dispatch floor 1.20 s, ours beyond it 300.0 ms = 3.33× the peer's whole time "
-        "(floor-bound)\n" in items
+        "protocol floor (NumPy's dispatch) 1.20 s, ours beyond it 300.0 ms = 0.30× the peer's "
+        "time (floor-bound)\n" in items
     )
-    assert "dispatch floor 500.0 ms, ours beyond it 1.50 s = 0.67× the peer's whole time\n" in items
+    assert (
+        "protocol floor (NumPy's dispatch) 500.0 ms, ours beyond it 1.50 s = 1.50× the peer's "
+        "time\n" in items
+    )
     assert (
         "- transposed, 4 elements, cpu@cpu: 0.50× NumPy `np.array(t)` (best repetition "
         "0.50×)\n" in items
     )
+    # A peer that is itself a foreign object to NumPy (JAX, TensorFlow) pays the same
+    # dispatch: a row behind it is never floor-bound, however small the floor.
+    jax_peer = [
+        row("asarray", "tensorbridge", "subject", 1.5),
+        row("asarray", "JAX", "peer", 1.0),
+        row("asarray", "protocol floor", "floor", 1.2),
+    ]
+    (b,), _ = report.behind_best_peer(jax_peer)
+    assert b.floor is not None and not b.floor_bound
 
 
 def test_user_path_rows_stand_beside_the_direct_calls_with_peers(tmp_path: Path) -> None:

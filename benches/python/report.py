@@ -49,21 +49,22 @@ class Result:
 # ratios
 
 
-def limit_of(rows: list[Row], r: Row) -> Row | None:
+def _beside(rows: list[Row], r: Row, role: str) -> Row | None:
+    """The row of ``role`` measured in ``r``'s group (same workload, size and device kind)."""
     for x in rows:
         same = x.workload == r.workload and x.size == r.size and x.device_kind == r.device_kind
-        if same and x.role == "limit":
+        if same and x.role == role:
             return x
     return None
+
+
+def limit_of(rows: list[Row], r: Row) -> Row | None:
+    return _beside(rows, r, "limit")
 
 
 def floor_of(rows: list[Row], r: Row) -> Row | None:
     """The protocol floor measured beside ``r`` (NumPy-entry-point workloads, CPU only)."""
-    for x in rows:
-        same = x.workload == r.workload and x.size == r.size and x.device_kind == r.device_kind
-        if same and x.role == "floor":
-            return x
-    return None
+    return _beside(rows, r, "floor")
 
 
 def best_peer(rows: list[Row], r: Row) -> Row | None:

@@ -6,7 +6,9 @@
 //! a store per element, so 1- and 2-byte elements move as many bytes per cycle as 4-byte ones.
 //! Elsewhere the same blocks are moved element by element.
 
-use super::TILE;
+use std::cell::RefCell;
+
+use super::{TILE_ITEM_BYTES, TILE_ITEM_ROWS};
 
 /// Elements per block side for `W`-byte elements.
 pub(super) const fn block_len(w: usize) -> usize {
@@ -79,10 +81,21 @@ pub(super) unsafe fn transpose_any<const W: usize>(
     }
 }
 
-/// [`transpose`] of a large block, one `TILE × TILE` tile at a time through an on-stack buffer:
-/// each tile is transposed into the buffer, then its rows are copied out whole. Every source and
-/// destination cache line is then touched in one go, however the strides map onto cache sets (a
-/// power-of-two destination stride would otherwise make the tile's rows evict each other).
+thread_local! {
+    /// The calling thread's tile buffer for [`transpose_tiled`] (capacity [`TILE_ITEM_BYTES`]).
+    static TILE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`transpose`] of a large block, one tile at a time through a buffer: each tile is transposed
+/// into the buffer, then its rows are copied out whole. Every source and destination cache line is
+/// then touched in one go, however the strides map onto cache sets (a power-of-two destination
+/// stride would otherwise make the tile's rows evict each other). A tile is [`TILE_ITEM_ROWS`]
+/// elements along `i` by [`TILE_ITEM_BYTES`]` / (TILE_ITEM_ROWS * W)` along `j`: one whole tiled
+/// work item of the copy kernel (see there for why its runs are long).
+///
+/// The buffer ([`TILE_ITEM_BYTES`], 512 KiB) is the calling thread's, kept for its next tiled
+/// transpose: too large for the stack of any thread a caller may run this on, and allocating it per
+/// call would fault its pages in on every work item.
 ///
 /// # Safety
 /// As for [`transpose`].
@@ -94,29 +107,56 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
     rows: usize,
     cols: usize,
 ) {
-    const MAX_W: usize = 8;
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); TILE * TILE * MAX_W];
-    let b = buf.as_mut_ptr() as *mut u8;
-    let bs = (TILE * W) as isize;
-    for j0 in (0..cols).step_by(TILE) {
-        let c = TILE.min(cols - j0);
-        for i0 in (0..rows).step_by(TILE) {
-            let r = TILE.min(rows - i0);
+    let run = |buffer: &mut Vec<u8>| {
+        // Bytes are only written through the pointer below, inside the capacity, and read back
+        // after being written; the length stays 0.
+        buffer.reserve(TILE_ITEM_BYTES);
+        // SAFETY: as for this function; the buffer has room for `TILE_ITEM_BYTES` bytes.
+        unsafe { transpose_through::<W>(buffer.as_mut_ptr(), src, ss, dst, ds, rows, cols) }
+    };
+    // A thread whose locals are being torn down, or a call while the buffer is borrowed, gets a
+    // buffer of its own.
+    let done = TILE_BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| run(&mut b)).is_ok());
+    if done != Ok(true) {
+        run(&mut Vec::new());
+    }
+    fence_streaming_stores();
+}
+
+/// [`transpose_tiled`] through the buffer `b` of [`TILE_ITEM_BYTES`] writable bytes.
+///
+/// # Safety
+/// As for [`transpose`]; `b` writable for [`TILE_ITEM_BYTES`] bytes, not overlapping either side.
+#[inline(always)]
+unsafe fn transpose_through<const W: usize>(
+    b: *mut u8,
+    src: *const u8,
+    ss: isize,
+    dst: *mut u8,
+    ds: isize,
+    rows: usize,
+    cols: usize,
+) {
+    let (tile_rows, tile_cols) = (TILE_ITEM_ROWS, TILE_ITEM_BYTES / (TILE_ITEM_ROWS * W));
+    let bs = (tile_cols * W) as isize;
+    for j0 in (0..cols).step_by(tile_cols) {
+        let c = tile_cols.min(cols - j0);
+        for i0 in (0..rows).step_by(tile_rows) {
+            let r = tile_rows.min(rows - i0);
             // SAFETY: the tile `i0..i0 + r` × `j0..j0 + c` is inside the caller's range; the
-            // buffer holds `TILE` rows of `TILE` elements of `W <= MAX_W` bytes.
+            // buffer holds `tile_rows` rows of `tile_cols` elements of `W` bytes.
             transpose::<W>(src.add(i0 * W).offset(j0 as isize * ss), ss, b, bs, r, c);
             for i in 0..r {
                 // SAFETY: buffer row `i` was written in full (`c` elements) just above; the
                 // destination row `i0 + i`, columns `j0..j0 + c`, is writable (caller).
                 write_out(
-                    b.add(i * TILE * W),
+                    b.add(i * tile_cols * W),
                     dst.offset((i0 + i) as isize * ds).add(j0 * W),
                     c * W,
                 );
             }
         }
     }
-    fence_streaming_stores();
 }
 
 /// Copies `n` bytes of a tile row out to the destination. On x86-64, whole 16-byte chunks at a
@@ -316,12 +356,46 @@ mod tests {
         }
     }
 
+    /// Elements along `j` of one tile of [`transpose_tiled`] for `W`-byte elements.
+    const fn tile_cols(w: usize) -> usize {
+        TILE_ITEM_BYTES / (TILE_ITEM_ROWS * w)
+    }
+
     #[test]
     fn streaming_stores_write_exactly_the_tile_rows() {
-        check_aligned::<1>(TILE * 2 + 3, TILE + 16);
-        check_aligned::<2>(TILE + 5, TILE * 2);
-        check_aligned::<4>(TILE * 2, TILE + 4);
-        check_aligned::<8>(TILE + 1, TILE * 2 + 2);
+        // More than one tile along each axis, with partial tiles at the ends.
+        const R: usize = TILE_ITEM_ROWS;
+        check_aligned::<1>(R * 2 + 3, tile_cols(1) + 16);
+        check_aligned::<2>(R + 5, tile_cols(2) * 2);
+        check_aligned::<4>(R * 2, tile_cols(4) + 4);
+        check_aligned::<8>(R + 1, tile_cols(8) * 2 + 2);
+    }
+
+    #[test]
+    fn tiled_transpose_while_the_thread_buffer_is_borrowed_uses_its_own() {
+        let (rows, cols) = (TILE_ITEM_ROWS + 7, tile_cols(4) + 9);
+        let src: Vec<u32> = (0..(rows * cols) as u32).collect();
+        let mut out = vec![0u32; rows * cols];
+        TILE_BUFFER.with(|held| {
+            let _held = held.borrow_mut();
+            // SAFETY: source `(i, j)` is element `i + j * rows` of `src`, destination `(i, j)`
+            // element `i * cols + j` of `out`: all inside their `rows * cols` elements.
+            unsafe {
+                transpose_tiled::<4>(
+                    src.as_ptr() as *const u8,
+                    (rows * 4) as isize,
+                    out.as_mut_ptr() as *mut u8,
+                    (cols * 4) as isize,
+                    rows,
+                    cols,
+                )
+            };
+        });
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(out[i * cols + j], src[i + j * rows], "({i},{j})");
+            }
+        }
     }
 
     #[test]
@@ -335,8 +409,9 @@ mod tests {
             (16, 16),
             (17, 33),
             (40, 18),
-            (TILE, TILE + 1),
-            (2 * TILE + 3, 70),
+            (64, 65),
+            (2 * TILE_ITEM_ROWS + 3, 70),
+            (TILE_ITEM_ROWS, tile_cols(1) + 1),
         ];
         for (r, c) in sizes {
             for flip in [false, true] {

@@ -321,6 +321,13 @@ fn read() -> Vec<&'static BackendEntry> {
     REGISTRY.read().map(|r| r.clone()).unwrap_or_default()
 }
 
+/// The first registered entry (registration order) for which `pred` holds, looked up under the
+/// read lock without copying the list ([`read`] allocates): the lookups every conversion makes.
+/// `pred` must not touch the registry.
+fn first_where(pred: impl Fn(&BackendEntry) -> bool) -> Option<&'static BackendEntry> {
+    REGISTRY.read().ok()?.iter().copied().find(|e| pred(e))
+}
+
 /// Registers a backend and returns its entry (for the process' lifetime). Registering the same
 /// name twice is an error, unless it is the same backend type again (then the first entry is
 /// returned, so registration is idempotent).
@@ -381,10 +388,10 @@ pub fn names() -> Vec<&'static str> {
 /// registered ones otherwise.
 pub fn find(name: &str) -> Result<&'static BackendEntry> {
     let name = name.trim();
-    let all = read();
-    if let Some(e) = all.iter().find(|e| e.name == name) {
+    if let Some(e) = first_where(|e| e.name == name) {
         return Ok(e);
     }
+    let all = read();
     let registered = all.iter().map(|e| e.name).collect::<Vec<_>>().join(", ");
     if let Some((_, advice)) = RETIRED
         .read()
@@ -417,23 +424,19 @@ pub fn entry_of<B: Backend>() -> Option<&'static BackendEntry> {
 
 /// The entry registered for the backend type with this `TypeId`.
 pub fn entry_by_type(type_id: TypeId) -> Option<&'static BackendEntry> {
-    read().into_iter().find(|e| e.type_id == type_id)
+    first_where(|e| e.type_id == type_id)
 }
 
 /// The default backend for `device`: the first registered eager backend accepting its kind
 /// (`cpu` for host memory; for CUDA, the first backend with CUDA devices in registration order).
 pub fn default_for(device: &Device) -> Result<&'static BackendEntry> {
-    let all = read();
-    all.iter()
-        .find(|e| e.deferred.is_none() && e.accepts(device.kind()))
-        .copied()
-        .ok_or_else(|| {
-            Error::DeviceUnavailable(format!(
-                "no backend with {} devices is compiled into this build (backends: {})",
-                device.kind(),
-                all.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
-            ))
-        })
+    first_where(|e| e.deferred.is_none() && e.accepts(device.kind())).ok_or_else(|| {
+        Error::DeviceUnavailable(format!(
+            "no backend with {} devices is compiled into this build (backends: {})",
+            device.kind(),
+            names().join(", ")
+        ))
+    })
 }
 
 /// Wraps memory someone else owns as a tensor of the first registered eager backend that can hold

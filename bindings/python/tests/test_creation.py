@@ -149,3 +149,34 @@ def test_arange_matches_numpy(args: tuple[Any, ...]) -> None:
 def test_arange_with_dtype() -> None:
     assert_same_array(tb.arange(4, dtype="float32").numpy(), np.arange(4, dtype=np.float32))
     assert_same_array(tb.arange(1, 4, dtype=np.uint8).numpy(), np.arange(1, 4, dtype=np.uint8))
+
+
+_VIEWS = {
+    "contiguous": lambda a: a,
+    "transposed": lambda a: a.T,
+    "negative-steps": lambda a: a[::-1, ::-2],
+    "sliced": lambda a: a[1:, 2:5],
+    "broadcast": lambda a: np.broadcast_to(a[0], a.shape),
+    "fortran": np.asfortranarray,
+}
+
+
+@pytest.mark.parametrize("view", list(_VIEWS), ids=list(_VIEWS))
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_tensor_of_any_ndarray_view_is_an_independent_copy(
+    backend: str, dtype: np.dtype[Any], view: str
+) -> None:
+    # `tb.tensor(ndarray)` copies straight from the array's memory, whatever its strides: the
+    # values are `np.array(a)`'s, and a later write to the array does not show in the tensor.
+    base = (np.arange(4 * 7) % 5).reshape(4, 7).astype(dtype)
+    a = _VIEWS[view](base)
+    expected = np.array(a)
+    if backend.split(":")[-1] == "candle" and str(dtype) in {"int8", "uint16", "uint64"}:
+        with pytest.raises(TypeError, match=f"does not support dtype {dtype}"):
+            tb.tensor(a, backend=backend)
+        return
+    t = tb.tensor(a, backend=backend)
+    base[...] = np.zeros((), dtype)
+    assert t.shape == expected.shape
+    assert_same_array(t.numpy(), expected)

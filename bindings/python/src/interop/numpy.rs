@@ -550,6 +550,21 @@ pub fn import_array(
             return import_array(py, &normalised_bools(py, arr)?, false);
         }
     }
+    if copy {
+        // One copy straight from the ndarray's memory into the new tensor's buffer (no import
+        // of the array as storage first: that would cost an owner, a storage and a tensor more).
+        return tensorbridge::with_dtype!(d, T => {
+            // SAFETY: the span's `len` elements of T lie in the ndarray's buffer from `base`
+            // (computed from its own shape and strides), aligned (checked above) and
+            // initialised (bools canonical, checked above); `arr` keeps the buffer alive for
+            // this call, and the slice is only read.
+            let elems = unsafe { std::slice::from_raw_parts(base as *const T, span.len) };
+            run_guarded(py, n * item, || {
+                let a = tensorbridge::host::to_contiguous::<T, T>(elems, &span.layout)?;
+                AnyTensor::from_host(host, tensorbridge::HostArray::from(a), &Device::Cpu)
+            })
+        });
+    }
     let memory = ExternalMemory {
         ptr: base,
         len: span.len,
@@ -561,17 +576,11 @@ pub fn import_array(
     // own shape and strides), aligned for the dtype (checked above) and initialised; the ndarray
     // object is the owner, alive as long as the storage. An empty view reads nothing.
     let imported = unsafe { host.tensor_from_external(memory, span.layout) }.py(py)?;
-    let t = match imported {
-        Some(t) => t,
+    match imported {
+        Some(t) => Ok(t),
         // The host backend cannot hold the memory in place: one copy.
-        None => return copy_array(py, arr, d, &shape),
-    };
-    if !copy {
-        return Ok(t);
+        None => copy_array(py, arr, d, &shape),
     }
-    run_guarded(py, n * item, || {
-        AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
-    })
 }
 
 /// `a.view(np.uint8).astype(np.bool_)`: a new bool ndarray whose bytes are all 0 or 1, True

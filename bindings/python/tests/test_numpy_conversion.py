@@ -445,3 +445,25 @@ def test_copies_around_the_wrapped_buffer_threshold_are_exact_and_not_cached(
     gc.collect()
     # Under 32 MiB nothing is kept for reuse: the allocator's own free lists serve these sizes.
     assert tb.cached_buffer_bytes() == 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_large_transposes_run_on_a_thread_with_a_small_stack(dtype: Any) -> None:
+    # A 1024² transpose goes through the tile buffer (its output rows are a multiple of 1 KiB
+    # apart), part of it on the calling thread: that buffer (512 KiB) is on the heap, so a
+    # thread with a 64 KiB stack converts it (a stack buffer of that size would overflow it).
+    import threading
+
+    a = (np.arange(1024 * 1024) % 251).astype(dtype).reshape(1024, 1024)
+    results: list[np.ndarray[Any, Any]] = []
+    previous = threading.stack_size(64 << 10)
+    try:
+        worker = threading.Thread(
+            target=lambda: results.append(np.ascontiguousarray(tb.tensor(a).T))
+        )
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(previous)
+    assert len(results) == 1
+    np.testing.assert_array_equal(results[0], a.T)

@@ -737,37 +737,47 @@ unsafe fn copy_tiles<S: Element, D: Element>(
             _ => {}
         }
     }
-    let mut buf = [std::mem::MaybeUninit::<D>::uninit(); TILE * TILE];
-    for j0 in (0..write.len).step_by(TILE) {
-        let cols = TILE.min(write.len - j0);
-        for i0 in (0..read.len).step_by(TILE) {
-            let rows = TILE.min(read.len - i0);
-            let base = src.offset(i0 as isize * read.src + j0 as isize * write.src);
-            for j in 0..cols {
-                let s = base.offset(j as isize * write.src);
-                let row = &mut buf[j * TILE..j * TILE + rows];
-                if read.src == 1 {
-                    for (slot, &v) in row.iter_mut().zip(std::slice::from_raw_parts(s, rows)) {
-                        slot.write(convert(v));
-                    }
-                } else {
-                    for (i, slot) in row.iter_mut().enumerate() {
-                        slot.write(convert(*s.offset(i as isize * read.src)));
+    // The tile lives in the thread's heap buffer: 32 KiB of f64 on the stack overflowed threads
+    // with small stacks (Python allows 32 KiB).
+    const { assert!(TILE * TILE * 8 <= TILE_ITEM_BYTES && std::mem::align_of::<D>() <= 8) };
+    transpose::with_tile_buffer(|b| {
+        // SAFETY: the buffer has `TILE_ITEM_BYTES` bytes aligned to 8, room for `TILE * TILE`
+        // elements of `D` (at most 8 bytes and 8-aligned, asserted above); `MaybeUninit` needs
+        // no initialisation, and only this call uses the buffer until it returns.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(b.cast::<std::mem::MaybeUninit<D>>(), TILE * TILE)
+        };
+        for j0 in (0..write.len).step_by(TILE) {
+            let cols = TILE.min(write.len - j0);
+            for i0 in (0..read.len).step_by(TILE) {
+                let rows = TILE.min(read.len - i0);
+                let base = src.offset(i0 as isize * read.src + j0 as isize * write.src);
+                for j in 0..cols {
+                    let s = base.offset(j as isize * write.src);
+                    let row = &mut buf[j * TILE..j * TILE + rows];
+                    if read.src == 1 {
+                        for (slot, &v) in row.iter_mut().zip(std::slice::from_raw_parts(s, rows)) {
+                            slot.write(convert(v));
+                        }
+                    } else {
+                        for (i, slot) in row.iter_mut().enumerate() {
+                            slot.write(convert(*s.offset(i as isize * read.src)));
+                        }
                     }
                 }
-            }
-            let base = dst.offset(i0 as isize * read.dst + j0 as isize * write.dst);
-            for i in 0..rows {
-                let d = base.offset(i as isize * read.dst);
-                for j in 0..cols {
-                    // SAFETY: the loop above initialised `buf[j * TILE + i]` for every `j < cols`,
-                    // `i < rows` of this tile.
-                    let v = buf[j * TILE + i].assume_init();
-                    d.offset(j as isize * write.dst).write(v);
+                let base = dst.offset(i0 as isize * read.dst + j0 as isize * write.dst);
+                for i in 0..rows {
+                    let d = base.offset(i as isize * read.dst);
+                    for j in 0..cols {
+                        // SAFETY: the loop above initialised `buf[j * TILE + i]` for every
+                        // `j < cols`, `i < rows` of this tile.
+                        let v = buf[j * TILE + i].assume_init();
+                        d.offset(j as isize * write.dst).write(v);
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 /// The checks for a new result of `shape` × `dtype` (every op that makes one calls this before

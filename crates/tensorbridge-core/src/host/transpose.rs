@@ -82,8 +82,34 @@ pub(super) unsafe fn transpose_any<const W: usize>(
 }
 
 thread_local! {
-    /// The calling thread's tile buffer for [`transpose_tiled`] (capacity [`TILE_ITEM_BYTES`]).
-    static TILE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's tile buffer (capacity [`TILE_ITEM_BYTES`], 8-byte aligned).
+    static TILE_BUFFER: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the calling thread's tile buffer: [`TILE_ITEM_BYTES`] writable bytes, aligned
+/// to 8, uninitialised (or holding an earlier tile), kept for the thread's next tiled copy. Tile
+/// buffers are too large for the stack of every thread a caller may convert on (Python allows
+/// 32 KiB thread stacks), and allocating one per call would fault its pages in on every work
+/// item. A thread whose locals are being torn down, or a call while the buffer is borrowed, gets
+/// a buffer of its own.
+pub(super) fn with_tile_buffer<R>(f: impl FnOnce(*mut u8) -> R) -> R {
+    const WORDS: usize = TILE_ITEM_BYTES / 8;
+    let mut f = Some(f);
+    let held = TILE_BUFFER.try_with(|cell| {
+        let mut buffer = cell.try_borrow_mut().ok()?;
+        // Only written through the pointer, inside the capacity; the length stays 0.
+        buffer.reserve(WORDS);
+        let f = f.take()?;
+        Some(f(buffer.as_mut_ptr().cast()))
+    });
+    if let Ok(Some(r)) = held {
+        return r;
+    }
+    let mut own: Vec<u64> = Vec::with_capacity(WORDS);
+    match f.take() {
+        Some(f) => f(own.as_mut_ptr().cast()),
+        None => unreachable!("the tile buffer closure ran but returned nothing"),
+    }
 }
 
 /// [`transpose`] of a large block, one tile at a time through a buffer: each tile is transposed
@@ -93,9 +119,7 @@ thread_local! {
 /// elements along `i` by [`TILE_ITEM_BYTES`]` / (TILE_ITEM_ROWS * W)` along `j`: one whole tiled
 /// work item of the copy kernel (see there for why its runs are long).
 ///
-/// The buffer ([`TILE_ITEM_BYTES`], 512 KiB) is the calling thread's, kept for its next tiled
-/// transpose: too large for the stack of any thread a caller may run this on, and allocating it per
-/// call would fault its pages in on every work item.
+/// The buffer ([`TILE_ITEM_BYTES`], 512 KiB) is the calling thread's ([`with_tile_buffer`]).
 ///
 /// # Safety
 /// As for [`transpose`].
@@ -107,19 +131,8 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
     rows: usize,
     cols: usize,
 ) {
-    let run = |buffer: &mut Vec<u8>| {
-        // Bytes are only written through the pointer below, inside the capacity, and read back
-        // after being written; the length stays 0.
-        buffer.reserve(TILE_ITEM_BYTES);
-        // SAFETY: as for this function; the buffer has room for `TILE_ITEM_BYTES` bytes.
-        unsafe { transpose_through::<W>(buffer.as_mut_ptr(), src, ss, dst, ds, rows, cols) }
-    };
-    // A thread whose locals are being torn down, or a call while the buffer is borrowed, gets a
-    // buffer of its own.
-    let done = TILE_BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| run(&mut b)).is_ok());
-    if done != Ok(true) {
-        run(&mut Vec::new());
-    }
+    // SAFETY: as for this function; the buffer has room for `TILE_ITEM_BYTES` bytes.
+    with_tile_buffer(|b| unsafe { transpose_through::<W>(b, src, ss, dst, ds, rows, cols) });
     fence_streaming_stores();
 }
 

@@ -448,22 +448,58 @@ def test_copies_around_the_wrapped_buffer_threshold_are_exact_and_not_cached(
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
-def test_large_transposes_run_on_a_thread_with_a_small_stack(dtype: Any) -> None:
-    # A 1024² transpose goes through the tile buffer (its output rows are a multiple of 1 KiB
-    # apart), part of it on the calling thread: that buffer (512 KiB) is on the heap, so a
-    # thread with a 64 KiB stack converts it (a stack buffer of that size would overflow it).
+def test_large_copies_run_on_a_thread_with_the_smallest_stack(dtype: Any) -> None:
+    # Tiled copies of 1024² (through the tile buffers: output rows a multiple of 1 KiB apart)
+    # run partly on the calling thread, plain transposes and converting ones (64² tiles of the
+    # output dtype). Their buffers are on the heap: a thread with the smallest stack Python
+    # allows (32 KiB) converts them (a 32 KiB f64 tile on the stack crashed it).
     import threading
 
     a = (np.arange(1024 * 1024) % 251).astype(dtype).reshape(1024, 1024)
-    results: list[np.ndarray[Any, Any]] = []
-    previous = threading.stack_size(64 << 10)
+    t = tb.tensor(a)
+    results: dict[str, np.ndarray[Any, Any]] = {}
+
+    def convert() -> None:
+        results["transpose"] = np.ascontiguousarray(t.T)
+        results["cast"] = np.asarray(t.T, dtype=np.float64)
+        results["cast-contiguous"] = np.asarray(t[:, :1000], dtype=np.float64)
+
+    previous = threading.stack_size(32 << 10)
     try:
-        worker = threading.Thread(
-            target=lambda: results.append(np.ascontiguousarray(tb.tensor(a).T))
-        )
+        worker = threading.Thread(target=convert)
         worker.start()
         worker.join()
     finally:
         threading.stack_size(previous)
-    assert len(results) == 1
-    np.testing.assert_array_equal(results[0], a.T)
+    np.testing.assert_array_equal(results["transpose"], a.T)
+    np.testing.assert_array_equal(results["cast"], a.T.astype(np.float64))
+    np.testing.assert_array_equal(results["cast-contiguous"], a[:, :1000].astype(np.float64))
+
+
+def _shares_with(a: np.ndarray[Any, Any], backend: str) -> Any:
+    """A tensor of `backend` over `a`'s own memory."""
+    if backend == "torch":
+        import torch
+
+        return tb.from_torch(torch.from_numpy(a))
+    return tb.from_numpy(a)
+
+
+@pytest.mark.parametrize("backend", [b for b in ("cpu", "torch") if b in tb.compiled_backends()])
+@pytest.mark.parametrize("n", [4, 300, 1025])
+def test_out_sharing_memory_with_the_tensor_gets_numpys_values(backend: str, n: int) -> None:
+    # `out=` that overlaps the tensor's own memory: the values are read before any is written,
+    # as np.copyto does (writing in place while reading gave wrong values, silently).
+    a = np.arange(n * n, dtype=np.float32).reshape(n, n)
+    expected = a.T.copy()
+    out = _shares_with(a, backend).T.numpy(out=a)
+    assert out is a
+    np.testing.assert_array_equal(a, expected)
+    b = np.arange(n * n, dtype=np.float64).reshape(n, n)
+    shifted = b[:-1].copy()
+    _shares_with(b, backend)[:-1].numpy(out=b[1:])
+    np.testing.assert_array_equal(b[1:], shifted)
+    c = np.arange(n * n, dtype=np.float32).reshape(n, n)
+    expected = c.T.copy()
+    tb.asnumpy(c.T, out=c)
+    np.testing.assert_array_equal(c, expected)

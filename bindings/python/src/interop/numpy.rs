@@ -359,6 +359,30 @@ fn write_into<T: Element>(
     run_guarded(py, bytes, || t.to_host_into(&mut view))
 }
 
+/// True when the host memory the tensor's view reads and the bytes of the ndarray at `data`
+/// (`shape`, non-negative byte `strides`, `item`-byte elements, at least one element) intersect:
+/// NumPy's `np.may_share_memory` (bounds only). Tensors not in host memory share none.
+fn may_share_memory(
+    t: &AnyTensor,
+    data: usize,
+    shape: &[usize],
+    strides: &[isize],
+    item: usize,
+) -> bool {
+    let Some(m) = t.view_memory().filter(|m| m.device == Device::Cpu) else {
+        return false;
+    };
+    let reach: usize = shape
+        .iter()
+        .zip(strides)
+        .map(|(&len, &s)| len.saturating_sub(1).saturating_mul(s.unsigned_abs()))
+        .fold(item, usize::saturating_add);
+    let out_end = data.saturating_add(reach);
+    let lo = (m.data as usize).wrapping_add_signed(m.byte_span.0);
+    let hi = (m.data as usize).wrapping_add_signed(m.byte_span.1);
+    lo < out_end && data < hi
+}
+
 /// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype
 /// if `np.can_cast(t.dtype, out.dtype, casting)`, else TypeError as `np.copyto`; any
 /// non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
@@ -412,6 +436,19 @@ pub fn export_into<'py>(
         ));
     }
     let n: usize = shape.iter().product();
+    // When `out` may share memory with the tensor (`t.numpy(out=a)` of `t = tb.from_numpy(a).T`),
+    // writing it while reading the tensor would read values already overwritten: the values go
+    // through a copy first, as NumPy's `np.copyto` does for overlapping arrays.
+    let staged;
+    let t = if n > 0 && may_share_memory(t, data, &shape, &strides, item as usize) {
+        let host = registry::default_for(&Device::Cpu).py(py)?;
+        staged = run_guarded(py, n * item as usize, || {
+            AnyTensor::from_host(host, t.to_host()?, &Device::Cpu)
+        })?;
+        &staged
+    } else {
+        t
+    };
     tensorbridge::with_dtype!(d, T => {
         let ptr = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { data as *mut T };
         // SAFETY: `out` is a writable ndarray of `shape` and dtype T (checked), aligned, whose

@@ -125,7 +125,9 @@ impl PyTensor {
     ///
     /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
     /// non-negative strides, e.g. an `np.memmap`) receives the values chunk by chunk, converted to
-    /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host.
+    /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host,
+    /// unless `out` shares memory with the tensor: then the tensor is copied first, so every
+    /// value is read before any is written (as `np.copyto` does).
     /// The conversion follows `np.copyto`'s `casting` rule (`"same_kind"` by default: float64
     /// into int32 is a TypeError; `casting="unsafe"` allows it).
     #[pyo3(signature = (*, copy=None, out=None, casting=None))]

@@ -131,45 +131,33 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
     rows: usize,
     cols: usize,
 ) {
-    // SAFETY: as for this function; the buffer has room for `TILE_ITEM_BYTES` bytes.
-    with_tile_buffer(|b| unsafe { transpose_through::<W>(b, src, ss, dst, ds, rows, cols) });
-    fence_streaming_stores();
-}
-
-/// [`transpose_tiled`] through the buffer `b` of [`TILE_ITEM_BYTES`] writable bytes.
-///
-/// # Safety
-/// As for [`transpose`]; `b` writable for [`TILE_ITEM_BYTES`] bytes, not overlapping either side.
-#[inline(always)]
-unsafe fn transpose_through<const W: usize>(
-    b: *mut u8,
-    src: *const u8,
-    ss: isize,
-    dst: *mut u8,
-    ds: isize,
-    rows: usize,
-    cols: usize,
-) {
     let (tile_rows, tile_cols) = (TILE_ITEM_ROWS, TILE_ITEM_BYTES / (TILE_ITEM_ROWS * W));
     let bs = (tile_cols * W) as isize;
-    for j0 in (0..cols).step_by(tile_cols) {
-        let c = tile_cols.min(cols - j0);
-        for i0 in (0..rows).step_by(tile_rows) {
-            let r = tile_rows.min(rows - i0);
-            // SAFETY: the tile `i0..i0 + r` × `j0..j0 + c` is inside the caller's range; the
-            // buffer holds `tile_rows` rows of `tile_cols` elements of `W` bytes.
-            transpose::<W>(src.add(i0 * W).offset(j0 as isize * ss), ss, b, bs, r, c);
-            for i in 0..r {
-                // SAFETY: buffer row `i` was written in full (`c` elements) just above; the
-                // destination row `i0 + i`, columns `j0..j0 + c`, is writable (caller).
-                write_out(
-                    b.add(i * tile_cols * W),
-                    dst.offset((i0 + i) as isize * ds).add(j0 * W),
-                    c * W,
-                );
+    with_tile_buffer(|b| {
+        for j0 in (0..cols).step_by(tile_cols) {
+            let c = tile_cols.min(cols - j0);
+            for i0 in (0..rows).step_by(tile_rows) {
+                let r = tile_rows.min(rows - i0);
+                // SAFETY: the tile `i0..i0 + r` × `j0..j0 + c` is inside the caller's range; the
+                // buffer holds `TILE_ITEM_BYTES`: `tile_rows` rows of `tile_cols` `W`-byte elements.
+                unsafe {
+                    transpose::<W>(src.add(i0 * W).offset(j0 as isize * ss), ss, b, bs, r, c)
+                };
+                for i in 0..r {
+                    // SAFETY: buffer row `i` was written in full (`c` elements) just above; the
+                    // destination row `i0 + i`, columns `j0..j0 + c`, is writable (caller).
+                    unsafe {
+                        write_out(
+                            b.add(i * tile_cols * W),
+                            dst.offset((i0 + i) as isize * ds).add(j0 * W),
+                            c * W,
+                        )
+                    };
+                }
             }
         }
-    }
+    });
+    fence_streaming_stores();
 }
 
 /// Copies `n` bytes of a tile row out to the destination. On x86-64, whole 16-byte chunks at a

@@ -21,7 +21,6 @@ Sections (delimited below so each part of the contract can grow on its own):
 
 from __future__ import annotations
 
-import math
 import operator
 import warnings
 from collections.abc import Callable
@@ -971,27 +970,6 @@ def test_shape_arithmetic_never_wraps(backend: str) -> None:
     assert_like_numpy(cases, backend)
 
 
-def _bf16_bits_of_f64(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """float64 -> bfloat16 rounded once, to nearest with ties to even (exact integer arithmetic
-    in Python, independent of any library's conversion)."""
-    out = []
-    for v in x.tolist():
-        if math.isnan(v):
-            out.append(0x7FC0 | (0x8000 if math.copysign(1.0, v) < 0 else 0))
-            continue
-        if v == 0.0 or math.isinf(v):
-            r = v
-        else:
-            m, e = math.frexp(v)  # v = m * 2**e, 0.5 <= |m| < 1
-            quantum = max(e - 8, -133)  # 8 significant bits; subnormals are multiples of 2**-133
-            r = math.ldexp(round(math.ldexp(v, -quantum)), quantum)  # round(): ties to even
-            r = math.copysign(r, v)  # a value rounded to zero keeps its sign
-        with np.errstate(over="ignore"):
-            f = np.float32(r) if abs(r) < 2.0**128 else np.float32(math.copysign(math.inf, r))
-        out.append(int(f.view(np.uint32)) >> 16)
-    return np.array(out, np.uint16)
-
-
 def _halfway_inputs(rng: np.random.Generator) -> np.ndarray[Any, Any]:
     """float64s that stress a conversion to 16-bit floats: random normals of every scale,
     exact midpoints between neighbouring float16 and bfloat16 values, and their float64
@@ -1010,34 +988,55 @@ def _halfway_inputs(rng: np.random.Generator) -> np.ndarray[Any, Any]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_casts_to_16_bit_floats_round_once_like_numpy(backend: str) -> None:
+def test_casts_to_16_bit_floats_round_like_numpy(backend: str) -> None:
+    """float64 -> float16 is NumPy's ``astype`` (one rounding), float64 -> bfloat16 ml_dtypes'
+    (through float32), through every entry point that converts float64 data."""
     x = _halfway_inputs(np.random.default_rng(11))
-    with np.errstate(over="ignore"):  # beyond float16's range: inf, as the cast must give
-        want_f16 = x.astype(np.float16).view(np.uint16)
-    want_bf16 = _bf16_bits_of_f64(x)
     t = tb.tensor(x, backend=backend)
+    bad = []
+    for dtype in (np.dtype(np.float16), np.dtype(BFLOAT16)):
+        with np.errstate(over="ignore"):  # beyond float16's range: inf, as the cast must give
+            want = x.astype(dtype).view(np.uint16)
+        name = str(dtype)
+        out = np.empty(x.shape, dtype)
+        t.numpy(out=out)
+        with np.errstate(over="ignore"):  # NumPy's own warning for Python data into float16
+            from_list = tb.tensor(x.tolist(), dtype=name, backend=backend).numpy()
+        got = {
+            "astype": t.astype(name).numpy(),
+            "tensor(ndarray, dtype=)": tb.tensor(x, dtype=name, backend=backend).numpy(),
+            "tensor(list, dtype=)": from_list,
+            "np.asarray(t, dtype=)": np.asarray(t, dtype=dtype),
+            "numpy(out=)": out,
+        }
+        for entry, g in got.items():
+            wrong = np.flatnonzero(g.view(np.uint16) != want)
+            if wrong.size:
+                i = wrong[0]
+                bad.append(
+                    f"{entry} into {name}: {wrong.size} of {x.size} differ, e.g. {x[i]!r} -> "
+                    f"{g.view(np.uint16)[i]:#06x}, want {want[i]:#06x}"
+                )
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bfloat16_from_float64_next_to_a_midpoint_is_ml_dtypes_value(backend: str) -> None:
+    """1 + 2**-8 + 2**-30 is just above the midpoint of bfloat16's 1.0 and 1.0078125: rounded once
+    it is 1.0078125, but float32 rounds it to the midpoint and bfloat16 then to even, 1.0, which is
+    ml_dtypes' (and PyTorch's) answer."""
+    x = np.array([1 + 2**-8 + 2**-30, -(1 + 2**-8 + 2**-30), 1 + 2**-8 + 2**-20])
+    want = np.array([1.0, -1.0, 1.0078125])
+    np.testing.assert_array_equal(x.astype(BFLOAT16).astype(np.float64), want)  # ml_dtypes
     got = {
-        "astype(float16)": (t.astype("float16").numpy().view(np.uint16), want_f16),
-        "tensor(dtype=float16)": (
-            tb.tensor(x, dtype="float16", backend=backend).numpy().view(np.uint16),
-            want_f16,
-        ),
-        "astype(bfloat16)": (t.astype("bfloat16").numpy().view(np.uint16), want_bf16),
-        "tensor(dtype=bfloat16)": (
-            tb.tensor(x, dtype="bfloat16", backend=backend).numpy().view(np.uint16),
-            want_bf16,
+        "astype": tb.tensor(x, backend=backend).astype("bfloat16").numpy(),
+        "tensor(list, dtype=)": tb.tensor(x.tolist(), dtype="bfloat16", backend=backend).numpy(),
+        "full": np.concatenate(
+            [tb.full((1,), v, dtype="bfloat16", backend=backend).numpy() for v in x.tolist()]
         ),
     }
-    bad = []
-    for name, (g, w) in got.items():
-        wrong = np.flatnonzero(g != w)
-        if wrong.size:
-            i = wrong[0]
-            bad.append(
-                f"{name}: {wrong.size} of {x.size} differ, e.g. {x[i]!r} -> {g[i]:#06x}, "
-                f"want {w[i]:#06x}"
-            )
-    assert not bad, "\n".join(bad)
+    for entry, g in got.items():
+        np.testing.assert_array_equal(g.astype(np.float64), want, err_msg=entry)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

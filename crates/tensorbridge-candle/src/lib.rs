@@ -446,9 +446,10 @@ impl Backend for Candle {
     /// device every other cast runs the core's fused copy-and-convert kernel over the storage
     /// (candle's own `to_dtype` rounds f64 → f16/bf16 wrongly, through `half`). On a CUDA device
     /// the conversions CUDA defines as exact or rounded once to nearest-even run there
-    /// (`exact_on_device`); the rest (float → integer, which the core saturates; f64 → f16/bf16
-    /// and integer → f16/bf16, which candle's kernels round through f32) are converted on the host
-    /// by the core and uploaded again.
+    /// (`exact_on_device`); the rest (float → integer, which the core saturates; f64 → f16, which
+    /// candle's kernels round through f32 where NumPy rounds once; f64 → bf16 and integer →
+    /// f16/bf16, where the core's rounding is ml_dtypes' and CUDA's intrinsics differ) are
+    /// converted on the host by the core and uploaded again.
     fn cast(&self, layout: &Layout, dtype: DType) -> Result<Self> {
         let target = candle_dtype(dtype)?;
         if dtype == self.dtype {

@@ -36,13 +36,13 @@ impl Value {
 
     /// Converts into `T` with the cast rules, computed here: integers wrap, float → integer
     /// truncates and saturates (NaN → 0), bool is `!= 0`, floats round once to nearest-even
-    /// (integers into bfloat16 through float32). The core is only handed values `T` represents
-    /// exactly, so its own rounding plays no part.
+    /// (into bfloat16 through float32, as ml_dtypes does). The core is only handed values `T`
+    /// represents exactly, so its own rounding plays no part.
     pub(crate) fn to<T: Element>(self) -> T {
         match (self, T::DTYPE.kind()) {
             (Value::Int(i), DTypeKind::Float) => T::from_f64(round_int(i, T::DTYPE)),
             (Value::Int(i), _) => T::from_i128(wrap_int(i, T::DTYPE)),
-            (Value::Float(f), DTypeKind::Float) => T::from_f64(round_float(f, T::DTYPE)),
+            (Value::Float(f), DTypeKind::Float) => T::from_f64(cast_float(f, T::DTYPE)),
             (Value::Float(f), DTypeKind::Bool) => T::from_i128((f != 0.0) as i128),
             (Value::Float(f), _) => T::from_i128(trunc_saturate(f, T::DTYPE)),
         }
@@ -169,6 +169,15 @@ pub(crate) fn round_float(x: f64, dtype: DType) -> f64 {
         (frac | (1 << 52), field as i32 - 1075)
     };
     bits_value(round_bits(x.is_sign_negative(), m as u128, e, dtype), dtype)
+}
+
+/// The float `x` cast into the float dtype `dtype`: rounded once, except into bfloat16, which
+/// rounds through float32 (ml_dtypes' `astype(bfloat16)`, PyTorch's `.to(torch.bfloat16)`).
+pub(crate) fn cast_float(x: f64, dtype: DType) -> f64 {
+    if dtype == DType::BF16 {
+        return round_float(round_float(x, DType::F32), DType::BF16);
+    }
+    round_float(x, dtype)
 }
 
 /// The integer `i` rounded into the float dtype `dtype`: once, except bfloat16, which rounds
@@ -664,7 +673,7 @@ mod tests {
 
     #[test]
     fn bit_rounding_matches_known_values() {
-        // NumPy / ml_dtypes values (where they round once).
+        // NumPy / ml_dtypes values of one rounding (`round_float`; casts: `cast_float`).
         let f = |x: f64, d: DType| {
             let v = round_float(x, d);
             match d {
@@ -685,6 +694,20 @@ mod tests {
         assert_eq!(f(1.0 + 2f64.powi(-8), DType::BF16), 0x3f80);
         assert_eq!(f(1.0 + 3.0 * 2f64.powi(-8), DType::BF16), 0x3f82);
         assert_eq!(f(1.0 + 2f64.powi(-8) + 2f64.powi(-40), DType::BF16), 0x3f81);
+        // The cast into bfloat16 rounds through float32: ml_dtypes'
+        // np.array([1 + 2**-8 + 2**-40]).astype(bfloat16) is 1.0 (0x3f80), one rounding 0x3f81.
+        assert_eq!(
+            cast_float(1.0 + 2f64.powi(-8) + 2f64.powi(-40), DType::BF16),
+            1.0
+        );
+        assert_eq!(
+            cast_float(1.0 + 2f64.powi(-8) + 2f64.powi(-20), DType::BF16),
+            1.0078125
+        );
+        assert_eq!(
+            cast_float(1.1645508316087867, DType::F16),
+            half::f16::from_bits(0x3ca9).to_f64()
+        );
         assert_eq!(f(16_777_217.0, DType::F32), 16_777_216f32.to_bits() as u64);
         assert_eq!(
             f(f64::MIN_POSITIVE / 4.0, DType::F64),

@@ -249,8 +249,9 @@ pub trait Element:
     fn to_f32(self) -> f32;
     /// Value as `i128`: exact for every integer and bool; floats truncate toward zero, saturating.
     fn to_i128(self) -> i128;
-    /// Cast from `f64`: floats round once to nearest-even, integers truncate toward zero and
-    /// saturate (NaN → 0), bool is `!= 0` (NaN is true).
+    /// Cast from `f64`: floats round once to nearest-even (bfloat16 through f32, as ml_dtypes
+    /// and PyTorch do), integers truncate toward zero and saturate (NaN → 0), bool is `!= 0`
+    /// (NaN is true).
     fn from_f64(v: f64) -> Self;
     /// Cast from `f32`, with the rules of [`Element::from_f64`].
     fn from_f32(v: f32) -> Self;
@@ -342,8 +343,9 @@ macro_rules! impl_host_variant {
 ///
 /// - integer → integer (and bool → integer) keeps the low bits (wraps), as NumPy;
 /// - anything → bool is `!= 0` (NaN is true), as NumPy;
-/// - float → float rounds the exact value once, to nearest with ties to even (f64 → f16 and
-///   f64 → bf16 included; ml_dtypes rounds f64 → bf16 through f32, twice);
+/// - float → float rounds the exact value once, to nearest with ties to even (f64 → f16
+///   included, as NumPy), except f64 → bf16, which rounds through f32 (twice) as ml_dtypes —
+///   NumPy's bfloat16 — and PyTorch do;
 /// - integer → float rounds the exact value once to nearest-even, except integer → bfloat16,
 ///   which rounds through float32 as ml_dtypes and PyTorch do;
 /// - float → integer truncates toward zero and **saturates** at the dtype's bounds, NaN → 0: a
@@ -481,7 +483,8 @@ macro_rules! impl_float_element {
     )*};
 }
 // `as` between Rust's floats and from integers rounds once to nearest-even; f16/bf16 from f64
-// use `round` (half's own `from_f64` is not correctly rounded), from f32 `half` (correct).
+// use `round` (half's own `from_f64` is neither NumPy's nor ml_dtypes' rounding), from f32
+// `half` (correct).
 impl_float_element!(
     f32 => F32, 0.0, 1.0, |v: f32| v as f64, |v: f32| v, |v: f64| v as f32, |v: f32| v,
         |v: i128| v as f32;

@@ -4,12 +4,14 @@
 //! drops the low 32 bits of the f64 mantissa before deciding a tie (so `-0.6113285415306722`
 //! becomes bf16 `0xbf1c`, not `0xbf1d`), and with F16C the f16 path goes through `f64 as f32`,
 //! which rounds twice (`1.1645508316087867` becomes `0x3ca8`, not NumPy's `0x3ca9`). The functions
-//! here round the exact f64 value once, to nearest with ties to even, as IEEE 754 and NumPy's
-//! `npy_double_to_half` do: first to f32 *rounding to odd* (truncate, and set the last bit when
-//! anything was cut off), then to the 16-bit type to nearest-even. Rounding to odd keeps a sticky
-//! bit, so the second rounding is exact whenever the intermediate has at least two more bits than
-//! the target (f32 has 24, f16 11, bf16 8 — subnormal ranges included: bf16 and f32 share the
-//! exponent range, and f16's subnormals are f32 normals).
+//! here give NumPy's answer. float64 → float16 rounds the exact f64 value once, to nearest with ties
+//! to even, as IEEE 754 and NumPy's `npy_double_to_half` do: first to f32 *rounding to odd*
+//! (truncate, and set the last bit when anything was cut off), then to f16 to nearest-even.
+//! Rounding to odd keeps a sticky bit, so the second rounding is exact whenever the intermediate
+//! has at least two more bits than the target (f32 has 24, f16 11; f16's subnormals are f32
+//! normals). float64 → bfloat16 rounds as NumPy's bfloat16 (ml_dtypes) and PyTorch do: to f32 to
+//! nearest-even, then to bfloat16 to nearest-even — twice, which differs from one rounding only
+//! next to a bfloat16 midpoint.
 
 use half::{bf16, f16};
 
@@ -38,12 +40,15 @@ pub fn f64_to_f16(x: f64) -> f16 {
     f16::from_f32(f64_to_f32_round_to_odd(x))
 }
 
-/// `x` rounded once, to nearest with ties to even, to bfloat16. (ml_dtypes rounds
-/// `float64 → bfloat16` through float32, i.e. twice; the results differ only for values within
-/// 2⁻²⁴ (relative) of a bfloat16 midpoint. PyTorch's `.to(torch.bfloat16)` rounds twice as well.)
+/// `x` rounded to bfloat16 as ml_dtypes' `np.asarray(x).astype(bfloat16)` (NumPy's bfloat16) and
+/// PyTorch's `.to(torch.bfloat16)` do: to f32 to nearest with ties to even, then to bfloat16 the
+/// same way. Rounding twice differs from rounding the exact value once only within 2⁻²⁴
+/// (relative) of a bfloat16 midpoint: `1 + 2⁻⁸ + 2⁻³⁰` is 1.0 here (it becomes the midpoint
+/// `1 + 2⁻⁸` in f32, a tie to even), 1.0078125 when rounded once. (`half`'s `bf16::from_f64` is
+/// neither: it drops the low 32 bits of the mantissa before deciding a tie.)
 #[inline]
 pub fn f64_to_bf16(x: f64) -> bf16 {
-    bf16::from_f32(f64_to_f32_round_to_odd(x))
+    bf16::from_f32(x as f32)
 }
 
 #[cfg(test)]
@@ -114,13 +119,49 @@ mod tests {
         );
     }
 
+    /// Next to every bfloat16 midpoint: within half an f32 ulp the value first becomes the midpoint
+    /// in f32 and then the even neighbour (ml_dtypes' and PyTorch's answer); two f32 ulps away it
+    /// rounds to the nearer neighbour. The expected values are the neighbours themselves.
     #[test]
-    fn bf16_rounds_every_midpoint_once_to_even() {
-        check_midpoints(
-            "bf16",
-            |b| bf16::from_bits(b).to_f64(),
-            |x| f64_to_bf16(x).to_bits(),
-            0x7f7f,
+    fn bf16_rounds_through_f32_like_ml_dtypes() {
+        for (lo_bits, lo, hi) in neighbours(|b| bf16::from_bits(b).to_f64(), 0x7f7f) {
+            let mid = (lo + hi) / 2.0;
+            let even = if lo_bits % 2 == 0 {
+                lo_bits
+            } else {
+                lo_bits + 1
+            };
+            // `hi - lo` is 2⁸ (normal) or 2¹⁶ (subnormal) f32 ulps: 2⁻³⁰ of it is far below half
+            // an f32 ulp, 2⁻⁶ of it is 4 (or 1,024) ulps.
+            let below_f32 = (hi - lo) * 2f64.powi(-30);
+            let beyond_f32 = (hi - lo) * 2f64.powi(-6);
+            for sign in [1.0, -1.0] {
+                let s = |b: u16| if sign < 0.0 { b | 0x8000 } else { b };
+                let cases = [
+                    (mid, s(even)),
+                    (next_up(mid), s(even)),
+                    (next_down(mid), s(even)),
+                    (mid + below_f32, s(even)),
+                    (mid - below_f32, s(even)),
+                    (mid + beyond_f32, s(lo_bits + 1)),
+                    (mid - beyond_f32, s(lo_bits)),
+                    (lo, s(lo_bits)),
+                ];
+                for (x, want) in cases {
+                    let got = f64_to_bf16(sign * x).to_bits();
+                    assert_eq!(
+                        got,
+                        want,
+                        "bf16: {:e} gives {got:#06x}, expected {want:#06x}",
+                        sign * x
+                    );
+                }
+            }
+        }
+        // ml_dtypes: np.array([1 + 2**-8 + 2**-30]).astype(bfloat16).view(np.uint16) is 0x3f80.
+        assert_eq!(
+            f64_to_bf16(1.0 + 2f64.powi(-8) + 2f64.powi(-30)).to_bits(),
+            0x3f80
         );
     }
 
@@ -149,7 +190,9 @@ mod tests {
         assert_eq!(f64_to_f16(-next_up(tiny16)).to_bits(), 0x8001);
         let tiny_bf = 2f64.powi(-134);
         assert_eq!(f64_to_bf16(tiny_bf).to_bits(), 0);
-        assert_eq!(f64_to_bf16(next_up(tiny_bf)).to_bits(), 1);
+        // Through f32 (ml_dtypes): just above the tie it is the tie in f32, then even (zero).
+        assert_eq!(f64_to_bf16(next_up(tiny_bf)).to_bits(), 0);
+        assert_eq!(f64_to_bf16(tiny_bf + 2f64.powi(-149)).to_bits(), 1);
         assert_eq!(f64_to_bf16(1e-300).to_bits(), 0);
         assert_eq!(f64_to_bf16(-1e-300).to_bits(), 0x8000);
         assert_eq!(f64_to_bf16(-0.0).to_bits(), 0x8000);

@@ -297,9 +297,9 @@ impl<B: Backend> Tensor<B> {
     ///
     /// - integer → integer keeps the low bits (wraps) and anything → bool is `!= 0` (NaN is
     ///   true), as NumPy's `astype`;
-    /// - into a float dtype the exact value is rounded once, to nearest-even (f64 → f16/bf16
-    ///   included), except integer → bfloat16, which rounds through float32 as ml_dtypes and
-    ///   PyTorch do;
+    /// - into a float dtype the exact value is rounded once, to nearest-even (f64 → f16
+    ///   included), except into bfloat16 from float64 or an integer, which rounds through
+    ///   float32 as ml_dtypes and PyTorch do;
     /// - float → integer truncates toward zero and **saturates** at the dtype's bounds, NaN → 0.
     ///   NumPy's result there is platform-defined (x86-64 gives the "integer indefinite" value,
     ///   e.g. int32 −2³¹ for NaN and for 1e10); tensorbridge saturates on every backend instead.

@@ -10,8 +10,9 @@
 //! Casts follow [`cast_element`](tensorbridge_core::cast_element) bit for bit, where libtorch's
 //! `static_cast`s differ: float → int saturates (NaN → 0) instead of being undefined; integers
 //! round once into f32/f64 (uint64, stored as int64, with the sign bit handled here), into f16
-//! and bf16 through f32 as the core does; f64 → f16/bf16 rounds once (libtorch goes through f32
-//! and rounds twice — we round to f32 "to odd" first, which makes the second rounding exact).
+//! and bf16 through f32 as the core does; f64 → f16 rounds once (libtorch goes through f32 and
+//! rounds twice — we round to f32 "to odd" first, which makes the second rounding exact);
+//! f64 → bf16 rounds through f32 in libtorch and in the core alike (ml_dtypes' answer).
 
 use tch::{Kind, Tensor as TchTensor};
 use tensorbridge_core::{DType, DTypeKind, Error, Result};
@@ -176,14 +177,14 @@ fn int_to_f32(x: &TchTensor, from: DType) -> Result<TchTensor> {
 }
 
 fn float_to_float(x: &TchTensor, from: DType, to: DType) -> Result<TchTensor> {
-    if from == DType::F64 && matches!(to, DType::F16 | DType::BF16) {
+    if from == DType::F64 && to == DType::F16 {
         return round_to_odd_f32(x)?.f_to_kind(storage_kind(to)).or_tch();
     }
     x.f_to_kind(storage_kind(to)).or_tch()
 }
 
 /// f64 → f32 rounding "to odd": truncate, and set the last bit when inexact. A second rounding
-/// to a type with at most 22 bits of precision (f16, bf16) is then correctly rounded.
+/// to a type with at most 22 bits of precision (f16) is then correctly rounded.
 fn round_to_odd_f32(x: &TchTensor) -> Result<TchTensor> {
     let near = x.f_to_kind(Kind::Float).or_tch()?;
     let back = near.f_to_kind(Kind::Double).or_tch()?;

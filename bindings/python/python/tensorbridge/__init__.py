@@ -211,8 +211,9 @@ def _torch_to_ndarray(x: Any) -> np.ndarray[Any, Any]:
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype[Any] | None:
-    """NumPy's dtype for a tensorbridge dtype-like (``None`` for bfloat16, which NumPy converts
-    Python data into only through ml_dtypes, rounding twice; the core's cast rounds once)."""
+    """NumPy's dtype for a tensorbridge dtype-like (``None`` for bfloat16: Python data is read as
+    NumPy infers it and cast by the core, which takes Python ints beyond int64 that ml_dtypes'
+    ``np.asarray(data, dtype=bfloat16)`` refuses, and rounds as ml_dtypes does)."""
     name = _native._dtype_name(dtype)
     return None if name == "bfloat16" else np.dtype(name)
 

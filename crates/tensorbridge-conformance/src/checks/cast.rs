@@ -33,14 +33,22 @@ fn pinned() -> Vec<(DType, Value, DType, Value)> {
         (Bool, I(1), BF16, F(1.0)),
         (F64, F(65520.0), F16, F(f64::INFINITY)),
         (F64, F(2049.0), F16, F(2048.0)),
-        // Rounded once from the f64 value: NumPy's float16 bits 0x3ca9 (not 0x3ca8, the result
-        // of rounding through float32), bf16 0xbf1d.
+        // float16 rounded once from the f64 value: NumPy's bits 0x3ca9 (not 0x3ca8, the result
+        // of rounding through float32); bfloat16 through float32 as ml_dtypes: 0xbf1d (`half`'s
+        // `from_f64` gives 0xbf1c), and 1 + 2^-8 + 2^-30 is 1.0 (once: 1.0078125).
         (F64, F(1.1645508316087867), F16, F(bits_value(0x3ca9, F16))),
         (
             F64,
             F(-0.6113285415306722),
             BF16,
             F(bits_value(0xbf1d, BF16)),
+        ),
+        (F64, F(1.0 + 2f64.powi(-8) + 2f64.powi(-30)), BF16, F(1.0)),
+        (
+            F64,
+            F(-1.0 - 2f64.powi(-8) - 2f64.powi(-20)),
+            BF16,
+            F(-1.0078125),
         ),
         // Integers are exact into float64 up to 2^53 and rounded once beyond; into float32 once.
         (I64, I((1 << 53) + 1), F64, F(9007199254740992.0)),

@@ -1034,6 +1034,11 @@ def test_bfloat16_from_float64_next_to_a_midpoint_is_ml_dtypes_value(backend: st
         "full": np.concatenate(
             [tb.full((1,), v, dtype="bfloat16", backend=backend).numpy() for v in x.tolist()]
         ),
+        # A weak Python float takes the tensor's dtype (PyTorch's answer; ml_dtypes promotes
+        # bfloat16 + float to float32): the same rounding.
+        "zeros + float": np.concatenate(
+            [(tb.zeros((1,), dtype="bfloat16", backend=backend) + v).numpy() for v in x.tolist()]
+        ),
     }
     for entry, g in got.items():
         np.testing.assert_array_equal(g.astype(np.float64), want, err_msg=entry)

@@ -247,11 +247,11 @@ pub fn copy_into<S: Element, D: Element>(
         });
     }
     layout.check_fits(src.len())?;
-    let dst_strides: Vec<isize> = dst.strides().to_vec();
+    let dst_ptr = dst.as_mut_ptr();
     // SAFETY: `dst` is a valid mutable view of the same shape: every element position it describes
     // is writable and, being an ndarray mutable view, no two positions alias. `check_fits` proved
     // every source read is inside `src`.
-    unsafe { copy_kernel(src, layout, dst.as_mut_ptr(), &dst_strides) };
+    unsafe { copy_kernel(src, layout, dst_ptr, dst.strides()) };
     Ok(())
 }
 

@@ -185,12 +185,12 @@ pub fn export_copy<'py>(
     t: &AnyTensor,
     dtype: DType,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let shape = t.shape().to_vec();
+    let shape = t.shape();
     // A copy (out of device memory, or a view or cast of host memory) may be larger than the
     // memory the host, or the container, has free: refuse before anything is allocated (an
     // overcommitted allocation would succeed and the OOM killer end the process on first touch),
     // and name the way to convert it anyway.
-    let bytes = tensorbridge::memory_guard::check_host_alloc("numpy", &shape, dtype)
+    let bytes = tensorbridge::memory_guard::check_host_alloc("numpy", shape, dtype)
         .py(py)
         .map_err(|e| {
             with_context(
@@ -223,7 +223,7 @@ pub fn export_copy<'py>(
     // SAFETY: owned new reference or null with an error set.
     let arr = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
     let data = array_data(arr.cast::<PyUntypedArray>()?);
-    tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, &shape, data, bytes))?;
+    tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, shape, data, bytes))?;
     Ok(arr)
 }
 
@@ -237,6 +237,10 @@ pub fn export_copy_keep_order<'py>(
     t: &AnyTensor,
     dtype: DType,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // C-contiguous views (every fresh tensor) and 1-D views keep their axes: no permutation.
+    if t.shape().len() <= 1 || t.layout().is_contiguous() {
+        return export_copy(py, t, dtype);
+    }
     let perm = keep_order_permutation(t.shape(), t.layout().strides());
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return export_copy(py, t, dtype);

@@ -67,7 +67,7 @@ unsafe impl Sync for ViewMemory {}
 impl ViewMemory {
     /// True when the view is dense and row-major.
     pub fn is_c_contiguous(&self) -> bool {
-        Layout::new(self.shape.clone(), self.strides.clone(), 0)
+        Layout::from_parts(&self.shape, &self.strides, 0)
             .map(|l| l.is_contiguous())
             .unwrap_or(false)
     }

@@ -4,14 +4,20 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use smallvec::SmallVec;
 
 /// Shape, strides (in elements, may be negative or zero) and the offset of element `[0, .., 0]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Layout {
-    shape: Vec<usize>,
-    strides: Vec<isize>,
+    shape: SmallVec<[usize; INLINE_AXES]>,
+    strides: SmallVec<[isize; INLINE_AXES]>,
     offset: usize,
 }
+
+/// Axes a [`Layout`] holds without a heap allocation: making, cloning and dropping the layout of
+/// a tensor of up to this many dimensions allocates nothing (a fixed cost of every small op and
+/// conversion).
+const INLINE_AXES: usize = 4;
 
 /// Row-major strides, in elements, of a contiguous tensor of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
@@ -98,9 +104,15 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
 impl Layout {
     /// The row-major contiguous layout of `shape`, starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
+        let mut strides = SmallVec::from_elem(0isize, shape.len());
+        let mut acc = 1isize;
+        for (s, &d) in strides.iter_mut().zip(shape).rev() {
+            *s = acc;
+            acc = acc.saturating_mul(d.max(1) as isize);
+        }
         Layout {
-            shape: shape.to_vec(),
-            strides: contiguous_strides(shape),
+            shape: SmallVec::from_slice(shape),
+            strides,
             offset: 0,
         }
     }
@@ -115,8 +127,23 @@ impl Layout {
         }
         checked_shape_bytes("layout", &shape, None)?;
         Ok(Layout {
-            shape,
-            strides,
+            shape: SmallVec::from_vec(shape),
+            strides: SmallVec::from_vec(strides),
+            offset,
+        })
+    }
+
+    /// [`Layout::new`] from borrowed parts (no vectors to build first).
+    pub fn from_parts(shape: &[usize], strides: &[isize], offset: usize) -> Result<Self> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "layout: shape {shape:?} and strides {strides:?} differ in length"
+            )));
+        }
+        checked_shape_bytes("layout", shape, None)?;
+        Ok(Layout {
+            shape: SmallVec::from_slice(shape),
+            strides: SmallVec::from_slice(strides),
             offset,
         })
     }
@@ -240,7 +267,8 @@ impl Layout {
             .filter(|(&d, _)| d != 1)
             .map(|(&d, &s)| (d, s))
             .collect();
-        let mut new_strides = vec![0isize; new_shape.len()];
+        let mut new_strides: SmallVec<[isize; INLINE_AXES]> =
+            SmallVec::from_elem(0isize, new_shape.len());
         let (mut oi, mut ni) = (0usize, 0usize);
         while oi < old.len() && ni < new_shape.len() {
             let (mut op, mut np) = (old[oi].0, new_shape[ni]);
@@ -271,7 +299,7 @@ impl Layout {
             *s = 1;
         }
         Some(Layout {
-            shape: new_shape.to_vec(),
+            shape: SmallVec::from_slice(new_shape),
             strides: new_strides,
             offset: self.offset,
         })
@@ -306,8 +334,8 @@ impl Layout {
         }
         let mut seen = vec![false; n];
         let mut l = Layout {
-            shape: Vec::with_capacity(n),
-            strides: Vec::with_capacity(n),
+            shape: SmallVec::with_capacity(n),
+            strides: SmallVec::with_capacity(n),
             offset: self.offset,
         };
         for &p in perm {
@@ -376,7 +404,7 @@ impl Layout {
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         let err = || Error::ShapeMismatch {
             op: "broadcast_to",
-            lhs: self.shape.clone(),
+            lhs: self.shape.to_vec(),
             rhs: shape.to_vec(),
         };
         if shape.len() < self.ndim() {
@@ -384,7 +412,7 @@ impl Layout {
         }
         checked_shape_bytes("broadcast_to", shape, None)?;
         let extra = shape.len() - self.ndim();
-        let mut strides = vec![0isize; shape.len()];
+        let mut strides = SmallVec::from_elem(0isize, shape.len());
         for (i, &d) in shape.iter().enumerate().skip(extra) {
             let (od, os) = (self.shape[i - extra], self.strides[i - extra]);
             strides[i] = match od {
@@ -394,7 +422,7 @@ impl Layout {
             };
         }
         Ok(Layout {
-            shape: shape.to_vec(),
+            shape: SmallVec::from_slice(shape),
             strides,
             offset: self.offset,
         })
@@ -439,7 +467,7 @@ impl Layout {
     }
 }
 
-fn filter_by<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+fn filter_by<T: Copy>(v: &[T], keep: &[bool]) -> SmallVec<[T; INLINE_AXES]> {
     v.iter()
         .zip(keep)
         .filter(|(_, &k)| k)
@@ -652,7 +680,7 @@ impl StridedSpan {
             return Ok(StridedSpan {
                 lowest: 0,
                 len: 0,
-                layout: Layout::new(shape.to_vec(), strides.to_vec(), 0)?,
+                layout: Layout::from_parts(shape, strides, 0)?,
             });
         }
         let (mut lo, mut hi) = (0isize, 0isize);
@@ -673,7 +701,7 @@ impl StridedSpan {
         Ok(StridedSpan {
             lowest: lo,
             len,
-            layout: Layout::new(shape.to_vec(), strides.to_vec(), lo.unsigned_abs())?,
+            layout: Layout::from_parts(shape, strides, lo.unsigned_abs())?,
         })
     }
 }
@@ -693,7 +721,7 @@ impl Layout {
     /// ```
     pub fn with_nonnegative_strides(&self) -> (Layout, Vec<usize>) {
         let mut offset = self.offset as isize;
-        let mut strides = Vec::with_capacity(self.strides.len());
+        let mut strides = SmallVec::with_capacity(self.strides.len());
         let mut flipped = Vec::new();
         for (axis, (&d, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
             if s < 0 && d > 1 {

@@ -1045,6 +1045,44 @@ def test_bfloat16_from_float64_next_to_a_midpoint_is_ml_dtypes_value(backend: st
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_float_sums_and_means_accumulate_in_float64_on_every_backend(backend: str) -> None:
+    """Sums of bfloat16/float16/float32 add in float64 and round once into the dtype on every
+    backend (NumPy's float64 sum of the same values, cast): accumulating in the input precision
+    loses the small terms (ml_dtypes' bfloat16 sum of [256] + [1] * 7 is 256), and how much
+    depended on the backend and on the view's layout."""
+    cases = [
+        (BFLOAT16, [256.0] + [1.0] * 7),
+        (BFLOAT16, [256.0] + [1.0] * 999),
+        (np.float16, [2048.0] + [1.0] * 8),
+        (np.float32, [2.0**25] + [1.0] * 2**18),
+    ]
+    for dtype, values in cases:
+        a = np.array(values, dtype=dtype)
+        t = tb.tensor(a, backend=backend)
+        for view, av in ((t, a), (t[::-1], a[::-1])):
+            want_sum = np.sum(av.astype(np.float64)).astype(dtype)
+            want_mean = np.mean(av.astype(np.float64)).astype(dtype)
+            got_sum, got_mean = view.sum().numpy(), view.mean().numpy()
+            assert got_sum.dtype == np.dtype(dtype)
+            assert got_sum.item() == want_sum.item(), (dtype, len(values), backend)
+            assert got_mean.item() == want_mean.item(), (dtype, len(values), backend)
+        rows = a[: len(a) // 8 * 8].reshape(8, -1)
+        want_rows = np.sum(rows.astype(np.float64), axis=1).astype(dtype)
+        got_rows = tb.tensor(rows, backend=backend).sum(axis=1).numpy()
+        np.testing.assert_array_equal(got_rows.astype(np.float64), want_rows.astype(np.float64))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_sqrt_is_correctly_rounded_on_every_backend(backend: str) -> None:
+    """NumPy's float32 sqrt is correctly rounded; libtorch's own is not (the torch backend goes
+    through float64)."""
+    x = (np.arange(1 << 14, dtype=np.float64) * 7919 % 1000) / 37.0 + 0.01
+    a = x.astype(np.float32)
+    got = tb.tensor(a, backend=backend).sqrt().numpy()
+    np.testing.assert_array_equal(got.view(np.uint32), np.sqrt(a).view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_every_float16_pattern_round_trips_and_widens_exactly(backend: str) -> None:
     patterns = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
     h = patterns.view(np.float16)

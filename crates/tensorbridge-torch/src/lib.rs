@@ -339,6 +339,17 @@ impl Backend for Torch {
             }
             UnaryOp::Exp => x.f_exp(),
             UnaryOp::Log => x.f_log(),
+            UnaryOp::Sqrt if self.dtype == DType::F32 && self.device == Device::Cpu => {
+                // libtorch's CPU float32 sqrt is not correctly rounded: one ulp off for about 1
+                // input in 6, and, in this project's test runs with other threads using libtorch,
+                // now and then ~3e-4 off (relative) from element 2048 on, its parallel chunk size.
+                // The f64 square root rounded to f32 is correctly rounded (53 >= 2 * 24 + 2 bits):
+                // NumPy's and the CPU backend's answer, bit for bit.
+                check_host_op(&self.device, "unary", layout.shape(), DType::F64, 2)?;
+                x.f_to_kind(Kind::Double)
+                    .and_then(|d| d.f_sqrt())
+                    .and_then(|d| d.f_to_kind(Kind::Float))
+            }
             UnaryOp::Sqrt => x.f_sqrt(),
         };
         self.result(r.or_tch()?, self.dtype)
@@ -440,23 +451,43 @@ impl Backend for Torch {
         }
         let x = self.view(layout)?;
         let dims: Vec<i64> = axis.map(|a| vec![a as i64]).unwrap_or_default();
-        let out_kind = storage_kind(out_dtype);
+        // Float sums and means accumulate in f64 on every backend (the core's rule; libtorch's
+        // own float32 sum is off by several ulps on long inputs), then round once into the output
+        // dtype with the core's casts.
+        let acc_dtype = if out_dtype.is_float() && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            DType::F64
+        } else {
+            out_dtype
+        };
+        let acc_kind = storage_kind(acc_dtype);
         let r = match op {
             ReduceOp::Sum | ReduceOp::Mean => {
-                let x = if out_dtype == self.dtype {
+                // Floats go to f64 inside the reduction (`dtype=` reads and widens on the fly);
+                // integers are cast to the output dtype first, with the core's rules.
+                let x = if out_dtype == self.dtype || acc_dtype == DType::F64 {
                     x
                 } else {
                     kinds::cast(&x, self.dtype, out_dtype)?
                 };
-                match (op, axis) {
-                    (ReduceOp::Sum, None) => x.f_sum(out_kind),
+                let x = if acc_dtype == DType::F64 && !self.dtype.is_float() {
+                    kinds::cast(&x, self.dtype, DType::F64)?
+                } else {
+                    x
+                };
+                let r = match (op, axis) {
+                    (ReduceOp::Sum, None) => x.f_sum(acc_kind),
                     (ReduceOp::Sum, Some(_)) => {
-                        x.f_sum_dim_intlist(dims.as_slice(), false, out_kind)
+                        x.f_sum_dim_intlist(dims.as_slice(), false, acc_kind)
                     }
-                    (_, None) => x.f_mean(out_kind),
-                    (_, Some(_)) => x.f_mean_dim(dims.as_slice(), false, out_kind),
+                    (_, None) => x.f_mean(acc_kind),
+                    (_, Some(_)) => x.f_mean_dim(dims.as_slice(), false, acc_kind),
                 }
-                .or_tch()?
+                .or_tch()?;
+                if acc_dtype == out_dtype {
+                    r
+                } else {
+                    kinds::cast(&r, acc_dtype, out_dtype)?
+                }
             }
             ReduceOp::Max | ReduceOp::Min => {
                 let flip = signed_storage(self.dtype);

@@ -106,6 +106,40 @@ fn wrapping<B: Backend>(p: &mut Pins) -> Result<()> {
         .t::<B>(I8, &[3], &[I(100), I(100), I(100)])?
         .sum(None, false);
     p.expect("sum of i8 accumulates in i64", got, I64, &[], &[I(300)]);
+    // Float sums accumulate in f64 and round once into the dtype: in bf16 itself 256 + 1 is 256
+    // (ml_dtypes' np.sum gives 256), in f32 2^24 + 1 + 1 is 2^24 (a float32 accumulator).
+    let mut ones = vec![F(256.0)];
+    ones.extend([F(1.0); 7]);
+    let got = p.t::<B>(BF16, &[8], &ones)?.sum(None, false);
+    p.expect(
+        "sum of bf16 accumulates in f64",
+        got,
+        BF16,
+        &[],
+        &[F(264.0)],
+    );
+    let got = p.t::<B>(BF16, &[2, 4], &ones)?.mean(None, false);
+    p.expect(
+        "mean of bf16 accumulates in f64",
+        got,
+        BF16,
+        &[],
+        &[F(33.0)],
+    );
+    let mut halves = vec![F(2048.0)];
+    halves.extend([F(1.0); 8]);
+    let got = p.t::<B>(F16, &[9], &halves)?.sum(None, false);
+    p.expect("sum of f16 accumulates in f64", got, F16, &[], &[F(2056.0)]);
+    let got = p
+        .t::<B>(F32, &[1, 3], &[F(16_777_216.0), F(1.0), F(1.0)])?
+        .sum(Some(1), false);
+    p.expect(
+        "sum of f32 accumulates in f64",
+        got,
+        F32,
+        &[1],
+        &[F(16_777_218.0)],
+    );
     let got = p.t::<B>(Bool, &[3], &[I(1), I(1), I(0)])?.sum(None, false);
     p.expect("sum of bool counts in i64", got, I64, &[], &[I(2)]);
     let got = p

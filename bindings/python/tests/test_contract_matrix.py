@@ -21,6 +21,7 @@ Sections (delimited below so each part of the contract can grow on its own):
 
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from collections.abc import Callable
@@ -1042,6 +1043,73 @@ def test_bfloat16_from_float64_next_to_a_midpoint_is_ml_dtypes_value(backend: st
     }
     for entry, g in got.items():
         np.testing.assert_array_equal(g.astype(np.float64), want, err_msg=entry)
+
+
+def _nan_patterns(dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """NaNs of a float dtype: quiet and signalling, both signs, all-ones and random payloads."""
+    bits = {
+        2: [0x7E00, 0xFE00, 0x7C01, 0xFC01, 0x7FFF, 0xFD55, 0x7D00],
+        4: [0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FFFFFFF, 0x7FA12345, 0xFFA12345],
+        8: [0x7FF8000000000000, 0xFFF8000000000000, 0x7FF0000000000001, 0x7FFFFFFFFFFFFFFF,
+            0xFFF4000000000001, 0x7FF123456789ABCD],
+    }[dtype.itemsize]  # fmt: skip
+    if dtype == np.dtype(BFLOAT16):
+        bits = [0x7FC0, 0xFFC0, 0x7F81, 0xFF81, 0x7FFF, 0xFFA5, 0x7FA5]
+    uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dtype.itemsize]
+    # 70 elements: libtorch's vectorised casts start at 16 (they gave all-ones bits there).
+    return np.resize(np.array(bits, dtype=uint), 70).view(dtype)
+
+
+def _bits(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float_casts_give_numpys_nan_bits_on_every_backend(backend: str) -> None:
+    """A NaN cast between float dtypes has the bits NumPy's ``astype`` gives it (ml_dtypes' for
+    bfloat16: the quiet NaN 0x7fc0 with its sign), so ``np.signbit`` and the payload of a cast NaN
+    are NumPy's on every backend and through every entry point (libtorch's own cast made
+    positive NaNs all-ones, i.e. negative, into bfloat16 from 16 elements on)."""
+    floats = [np.dtype(np.float16), np.dtype(BFLOAT16), np.dtype(np.float32), np.dtype(np.float64)]
+    bad = []
+    for src in floats:
+        x = _nan_patterns(src)
+        t = tb.tensor(x, backend=backend)
+        for dst in floats:
+            if dst == src:
+                continue
+            with np.errstate(invalid="ignore"):
+                want = _bits(x.astype(dst))
+            out = np.empty(x.shape, dst)
+            t.numpy(out=out, casting="unsafe")
+            got = {
+                "astype": t.astype(str(dst)).numpy(),
+                "astype of a reversed view": t[::-1].astype(str(dst)).numpy()[::-1],
+                "tensor(ndarray, dtype=)": tb.tensor(x, dtype=str(dst), backend=backend).numpy(),
+                "np.asarray(t, dtype=)": np.asarray(t, dtype=dst),
+                "numpy(out=)": out,
+            }
+            for entry, g in got.items():
+                wrong = np.flatnonzero(_bits(g) != want)
+                if wrong.size:
+                    i = wrong[0]
+                    bad.append(
+                        f"{entry} {src} -> {dst}: {wrong.size} of {x.size} differ, e.g. "
+                        f"{_bits(x)[i]:#x} -> {_bits(g)[i]:#x}, NumPy gives {want[i]:#x}"
+                    )
+    # Python's NaNs (a list, a scalar) with their signs.
+    nans = [math.nan, -math.nan]
+    for dst in (np.dtype(np.float16), np.dtype(BFLOAT16)):
+        want = _bits(np.array(nans, dtype=dst))
+        for entry, g in {
+            "tensor(list, dtype=)": tb.tensor(nans, dtype=str(dst), backend=backend).numpy(),
+            "full": np.concatenate(
+                [tb.full((1,), v, dtype=str(dst), backend=backend).numpy() for v in nans]
+            ),
+        }.items():
+            if not np.array_equal(_bits(g), want):
+                bad.append(f"{entry} {nans} -> {dst}: {_bits(g)}, NumPy gives {want}")
+    assert not bad, "\n".join(bad)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -350,7 +350,8 @@ macro_rules! impl_host_variant {
 ///   which rounds through float32 as ml_dtypes and PyTorch do;
 /// - float → integer truncates toward zero and **saturates** at the dtype's bounds, NaN → 0: a
 ///   deliberate choice where NumPy's result is platform-defined (x86-64 NumPy gives the
-///   "integer indefinite" value, e.g. `int32` −2³¹ for NaN).
+///   "integer indefinite" value, e.g. `int32` −2³¹ for NaN);
+/// - a NaN keeps NumPy's (ml_dtypes' for bfloat16) sign and payload bits ([`crate::round`]).
 #[inline(always)]
 pub fn cast_element<S: Element, D: Element>(v: S) -> D {
     if !S::DTYPE.is_float() {
@@ -364,10 +365,18 @@ pub fn cast_element<S: Element, D: Element>(v: S) -> D {
         }
         return D::from_i128(v.to_i128());
     }
-    if S::DTYPE != DType::F64 {
+    if S::DTYPE == DType::BF16 && D::DTYPE == DType::F16 && v.is_nan() {
+        // ml_dtypes: a bfloat16 NaN becomes float16's quiet NaN with its sign, no payload
+        // (through f32 NumPy's float16 rule would keep payload bits).
+        let negative = v.to_f32().is_sign_negative();
+        return D::from_f32(f32::from_bits(((negative as u32) << 31) | 0x7fc0_0000));
+    }
+    if S::DTYPE != DType::F64 && D::DTYPE != DType::F64 {
         // f16/bf16/f32 are exact in f32: one rounding from there.
         return D::from_f32(v.to_f32());
     }
+    // Into f64 (exact) directly, so a float16 NaN keeps NumPy's bits (f32 → f64 would set the
+    // quiet bit); out of f64, one rounding.
     D::from_f64(v.to_f64())
 }
 
@@ -484,17 +493,18 @@ macro_rules! impl_float_element {
 }
 // `as` between Rust's floats and from integers rounds once to nearest-even; f16/bf16 from f64
 // use `round` (half's own `from_f64` is neither NumPy's nor ml_dtypes' rounding), from f32
-// `half` (correct).
+// `half` (correct) behind `round`'s NaN rules (NumPy's and ml_dtypes' NaN bits).
 impl_float_element!(
     f32 => F32, 0.0, 1.0, |v: f32| v as f64, |v: f32| v, |v: f64| v as f32, |v: f32| v,
         |v: i128| v as f32;
     f64 => F64, 0.0, 1.0, |v: f64| v, |v: f64| v as f32, |v: f64| v, |v: f32| v as f64,
         |v: i128| v as f64;
-    f16 => F16, f16::ZERO, f16::ONE, f16::to_f64, f16::to_f32, round::f64_to_f16, f16::from_f32,
+    f16 => F16, f16::ZERO, f16::ONE, round::f16_to_f64, round::f16_to_f32, round::f64_to_f16,
+        round::f32_to_f16,
         // Exact through f32 up to 2^24, and anything larger is beyond f16's range either way.
         |v: i128| f16::from_f32(v as f32);
     bf16 => BF16, bf16::ZERO, bf16::ONE, bf16::to_f64, bf16::to_f32, round::f64_to_bf16,
-        bf16::from_f32, |v: i128| bf16::from_f32(v as f32);
+        round::f32_to_bf16, |v: i128| bf16::from_f32(v as f32);
 );
 
 /// The float elements: transcendental functions, computed in the type's own precision

@@ -12,6 +12,15 @@
 //! normals). float64 → bfloat16 rounds as NumPy's bfloat16 (ml_dtypes) and PyTorch do: to f32 to
 //! nearest-even, then to bfloat16 to nearest-even — twice, which differs from one rounding only
 //! next to a bfloat16 midpoint.
+//!
+//! NaNs convert bit for bit as NumPy and ml_dtypes do on x86-64 (so `np.signbit` and the payload
+//! of a converted NaN are NumPy's on every backend): into bfloat16 every NaN becomes the quiet
+//! NaN `0x7fc0` with its sign (ml_dtypes); float32/float64 → float16 keeps the top payload bits
+//! without setting the quiet bit, and a payload that would vanish becomes 1 (NumPy's
+//! `npy_floatbits_to_halfbits`/`npy_doublebits_to_halfbits`); float16 → float32/float64 shifts
+//! the payload in unchanged (`npy_halfbits_to_floatbits`/`..._to_doublebits`); bfloat16 →
+//! float16 is the quiet NaN `0x7e00` with its sign (ml_dtypes). `half` instead quiets every NaN
+//! and keeps payloads into bfloat16 (and with F16C the hardware does the same for float16).
 
 use half::{bf16, f16};
 
@@ -34,10 +43,69 @@ pub fn f64_to_f32_round_to_odd(x: f64) -> f32 {
 }
 
 /// `x` rounded once, to nearest with ties to even, to IEEE half precision (NumPy's
-/// `float64 → float16`).
+/// `float64 → float16`, NaN payloads included).
 #[inline]
 pub fn f64_to_f16(x: f64) -> f16 {
+    if x.is_nan() {
+        let b = x.to_bits();
+        return f16_nan((b >> 63) != 0, ((b & 0x000f_ffff_ffff_ffff) >> 42) as u16);
+    }
     f16::from_f32(f64_to_f32_round_to_odd(x))
+}
+
+/// `x` rounded to nearest-even in IEEE half precision (NumPy's `float32 → float16`, NaN payloads
+/// included).
+#[inline]
+pub fn f32_to_f16(x: f32) -> f16 {
+    if x.is_nan() {
+        let b = x.to_bits();
+        return f16_nan((b >> 31) != 0, ((b & 0x007f_ffff) >> 13) as u16);
+    }
+    f16::from_f32(x)
+}
+
+/// The float16 NaN NumPy makes from a wider NaN whose top ten payload bits are `payload`: those
+/// bits as they are (no quiet bit added), or 1 when they are all zero (0 would be infinity).
+#[inline]
+fn f16_nan(negative: bool, payload: u16) -> f16 {
+    f16::from_bits(((negative as u16) << 15) | 0x7c00 | payload.max(1))
+}
+
+/// `x` exactly in f32 (NumPy's `float16 → float32`: a NaN's payload shifted in unchanged; `half`
+/// with F16C would set the quiet bit).
+#[inline]
+pub fn f16_to_f32(x: f16) -> f32 {
+    if x.is_nan() {
+        let b = x.to_bits() as u32;
+        return f32::from_bits(((b & 0x8000) << 16) | 0x7f80_0000 | ((b & 0x03ff) << 13));
+    }
+    x.to_f32()
+}
+
+/// `x` exactly in f64 (NumPy's `float16 → float64`: a NaN's payload shifted in unchanged).
+#[inline]
+pub fn f16_to_f64(x: f16) -> f64 {
+    if x.is_nan() {
+        let b = x.to_bits() as u64;
+        return f64::from_bits(((b & 0x8000) << 48) | 0x7ff0_0000_0000_0000 | ((b & 0x03ff) << 42));
+    }
+    x.to_f64()
+}
+
+/// `x` rounded to nearest-even in bfloat16; a NaN becomes the quiet NaN `0x7fc0` with its sign,
+/// as in ml_dtypes (`half` keeps the top payload bits).
+#[inline]
+pub fn f32_to_bf16(x: f32) -> bf16 {
+    if x.is_nan() {
+        return bf16_nan(x.is_sign_negative());
+    }
+    bf16::from_f32(x)
+}
+
+/// ml_dtypes' bfloat16 NaN: quiet, no payload, the sign kept.
+#[inline]
+fn bf16_nan(negative: bool) -> bf16 {
+    bf16::from_bits(((negative as u16) << 15) | 0x7fc0)
 }
 
 /// `x` rounded to bfloat16 as ml_dtypes' `np.asarray(x).astype(bfloat16)` (NumPy's bfloat16) and
@@ -45,10 +113,11 @@ pub fn f64_to_f16(x: f64) -> f16 {
 /// same way. Rounding twice differs from rounding the exact value once only within 2⁻²⁴
 /// (relative) of a bfloat16 midpoint: `1 + 2⁻⁸ + 2⁻³⁰` is 1.0 here (it becomes the midpoint
 /// `1 + 2⁻⁸` in f32, a tie to even), 1.0078125 when rounded once. (`half`'s `bf16::from_f64` is
-/// neither: it drops the low 32 bits of the mantissa before deciding a tie.)
+/// neither: it drops the low 32 bits of the mantissa before deciding a tie.) A NaN becomes
+/// `0x7fc0` with its sign, as in ml_dtypes.
 #[inline]
 pub fn f64_to_bf16(x: f64) -> bf16 {
-    bf16::from_f32(x as f32)
+    f32_to_bf16(x as f32)
 }
 
 #[cfg(test)]

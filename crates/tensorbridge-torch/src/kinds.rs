@@ -12,7 +12,8 @@
 //! round once into f32/f64 (uint64, stored as int64, with the sign bit handled here), into f16
 //! and bf16 through f32 as the core does; f64 → f16 rounds once (libtorch goes through f32 and
 //! rounds twice — we round to f32 "to odd" first, which makes the second rounding exact);
-//! f64 → bf16 rounds through f32 in libtorch and in the core alike (ml_dtypes' answer).
+//! f64 → bf16 rounds through f32 in libtorch and in the core alike (ml_dtypes' answer); NaNs get
+//! NumPy's sign and payload bits (`numpy_nan_bits`).
 
 use tch::{Kind, Tensor as TchTensor};
 use tensorbridge_core::{DType, DTypeKind, Error, Result};
@@ -177,10 +178,90 @@ fn int_to_f32(x: &TchTensor, from: DType) -> Result<TchTensor> {
 }
 
 fn float_to_float(x: &TchTensor, from: DType, to: DType) -> Result<TchTensor> {
-    if from == DType::F64 && to == DType::F16 {
-        return round_to_odd_f32(x)?.f_to_kind(storage_kind(to)).or_tch();
-    }
-    x.f_to_kind(storage_kind(to)).or_tch()
+    let out = if from == DType::F64 && to == DType::F16 {
+        round_to_odd_f32(x)?.f_to_kind(storage_kind(to)).or_tch()?
+    } else {
+        x.f_to_kind(storage_kind(to)).or_tch()?
+    };
+    numpy_nan_bits(x, from, to, out)
+}
+
+/// `out`, the cast of `x` from `from` to `to`, with every NaN given the bits NumPy (ml_dtypes for
+/// bfloat16) gives it, the core's rules (`tensorbridge_core::round`): into bfloat16 the quiet NaN
+/// `0x7fc0` with its sign; bfloat16 → float16 `0x7e00` with its sign; float32/float64 → float16
+/// the top payload bits, at least 1; float16 → float32/float64 the payload shifted in unchanged.
+/// libtorch's own casts drop the sign, quiet signalling NaNs, or (vectorised, into bfloat16) give
+/// all-ones bits. The other float pairs already agree (hardware conversions, as NumPy's).
+fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Result<TchTensor> {
+    use DType::*;
+    // 1 where `x`'s sign bit is set (NaNs included), as int64.
+    let sign = || {
+        x.f_signbit()
+            .and_then(|s| s.f_to_kind(Kind::Int64))
+            .or_tch()
+    };
+    // The bits of `x` as int64, masked to its payload (`mask`) and shifted right by `shift`.
+    let payload = |int: Kind, mask: i64, shift: i64| {
+        x.f_view_dtype(int)
+            .and_then(|b| b.f_to_kind(Kind::Int64))
+            .and_then(|b| b.f_bitwise_and(mask))
+            .and_then(|b| b.f_bitwise_right_shift_tensor_scalar(shift))
+            .or_tch()
+    };
+    let with_sign = |sign_bit: i64, rest: &TchTensor| {
+        sign()?
+            .f_mul_scalar(sign_bit)
+            .and_then(|s| s.f_bitwise_or_tensor(rest))
+            .or_tch()
+    };
+    let nan_bits = match (from, to) {
+        (_, BF16) => sign()?
+            .f_mul_scalar(0x8000)
+            .and_then(|s| s.f_bitwise_or(0x7fc0))
+            .or_tch()?,
+        (BF16, F16) => sign()?
+            .f_mul_scalar(0x8000)
+            .and_then(|s| s.f_bitwise_or(0x7e00))
+            .or_tch()?,
+        (F32 | F64, F16) => {
+            let top_ten = if from == F32 {
+                payload(Kind::Int, 0x007f_ffff, 13)?
+            } else {
+                payload(Kind::Int64, 0x000f_ffff_ffff_ffff, 42)?
+            };
+            let rest = top_ten
+                .f_clamp_min(1)
+                .and_then(|p| p.f_bitwise_or(0x7c00))
+                .or_tch()?;
+            with_sign(0x8000, &rest)?
+        }
+        (F16, F32) => {
+            let rest = payload(Kind::Int16, 0x03ff, 0)?
+                .f_bitwise_left_shift_tensor_scalar(13)
+                .and_then(|p| p.f_bitwise_or(0x7f80_0000))
+                .or_tch()?;
+            with_sign(1 << 31, &rest)?
+        }
+        (F16, F64) => {
+            let rest = payload(Kind::Int16, 0x03ff, 0)?
+                .f_bitwise_left_shift_tensor_scalar(42)
+                .and_then(|p| p.f_bitwise_or(0x7ff0_0000_0000_0000))
+                .or_tch()?;
+            with_sign(i64::MIN, &rest)?
+        }
+        _ => return Ok(out),
+    };
+    // Narrowing int64 keeps the low bits (C++ conversion), which are the bit pattern wanted.
+    let int = match to.size_in_bytes() {
+        2 => Kind::Int16,
+        4 => Kind::Int,
+        _ => Kind::Int64,
+    };
+    let nans = nan_bits
+        .f_to_kind(int)
+        .and_then(|b| b.f_view_dtype(storage_kind(to)))
+        .or_tch()?;
+    nans.f_where_self(&x.f_isnan().or_tch()?, &out).or_tch()
 }
 
 /// f64 → f32 rounding "to odd": truncate, and set the last bit when inexact. A second rounding

@@ -6,7 +6,7 @@
 use ndarray::{ArrayD, IxDyn};
 use tensorbridge_core::{Backend, DType, Device, HostArray, Tensor};
 
-use crate::checker::{Checker, Tol};
+use crate::checker::{read_back, Checker, Tol};
 use crate::fixtures::{fixture, Dist, CASES};
 use crate::reference::{self, bits_value, host_of, int_range, Value};
 use crate::rng::Lcg;
@@ -116,7 +116,181 @@ pub fn check_cast<B: Backend>(device: &Device) {
             c.tensor(&ctx, got, &reference::cast(&input, to), &Tol::Exact);
         }
     }
+    nan_bits::<B>(&mut c, device);
     c.finish();
+}
+
+/// NaN bit patterns of each float dtype and the bits NumPy 2.2 (`astype`; ml_dtypes 0.5 for
+/// bfloat16) gives for them in every other float dtype on x86-64, written out literally: quiet
+/// and signalling NaNs of both signs, all-ones payloads, payloads that vanish when narrowed.
+#[allow(clippy::type_complexity)]
+fn nan_cases() -> Vec<(DType, &'static [u64], Vec<(DType, &'static [u64])>)> {
+    use DType::*;
+    vec![
+        (
+            F32,
+            &[
+                0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fffffff, 0x7fa12345, 0xffa12345,
+            ],
+            vec![
+                (
+                    F64,
+                    &[
+                        0x7ff8000000000000,
+                        0xfff8000000000000,
+                        0x7ff8000020000000,
+                        0xfff8000020000000,
+                        0x7fffffffe0000000,
+                        0x7ffc2468a0000000,
+                        0xfffc2468a0000000,
+                    ],
+                ),
+                (
+                    F16,
+                    &[0x7e00, 0xfe00, 0x7c01, 0xfc01, 0x7fff, 0x7d09, 0xfd09],
+                ),
+                (
+                    BF16,
+                    &[0x7fc0, 0xffc0, 0x7fc0, 0xffc0, 0x7fc0, 0x7fc0, 0xffc0],
+                ),
+            ],
+        ),
+        (
+            F64,
+            &[
+                0x7ff8000000000000,
+                0xfff8000000000000,
+                0x7ff0000000000001,
+                0x7fffffffffffffff,
+                0xfff4000000000001,
+                0x7ff123456789abcd,
+            ],
+            vec![
+                (
+                    F32,
+                    &[
+                        0x7fc00000, 0xffc00000, 0x7fc00000, 0x7fffffff, 0xffe00000, 0x7fc91a2b,
+                    ],
+                ),
+                (F16, &[0x7e00, 0xfe00, 0x7c01, 0x7fff, 0xfd00, 0x7c48]),
+                (BF16, &[0x7fc0, 0xffc0, 0x7fc0, 0x7fc0, 0xffc0, 0x7fc0]),
+            ],
+        ),
+        (
+            F16,
+            &[0x7e00, 0xfe00, 0x7c01, 0x7fff, 0xfd55, 0x7d00],
+            vec![
+                (
+                    F32,
+                    &[
+                        0x7fc00000, 0xffc00000, 0x7f802000, 0x7fffe000, 0xffaaa000, 0x7fa00000,
+                    ],
+                ),
+                (
+                    F64,
+                    &[
+                        0x7ff8000000000000,
+                        0xfff8000000000000,
+                        0x7ff0040000000000,
+                        0x7ffffc0000000000,
+                        0xfff5540000000000,
+                        0x7ff4000000000000,
+                    ],
+                ),
+                (BF16, &[0x7fc0, 0xffc0, 0x7fc0, 0x7fc0, 0xffc0, 0x7fc0]),
+            ],
+        ),
+        (
+            BF16,
+            &[0x7fc0, 0xffc0, 0x7f81, 0xff81, 0x7fff, 0x7fa5],
+            vec![
+                (
+                    F32,
+                    &[
+                        0x7fc00000, 0xffc00000, 0x7f810000, 0xff810000, 0x7fff0000, 0x7fa50000,
+                    ],
+                ),
+                (
+                    F64,
+                    &[
+                        0x7ff8000000000000,
+                        0xfff8000000000000,
+                        0x7ff8200000000000,
+                        0xfff8200000000000,
+                        0x7fffe00000000000,
+                        0x7ffca00000000000,
+                    ],
+                ),
+                (F16, &[0x7e00, 0xfe00, 0x7e00, 0xfe00, 0x7e00, 0x7e00]),
+            ],
+        ),
+    ]
+}
+
+/// A 1-D host array of `dtype` (a float dtype) with these bit patterns.
+fn host_of_bits(dtype: DType, bits: &[u64]) -> HostArray {
+    match dtype {
+        DType::F16 => host_1d(
+            bits.iter()
+                .map(|&b| half::f16::from_bits(b as u16))
+                .collect(),
+        ),
+        DType::BF16 => host_1d(
+            bits.iter()
+                .map(|&b| half::bf16::from_bits(b as u16))
+                .collect(),
+        ),
+        DType::F32 => host_1d(bits.iter().map(|&b| f32::from_bits(b as u32)).collect()),
+        _ => host_1d(bits.iter().map(|&b| f64::from_bits(b)).collect()),
+    }
+}
+
+/// The bit patterns of a host array of a float dtype (`None` for other dtypes).
+fn bits_of(h: &HostArray) -> Option<Vec<u64>> {
+    Some(match h {
+        HostArray::F16(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+        HostArray::BF16(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+        HostArray::F32(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+        HostArray::F64(a) => a.iter().map(|x| x.to_bits()).collect(),
+        _ => return None,
+    })
+}
+
+/// Every cast of a NaN between float dtypes gives NumPy's bits, sign and payload included
+/// (`np.signbit` of a cast NaN is NumPy's), through `cast` and through `to_host_as` (the cast
+/// fused into the transfer); inputs of 1 and of 64 elements (vectorised kernels start there).
+fn nan_bits<B: Backend>(c: &mut Checker, device: &Device) {
+    for (from, input, targets) in nan_cases() {
+        for repeat in [1, 64 / input.len() + 1] {
+            let src: Vec<u64> = input.repeat(repeat);
+            let t = match Tensor::<B>::from_host(host_of_bits(from, &src), device) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.unexpected(&format!("NaNs of {from}"), e);
+                    continue;
+                }
+            };
+            for &(to, want) in &targets {
+                let want: Vec<u64> = want.repeat(repeat);
+                let through_cast = t.cast(to).and_then(|x| read_back(&x));
+                for (how, got) in [("cast", through_cast), ("to_host_as", t.to_host_as(to))] {
+                    let ctx = format!("{how} of {} NaNs {from} -> {to}", src.len());
+                    match got {
+                        Err(e) => c.unexpected(&ctx, e),
+                        Ok(h) => {
+                            let got = bits_of(&h);
+                            c.check(got.as_deref() == Some(&want[..]), &ctx, || {
+                                format!(
+                                    "bits {:x?}, NumPy gives {want:x?}",
+                                    got.unwrap_or_default()
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn host_1d<T: tensorbridge_core::Element>(v: Vec<T>) -> HostArray {

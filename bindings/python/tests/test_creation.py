@@ -180,3 +180,33 @@ def test_tensor_of_any_ndarray_view_is_an_independent_copy(
     base[...] = np.zeros((), dtype)
     assert t.shape == expected.shape
     assert_same_array(t.numpy(), expected)
+
+
+def test_astype_none_is_float64_as_in_numpy() -> None:
+    a = np.arange(3, dtype=np.int8)
+    assert a.astype(None).dtype == np.float64  # NumPy's rule: np.dtype(None) is float64
+    got = tb.tensor(a).astype(None)
+    assert got.dtype == np.float64 and got.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_byte_order_in_a_dtype_names_the_same_native_dtype() -> None:
+    t = tb.tensor([1.5, -2.0], dtype="float32")
+    for spelling in (">f8", "<f8", "=f8", np.dtype(">f8")):
+        got = t.astype(spelling)
+        assert got.dtype == np.float64 and got.tolist() == [1.5, -2.0]
+    assert tb.zeros((2,), dtype=">i4").dtype == np.int32
+
+
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_python_ints_beyond_64_bits_convert_into_bfloat16_as_into_float32(backend: str) -> None:
+    # NumPy converts them into float16/float32 (through float64); ml_dtypes refuses them for
+    # bfloat16 (TypeError), tb.full takes them: tb.tensor does too, with the core's rounding.
+    data = [2**64, -(2**70), 1.5]
+    want = np.array(data, dtype=np.float64).astype(BFLOAT16)
+    got = tb.tensor(data, dtype="bfloat16", backend=backend).numpy()
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    scalar = tb.tensor(2**64, dtype="bfloat16", backend=backend)
+    full = tb.full((), 2**64, dtype="bfloat16", backend=backend)
+    assert scalar.item() == full.item() == float(np.float64(2**64).astype(BFLOAT16))
+    with pytest.raises(TypeError):
+        tb.tensor([2**64, "x"], dtype="bfloat16", backend=backend)

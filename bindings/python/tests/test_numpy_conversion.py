@@ -503,3 +503,31 @@ def test_out_sharing_memory_with_the_tensor_gets_numpys_values(backend: str, n: 
     expected = c.T.copy()
     tb.asnumpy(c.T, out=c)
     np.testing.assert_array_equal(c, expected)
+
+
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_out_running_backwards_gets_np_copytos_values(backend: str) -> None:
+    # `out=` with negative strides, which np.copyto accepts (it was a ValueError), with and
+    # without a cast; the rest of the buffer is left as it was.
+    x = np.arange(60, dtype=np.float32).reshape(6, 10)
+    t = tb.tensor(x, backend=backend)
+    for window in (np.s_[::-1, :], np.s_[:, ::-2], np.s_[::-2, ::-1], np.s_[::-1, 3:8]):
+        for dtype in (np.float32, np.float64):
+            want = np.full((6, 10), -7, dtype=dtype)
+            np.copyto(want[window], x[window])
+            got = np.full((6, 10), -7, dtype=dtype)
+            out = got[window]
+            assert t[window].numpy(out=out) is out
+            np.testing.assert_array_equal(got, want, err_msg=f"{window} {dtype}")
+    if backend in ("cpu", "torch"):
+        # Written backwards while the tensor reads the same memory forwards: staged first.
+        y = np.arange(12, dtype=np.float32)
+        expected = y[::-1].copy()
+        _shares_with(y, backend).numpy(out=y[::-1])
+        np.testing.assert_array_equal(y, expected)
+    # Two elements of `out` in the same memory: NumPy's result would depend on its write order.
+    broadcast = np.lib.stride_tricks.as_strided(
+        np.zeros(10, dtype=np.float32), shape=(6, 10), strides=(0, 4), writeable=True
+    )
+    with pytest.raises(ValueError, match="same memory"):
+        t.numpy(out=broadcast)

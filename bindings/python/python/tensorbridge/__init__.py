@@ -228,6 +228,16 @@ def _is_python_data(data: Any) -> bool:
     )
 
 
+def _bfloat16_source(data: Any, inferred: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Python data for a bfloat16 tensor that NumPy read as objects: ints beyond 64 bits, alone
+    or mixed with floats, as float64 (how NumPy converts them into float16/float32, and how
+    ``tb.full`` takes them); anything else stays the object array (a TypeError later)."""
+    try:
+        return np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        return inferred
+
+
 def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]:
     """``data`` as an ndarray of a dtype tensorbridge has. With ``dtype``, Python data converts
     as ``np.asarray(data, dtype=dtype)`` (exact ints, NumPy's errors); arrays are cast later."""
@@ -238,6 +248,8 @@ def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]
     target = _numpy_dtype(dtype) if dtype is not None and _is_python_data(data) else None
     try:
         arr = np.asarray(data) if target is None else np.asarray(data, dtype=target)
+        if arr.dtype == object and dtype is not None and target is None:
+            arr = _bfloat16_source(data, arr)
     except OverflowError:
         raise  # NumPy's: a Python int out of the dtype's range
     except ValueError as e:

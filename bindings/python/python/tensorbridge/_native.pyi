@@ -128,7 +128,10 @@ class Tensor:
     def astype(self, dtype: Any) -> Tensor:
         """A copy converted to ``dtype`` (the same tensor if already ``dtype``), rounded once as
         NumPy does, except that float -> integer casts saturate and NaN becomes 0 (a deliberate
-        choice where NumPy's result is platform-defined)."""
+        choice where NumPy's result is platform-defined). ``dtype=None`` is float64, as NumPy's
+        ``ndarray.astype``. A byte order in ``dtype`` names the same dtype: tensors hold
+        native-order values (``">f8"`` gives float64; ``t.numpy().astype(">f8")`` is big-endian).
+        TypeError for a dtype tensorbridge does not have."""
     def to(self, backend: str | None = None, device: str | None = None) -> Tensor: ...
     def contiguous(self) -> Tensor: ...
     def synchronize(self) -> None:

@@ -388,8 +388,9 @@ fn may_share_memory(
 }
 
 /// Writes the tensor's values into the caller's ndarray `out` (same shape, converted to its dtype
-/// if `np.can_cast(t.dtype, out.dtype, casting)`, else TypeError as `np.copyto`; any
-/// non-negative, non-overlapping strides; an `np.memmap` works) and returns `out`. Backends
+/// if `np.can_cast(t.dtype, out.dtype, casting)`, else TypeError as `np.copyto`; any strides in
+/// whole elements, negative ones included, with no two elements in the same memory; an
+/// `np.memmap` works) and returns `out`. Backends
 /// stream chunk by chunk, so a tensor larger than host RAM can be converted into a file.
 pub fn export_into<'py>(
     py: Python<'py>,
@@ -429,17 +430,34 @@ pub fn export_into<'py>(
     }
     check_casting(py, t.dtype(), d, &arr.dtype(), casting)?;
     let item = d.size_in_bytes() as isize;
-    let data = array_data(arr);
+    let mut data = array_data(arr);
     let shape = arr.shape().to_vec();
-    let strides: Vec<isize> = arr.strides().to_vec();
+    let mut strides: Vec<isize> = arr.strides().to_vec();
+    let n: usize = shape.iter().product();
+    // An axis of `out` that runs backwards (`out=a[::-1]`, as `np.copyto` accepts) is written
+    // forwards: that axis of `out` and of the tensor's view are both reversed, which pairs the
+    // same elements, so the writes below only ever see non-negative strides.
+    let mut reversed = t.clone();
+    if n > 0 {
+        for (axis, s) in strides.iter_mut().enumerate() {
+            if *s < 0 {
+                let last = (shape[axis] - 1) as isize * *s;
+                data = data.wrapping_add_signed(last);
+                *s = -*s;
+                reversed = reversed.slice(axis as isize, None, None, -1).py(py)?;
+            }
+        }
+    }
+    let t = &reversed;
     let usable = strides.iter().all(|&s| s >= 0 && s % item == 0) && data % item as usize == 0;
     let elem_strides: Vec<usize> = strides.iter().map(|&s| (s / item) as usize).collect();
     if !usable || overlaps(&shape, &elem_strides) {
         return Err(PyValueError::new_err(
-            "out must be aligned, with non-negative, non-overlapping strides in whole elements",
+            "out must be aligned, with strides in whole elements, and no two of its elements in \
+             the same memory (a broadcast out, where NumPy's np.copyto result would depend on \
+             the order it writes in)",
         ));
     }
-    let n: usize = shape.iter().product();
     // When `out` may share memory with the tensor (`t.numpy(out=a)` of `t = tb.from_numpy(a).T`),
     // writing it while reading the tensor would read values already overwritten: the values go
     // through a copy first, as NumPy's `np.copyto` does for overlapping arrays.
@@ -456,8 +474,9 @@ pub fn export_into<'py>(
     tensorbridge::with_dtype!(d, T => {
         let ptr = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { data as *mut T };
         // SAFETY: `out` is a writable ndarray of `shape` and dtype T (checked), aligned, whose
-        // elements at these non-negative element strides do not overlap (checked) and lie in its
-        // buffer; `out` is borrowed for the whole call, so the buffer outlives the view. Python
+        // elements at these non-negative element strides from `data` (its first element, or for
+        // axes it runs backwards along, its last: the same set of elements) do not overlap
+        // (checked) and lie in its buffer; `out` is borrowed for the whole call, so the buffer outlives the view. Python
         // code cannot run while we write (the GIL is only released inside `detached`, which
         // does not return until the copy is done; other threads writing the same array race as
         // they would with any NumPy ufunc `out=`).

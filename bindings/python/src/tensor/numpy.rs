@@ -124,7 +124,8 @@ impl PyTensor {
     /// ValueError when a copy would be needed.
     ///
     /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
-    /// non-negative strides, e.g. an `np.memmap`) receives the values chunk by chunk, converted to
+    /// strides, negative ones included, but no two elements in the same memory; e.g. an
+    /// `np.memmap`) receives the values chunk by chunk, converted to
     /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host,
     /// unless `out` shares memory with the tensor: then the tensor is copied first, so every
     /// value is read before any is written (as `np.copyto` does).

@@ -463,9 +463,16 @@ impl PyTensor {
 
     /// A copy converted to `dtype` (float → integer casts saturate and NaN becomes 0 — a
     /// deliberate choice where NumPy's result is platform-defined); the same tensor if already
-    /// `dtype`.
+    /// `dtype`. `dtype=None` is float64, as in NumPy's `ndarray.astype` (`np.dtype(None)`). A
+    /// byte order in `dtype` names the same dtype: tensors hold native-order values (`">f8"` gives
+    /// float64; `t.numpy().astype(">f8")` is a big-endian array). TypeError for a dtype
+    /// tensorbridge does not have.
     fn astype(&self, py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let d = parse_dtype(dtype)?;
+        let d = if dtype.is_none() {
+            DType::F64
+        } else {
+            parse_dtype(dtype)?
+        };
         let t = &self.inner;
         Ok(PyTensor::wrap(run_guarded(py, bytes_of(t), || t.cast(d))?))
     }

@@ -191,9 +191,28 @@ fn float_to_float(x: &TchTensor, from: DType, to: DType) -> Result<TchTensor> {
 /// `0x7fc0` with its sign; bfloat16 → float16 `0x7e00` with its sign; float32/float64 → float16
 /// the top payload bits, at least 1; float16 → float32/float64 the payload shifted in unchanged.
 /// libtorch's own casts drop the sign, quiet signalling NaNs, or (vectorised, into bfloat16) give
-/// all-ones bits. The other float pairs already agree (hardware conversions, as NumPy's).
+/// all-ones bits. The other float pairs already agree (hardware conversions, as NumPy's). Costs
+/// one sum over `x` (and, on a CUDA device, a synchronisation) when `x` has no NaN.
 fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Result<TchTensor> {
     use DType::*;
+    if !matches!(
+        (from, to),
+        (_, BF16) | (BF16 | F32 | F64, F16) | (F16, F32 | F64)
+    ) {
+        return Ok(out);
+    }
+    // One reduction to find out whether there may be a NaN at all (the common case has none;
+    // the rewrite below costs several passes): a NaN makes the sum NaN. So can an overflow to
+    // both infinities, which only costs the rewrite, still exact.
+    let may_have_nan = x
+        .f_sum(Kind::Float)
+        .and_then(|s| s.f_isnan())
+        .and_then(|n| n.f_is_nonzero())
+        .or_tch()?;
+    if !may_have_nan {
+        return Ok(out);
+    }
+    let is_nan = x.f_isnan().or_tch()?;
     // 1 where `x`'s sign bit is set (NaNs included), as int64.
     let sign = || {
         x.f_signbit()
@@ -261,7 +280,7 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
         .f_to_kind(int)
         .and_then(|b| b.f_view_dtype(storage_kind(to)))
         .or_tch()?;
-    nans.f_where_self(&x.f_isnan().or_tch()?, &out).or_tch()
+    nans.f_where_self(&is_nan, &out).or_tch()
 }
 
 /// f64 → f32 rounding "to odd": truncate, and set the last bit when inexact. A second rounding

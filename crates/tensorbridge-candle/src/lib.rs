@@ -413,15 +413,9 @@ impl Backend for Candle {
         axis: Option<usize>,
         out_dtype: DType,
     ) -> Result<Self> {
-        // Float sums and means accumulate in f64 on every backend (the core's rule), then round
-        // once into the output dtype with the core's casts: candle's own sums run in the input's
-        // precision (bf16 [256, 1 x 7] summed to 256).
-        let acc_dtype = if out_dtype.is_float() && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-            DType::F64
-        } else {
-            out_dtype
-        };
-        let x = self.cast(layout, acc_dtype)?.data;
+        // In `out_dtype` (the core asks for f64 for float sums and means: candle's own sums run
+        // in the input's precision).
+        let x = self.cast(layout, out_dtype)?.data;
         let (x, dim) = match axis {
             None => (x, 0),
             Some(a) => (x.reshape(layout.shape()).or_candle()?, a),
@@ -441,18 +435,13 @@ impl Backend for Candle {
             ReduceOp::Sum => x.sum(dim).or_candle()?,
             ReduceOp::Mean => {
                 let s = x.sum(dim).or_candle()?;
-                let n = scalar_like(&s, acc_dtype, count as f64)?;
+                let n = scalar_like(&s, out_dtype, count as f64)?;
                 s.broadcast_div(&n).or_candle()?
             }
             ReduceOp::Max => propagate_nan(&x, x.max(dim).or_candle()?, dim, out_dtype)?,
             ReduceOp::Min => propagate_nan(&x, x.min(dim).or_candle()?, dim, out_dtype)?,
         };
-        let r = Candle::new(r, acc_dtype)?;
-        if acc_dtype == out_dtype {
-            return Ok(r);
-        }
-        let dims = r.data.dims().to_vec();
-        r.cast(&Layout::contiguous(&dims), out_dtype)
+        Candle::new(r, out_dtype)
     }
 
     /// The core's casts bit for bit. To bool: `!= 0` on the device (exact). On candle's CPU

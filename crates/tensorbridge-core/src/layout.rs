@@ -22,12 +22,17 @@ const INLINE_AXES: usize = 4;
 /// Row-major strides, in elements, of a contiguous tensor of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
     let mut strides = vec![0isize; shape.len()];
+    fill_contiguous_strides(shape, &mut strides);
+    strides
+}
+
+/// Writes the row-major strides of `shape` into `strides` (of the same length).
+fn fill_contiguous_strides(shape: &[usize], strides: &mut [isize]) {
     let mut acc = 1isize;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;
         acc = acc.saturating_mul(d.max(1) as isize);
     }
-    strides
 }
 
 /// The element count of `shape`, or `None` when it overflows `usize`.
@@ -105,11 +110,7 @@ impl Layout {
     /// The row-major contiguous layout of `shape`, starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
         let mut strides = SmallVec::from_elem(0isize, shape.len());
-        let mut acc = 1isize;
-        for (s, &d) in strides.iter_mut().zip(shape).rev() {
-            *s = acc;
-            acc = acc.saturating_mul(d.max(1) as isize);
-        }
+        fill_contiguous_strides(shape, &mut strides);
         Layout {
             shape: SmallVec::from_slice(shape),
             strides,
@@ -120,12 +121,7 @@ impl Layout {
     /// A layout from raw parts. It is not checked against any storage: see [`Layout::check_fits`].
     /// A shape of more than `isize::MAX` elements is [`Error::ShapeTooLarge`].
     pub fn new(shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Result<Self> {
-        if shape.len() != strides.len() {
-            return Err(Error::InvalidArgument(format!(
-                "layout: shape {shape:?} and strides {strides:?} differ in length"
-            )));
-        }
-        checked_shape_bytes("layout", &shape, None)?;
+        Self::check_parts(&shape, &strides)?;
         Ok(Layout {
             shape: SmallVec::from_vec(shape),
             strides: SmallVec::from_vec(strides),
@@ -135,17 +131,23 @@ impl Layout {
 
     /// [`Layout::new`] from borrowed parts (no vectors to build first).
     pub fn from_parts(shape: &[usize], strides: &[isize], offset: usize) -> Result<Self> {
-        if shape.len() != strides.len() {
-            return Err(Error::InvalidArgument(format!(
-                "layout: shape {shape:?} and strides {strides:?} differ in length"
-            )));
-        }
-        checked_shape_bytes("layout", shape, None)?;
+        Self::check_parts(shape, strides)?;
         Ok(Layout {
             shape: SmallVec::from_slice(shape),
             strides: SmallVec::from_slice(strides),
             offset,
         })
+    }
+
+    /// What [`Layout::new`] requires of its parts: one stride per axis, at most `isize::MAX`
+    /// elements.
+    fn check_parts(shape: &[usize], strides: &[isize]) -> Result<()> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "layout: shape {shape:?} and strides {strides:?} differ in length"
+            )));
+        }
+        checked_shape_bytes("layout", shape, None).map(|_| ())
     }
 
     /// The dimensions.

@@ -627,7 +627,19 @@ impl<B: Backend> Tensor<B> {
             )));
         }
         let out_dtype = Self::reduce_dtype(op, self.dtype());
-        let s = self.storage.reduce(&self.layout, op, axis, out_dtype)?;
+        // Float sums and means accumulate in f64 on every backend and round once into the dtype
+        // with the core's casts: summing in the input's precision loses the small terms (in
+        // bfloat16, 256 + 1 is 256; libtorch's float32 sum was off by several ulps, candle's
+        // bfloat16 sum of [256, 1 x 7] was 256). Backends reduce in the dtype they are asked for.
+        let acc_dtype = if out_dtype.is_float() && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            DType::F64
+        } else {
+            out_dtype
+        };
+        let mut s = self.storage.reduce(&self.layout, op, axis, acc_dtype)?;
+        if acc_dtype != out_dtype {
+            s = s.cast(&Layout::contiguous(&out_shape), out_dtype)?;
+        }
         let t = Self::contiguous_of(s, &out_shape);
         if !keepdim {
             return Ok(t);

@@ -445,49 +445,33 @@ impl Backend for Torch {
         axis: Option<usize>,
         out_dtype: DType,
     ) -> Result<Self> {
-        if out_dtype != self.dtype && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-            // The input is cast to the output dtype first.
+        // A float input is widened inside the reduction (`dtype=`, no temporary: the core asks
+        // for f64 for every float sum and mean); any other input of another output dtype is cast
+        // to it first, with the core's rules.
+        let cast_first =
+            out_dtype != self.dtype && !(out_dtype.is_float() && self.dtype.is_float());
+        if cast_first && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
             check_host_op(&self.device, "reduce", layout.shape(), out_dtype, 1)?;
         }
         let x = self.view(layout)?;
         let dims: Vec<i64> = axis.map(|a| vec![a as i64]).unwrap_or_default();
-        // Float sums and means accumulate in f64 on every backend (the core's rule; libtorch's
-        // own float32 sum is off by several ulps on long inputs), then round once into the output
-        // dtype with the core's casts.
-        let acc_dtype = if out_dtype.is_float() && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-            DType::F64
-        } else {
-            out_dtype
-        };
-        let acc_kind = storage_kind(acc_dtype);
+        let out_kind = storage_kind(out_dtype);
         let r = match op {
             ReduceOp::Sum | ReduceOp::Mean => {
-                // Floats go to f64 inside the reduction (`dtype=` reads and widens on the fly);
-                // integers are cast to the output dtype first, with the core's rules.
-                let x = if out_dtype == self.dtype || acc_dtype == DType::F64 {
-                    x
-                } else {
+                let x = if cast_first {
                     kinds::cast(&x, self.dtype, out_dtype)?
-                };
-                let x = if acc_dtype == DType::F64 && !self.dtype.is_float() {
-                    kinds::cast(&x, self.dtype, DType::F64)?
                 } else {
                     x
                 };
-                let r = match (op, axis) {
-                    (ReduceOp::Sum, None) => x.f_sum(acc_kind),
+                match (op, axis) {
+                    (ReduceOp::Sum, None) => x.f_sum(out_kind),
                     (ReduceOp::Sum, Some(_)) => {
-                        x.f_sum_dim_intlist(dims.as_slice(), false, acc_kind)
+                        x.f_sum_dim_intlist(dims.as_slice(), false, out_kind)
                     }
-                    (_, None) => x.f_mean(acc_kind),
-                    (_, Some(_)) => x.f_mean_dim(dims.as_slice(), false, acc_kind),
+                    (_, None) => x.f_mean(out_kind),
+                    (_, Some(_)) => x.f_mean_dim(dims.as_slice(), false, out_kind),
                 }
-                .or_tch()?;
-                if acc_dtype == out_dtype {
-                    r
-                } else {
-                    kinds::cast(&r, acc_dtype, out_dtype)?
-                }
+                .or_tch()?
             }
             ReduceOp::Max | ReduceOp::Min => {
                 let flip = signed_storage(self.dtype);

@@ -1113,6 +1113,16 @@ def test_float_casts_give_numpys_nan_bits_on_every_backend(backend: str) -> None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_tolist_of_float16_nans_has_numpys_bits(backend: str) -> None:
+    """``tolist`` widens float16 to Python floats as NumPy does: a NaN's payload shifts in
+    unchanged (signalling NaNs stay signalling), bit for bit ``ndarray.tolist()``."""
+    a = _nan_patterns(np.dtype(np.float16))[:7]
+    got = np.array(tb.tensor(a, backend=backend).tolist(), dtype=np.float64)
+    want = np.array(a.tolist(), dtype=np.float64)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_float_sums_and_means_accumulate_in_float64_on_every_backend(backend: str) -> None:
     """Sums of bfloat16/float16/float32 add in float64 and round once into the dtype on every
     backend (NumPy's float64 sum of the same values, cast): accumulating in the input precision

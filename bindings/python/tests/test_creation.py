@@ -208,5 +208,31 @@ def test_python_ints_beyond_64_bits_convert_into_bfloat16_as_into_float32(backen
     scalar = tb.tensor(2**64, dtype="bfloat16", backend=backend)
     full = tb.full((), 2**64, dtype="bfloat16", backend=backend)
     assert scalar.item() == full.item() == float(np.float64(2**64).astype(BFLOAT16))
-    with pytest.raises(TypeError):
-        tb.tensor([2**64, "x"], dtype="bfloat16", backend=backend)
+    # Python data that is not numbers by itself converts as into float32 (NumPy's rules).
+    for data in ([1.5, "1"], [1, None]):
+        want = np.array(data, dtype=np.float32).astype(np.float64)
+        for dtype in ("float32", "bfloat16"):
+            got = tb.tensor(data, dtype=dtype, backend=backend).numpy().astype(np.float64)
+            np.testing.assert_array_equal(got, want, err_msg=f"{data} {dtype}")
+    for dtype in ("float32", "bfloat16"):
+        with pytest.raises(ValueError, match="could not convert"):
+            tb.tensor([2**64, "x"], dtype=dtype, backend=backend)
+
+
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_full_keeps_the_bits_of_a_nan_numpy_scalar(backend: str) -> None:
+    # np.full casts the scalar itself: a signalling float32 NaN stays signalling, a float16 NaN's
+    # payload shifts into float32 unchanged (a Python float in between would quiet them).
+    cases = [
+        (np.array([0x7F800002], np.uint32).view(np.float32)[0], "float32"),
+        (np.array([0x7C01], np.uint16).view(np.float16)[0], "float32"),
+        (np.array([0xFD55], np.uint16).view(np.float16)[0], "float64"),
+        (np.array([0x7F82], np.uint16).view(BFLOAT16)[0], "bfloat16"),
+        (np.array([0x7F82], np.uint16).view(BFLOAT16)[0], "float16"),
+    ]
+    for value, dtype in cases:
+        want = np.full((2, 3), value, dtype=BFLOAT16 if dtype == "bfloat16" else dtype)
+        got = tb.full((2, 3), value, dtype=dtype, backend=backend).numpy()
+        uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[want.itemsize]
+        assert got.shape == (2, 3)
+        np.testing.assert_array_equal(got.view(uint), want.view(uint), err_msg=f"{value!r}")

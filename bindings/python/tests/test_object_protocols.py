@@ -5,6 +5,7 @@ and advanced, checked against NumPy on the same key), slice bounds, iteration, `
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any
 
 import ml_dtypes
@@ -261,9 +262,11 @@ def test_any_key_gives_numpys_answer_or_numpys_exception(
 )
 def test_slice_bounds_that_are_not_integers_raise_typeerror(backend: str, key: slice) -> None:
     a = np.arange(5.0)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as numpys:
         a[key]
-    with pytest.raises(TypeError, match="slice indices must be integers"):
+    # NumPy's message too ("slice indices must be integers or None or have an __index__
+    # method", or the bound's own __index__ error).
+    with pytest.raises(TypeError, match=re.escape(str(numpys.value))):
         tb.tensor(a, backend=backend)[key]
 
 

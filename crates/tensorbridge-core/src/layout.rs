@@ -542,16 +542,15 @@ pub fn slice_indices(
             stop.map_or(-1, |s| clamp(norm(s), -1, n - 1)),
         )
     };
-    // i128: a step near isize::MAX must not overflow the rounding-up division.
-    let (lo, hi, step) = (start as i128, stop as i128, step as i128);
-    let len = if step > 0 && hi > lo {
-        (hi - lo + step - 1) / step
-    } else if step < 0 && lo > hi {
-        (lo - hi - step - 1) / (-step)
+    // `1 + (span - 1) / |step|` rounds up without overflowing for a step near isize::MAX (or
+    // isize::MIN): `span` is at most the axis length.
+    let span = if step > 0 { stop - start } else { start - stop };
+    let len = if span > 0 {
+        1 + (span - 1) as usize / step.unsigned_abs()
     } else {
         0
     };
-    (start, len as usize)
+    (start, len)
 }
 
 #[cfg(test)]

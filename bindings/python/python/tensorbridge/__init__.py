@@ -228,16 +228,6 @@ def _is_python_data(data: Any) -> bool:
     )
 
 
-def _bfloat16_source(data: Any, inferred: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Python data for a bfloat16 tensor that NumPy read as objects: ints beyond 64 bits, alone
-    or mixed with floats, as float64 (how NumPy converts them into float16/float32, and how
-    ``tb.full`` takes them); anything else stays the object array (a TypeError later)."""
-    try:
-        return np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        return inferred
-
-
 def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]:
     """``data`` as an ndarray of a dtype tensorbridge has. With ``dtype``, Python data converts
     as ``np.asarray(data, dtype=dtype)`` (exact ints, NumPy's errors); arrays are cast later."""
@@ -248,8 +238,14 @@ def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]
     target = _numpy_dtype(dtype) if dtype is not None and _is_python_data(data) else None
     try:
         arr = np.asarray(data) if target is None else np.asarray(data, dtype=target)
-        if arr.dtype == object and dtype is not None and target is None:
-            arr = _bfloat16_source(data, arr)
+        if target is None and dtype is not None and arr.dtype.kind in "OUS":
+            if _is_python_data(data):
+                # Into bfloat16 (no NumPy target, see _numpy_dtype): Python data NumPy does not
+                # read as numbers by itself (ints beyond 64 bits, strings, None) converts as
+                # NumPy converts it into float16/float32, through float64, NumPy's errors
+                # included (and as tb.full takes such ints).
+                target = np.dtype(np.float64)
+                arr = np.asarray(data, dtype=target)
     except OverflowError:
         raise  # NumPy's: a Python int out of the dtype's range
     except ValueError as e:
@@ -396,7 +392,23 @@ def full(
     if dtype is None:
         # As NumPy: the dtype of ``np.array(fill_value)`` (NumPy scalars keep theirs).
         dtype = _as_ndarray(fill_value, "tb.full").dtype
+    if _is_nan_scalar(fill_value):
+        # NumPy casts the scalar itself, so a NaN keeps NumPy's bits in the dtype; through a
+        # Python float (the native fill) a signalling NaN would be quieted.
+        one = tensor(np.asarray(fill_value), dtype=dtype, backend=backend, device=device)
+        return one.broadcast_to(_shape(shape)).contiguous()
     return _native._full(_shape(shape), fill_value, dtype=dtype, backend=backend, device=device)
+
+
+def _is_nan_scalar(value: Any) -> bool:
+    """A NumPy (or ml_dtypes) float scalar that is NaN."""
+    if not isinstance(value, np.generic) or value.dtype.kind not in "fV":
+        return False
+    try:
+        with np.errstate(invalid="ignore"):  # a signalling NaN raises "invalid" in isnan
+            return bool(np.isnan(value))
+    except TypeError:  # a void scalar that is not a number
+        return False
 
 
 def zeros(

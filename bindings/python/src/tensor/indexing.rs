@@ -16,12 +16,12 @@
 //! non-index raises IndexError.
 
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
-use pyo3::intern;
+use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyBytes, PyEllipsis, PyFloat, PyInt, PyNone, PySlice, PyString, PyTuple,
 };
+use tensorbridge::layout::slice_indices;
 use tensorbridge::AnyTensor;
 
 use super::PyTensor;
@@ -30,7 +30,9 @@ use crate::transfer_guard;
 
 enum Item {
     Int(isize),
-    Slice(Option<isize>, Option<isize>, isize),
+    /// start, stop, step as `PySlice_Unpack` gives them: saturated, `None` as the bound Python
+    /// uses for it (`0`/`isize::MAX` for a positive step).
+    Slice(isize, isize, isize),
     Ellipsis,
     NewAxis,
 }
@@ -50,28 +52,6 @@ fn saturating_index(v: &Bound<'_, PyAny>) -> PyResult<isize> {
             isize::MAX / 2
         }),
     }
-}
-
-/// A slice bound: `None` or anything with `__index__` (bools too, as in Python and NumPy).
-fn slice_bound(v: Bound<'_, PyAny>) -> PyResult<Option<isize>> {
-    if v.is_none() {
-        return Ok(None);
-    }
-    // The common case, a Python int in range, without the call to `operator.index`.
-    if v.is_exact_instance_of::<PyInt>() {
-        if let Ok(i) = v.extract::<isize>() {
-            return Ok(Some(i));
-        }
-    }
-    saturating_index(&v).map(Some).map_err(|e| {
-        if e.is_instance_of::<PyTypeError>(v.py()) {
-            PyTypeError::new_err(
-                "slice indices must be integers or None or have an __index__ method",
-            )
-        } else {
-            e
-        }
-    })
 }
 
 fn is_numpy_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -94,17 +74,16 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
             .map_err(|_| PyIndexError::new_err(format!("index {obj} is out of range")));
     }
     if let Ok(s) = obj.cast::<PySlice>() {
-        // Interned names: no new string (and hash) per attribute per call.
-        let py = obj.py();
-        let step = slice_bound(s.getattr(intern!(py, "step"))?)?.unwrap_or(1);
-        if step == 0 {
-            return Err(PyValueError::new_err("slice step cannot be zero"));
+        let (mut start, mut stop, mut step) = (0, 0, 0);
+        // SAFETY: `s` is a live slice object (checked by the cast) and the three pointers are
+        // to locals. PySlice_Unpack reads its bounds as Python does (`None`, or `__index__`,
+        // saturated to the Py_ssize_t range), or sets a Python error and returns -1: TypeError
+        // for a bound that is not an index, ValueError for a zero step — NumPy's errors.
+        let rc = unsafe { pyo3::ffi::PySlice_Unpack(s.as_ptr(), &mut start, &mut stop, &mut step) };
+        if rc != 0 {
+            return Err(PyErr::fetch(obj.py()));
         }
-        return Ok(Some(Item::Slice(
-            slice_bound(s.getattr(intern!(py, "start"))?)?,
-            slice_bound(s.getattr(intern!(py, "stop"))?)?,
-            step,
-        )));
+        return Ok(Some(Item::Slice(start, stop, step)));
     }
     if obj.is_instance_of::<PyEllipsis>() {
         return Ok(Some(Item::Ellipsis));
@@ -201,7 +180,12 @@ fn basic(py: Python<'_>, t: &AnyTensor, items: Vec<Item>) -> PyResult<AnyTensor>
         match item {
             Item::Int(i) => out = out.select(axis, i).py(py)?,
             Item::Slice(start, stop, step) => {
-                out = out.slice(axis, start, stop, step).py(py)?;
+                // `:` (and any slice that keeps a whole axis in order) is the view itself.
+                let size = out.shape()[axis as usize];
+                let (first, len) = slice_indices(size, Some(start), Some(stop), step);
+                if !(step == 1 && first == 0 && len == size) {
+                    out = out.slice(axis, Some(start), Some(stop), step).py(py)?;
+                }
                 axis += 1;
             }
             Item::Ellipsis => axis += (ndim - consumed) as isize,

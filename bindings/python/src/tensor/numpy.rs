@@ -332,10 +332,12 @@ unsafe fn python_scalar<'py>(
         DType::I16 => read::<i16>(p).into_pyobject(py)?.into_any(),
         DType::I32 => read::<i32>(p).into_pyobject(py)?.into_any(),
         DType::I64 => read::<i64>(p).into_pyobject(py)?.into_any(),
-        DType::F16 => half::f16::from_bits(read::<u16>(p))
-            .to_f64()
-            .into_pyobject(py)?
-            .into_any(),
+        // NumPy's float16 → float64: a NaN's payload shifts in unchanged (`half` would quiet it).
+        DType::F16 => {
+            <half::f16 as tensorbridge::Element>::to_f64(half::f16::from_bits(read::<u16>(p)))
+                .into_pyobject(py)?
+                .into_any()
+        }
         DType::BF16 => half::bf16::from_bits(read::<u16>(p))
             .to_f64()
             .into_pyobject(py)?

@@ -194,13 +194,9 @@ fn float_to_float(x: &TchTensor, from: DType, to: DType) -> Result<TchTensor> {
 /// all-ones bits. The other float pairs already agree (hardware conversions, as NumPy's). Costs
 /// one sum over `x` (and, on a CUDA device, a synchronisation) when `x` has no NaN.
 fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Result<TchTensor> {
-    use DType::*;
-    if !matches!(
-        (from, to),
-        (_, BF16) | (BF16 | F32 | F64, F16) | (F16, F32 | F64)
-    ) {
+    let Some(rule) = NanRule::of(from, to) else {
         return Ok(out);
-    }
+    };
     // One reduction to find out whether there may be a NaN at all (the common case has none;
     // the rewrite below costs several passes): a NaN makes the sum NaN. So can an overflow to
     // both infinities, which only costs the rewrite, still exact.
@@ -213,62 +209,41 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
         return Ok(out);
     }
     let is_nan = x.f_isnan().or_tch()?;
-    // 1 where `x`'s sign bit is set (NaNs included), as int64.
-    let sign = || {
-        x.f_signbit()
-            .and_then(|s| s.f_to_kind(Kind::Int64))
-            .or_tch()
-    };
-    // The bits of `x` as int64, masked to its payload (`mask`) and shifted right by `shift`.
-    let payload = |int: Kind, mask: i64, shift: i64| {
-        x.f_view_dtype(int)
-            .and_then(|b| b.f_to_kind(Kind::Int64))
-            .and_then(|b| b.f_bitwise_and(mask))
-            .and_then(|b| b.f_bitwise_right_shift_tensor_scalar(shift))
-            .or_tch()
-    };
-    let with_sign = |sign_bit: i64, rest: &TchTensor| {
-        sign()?
-            .f_mul_scalar(sign_bit)
-            .and_then(|s| s.f_bitwise_or_tensor(rest))
-            .or_tch()
-    };
-    let nan_bits = match (from, to) {
-        (_, BF16) => sign()?
-            .f_mul_scalar(0x8000)
-            .and_then(|s| s.f_bitwise_or(0x7fc0))
-            .or_tch()?,
-        (BF16, F16) => sign()?
-            .f_mul_scalar(0x8000)
-            .and_then(|s| s.f_bitwise_or(0x7e00))
-            .or_tch()?,
-        (F32 | F64, F16) => {
-            let top_ten = if from == F32 {
-                payload(Kind::Int, 0x007f_ffff, 13)?
-            } else {
-                payload(Kind::Int64, 0x000f_ffff_ffff_ffff, 42)?
-            };
-            let rest = top_ten
-                .f_clamp_min(1)
-                .and_then(|p| p.f_bitwise_or(0x7c00))
+    // The sign bit where `x`'s is set, or-ed with the rule's fixed bits, as int64.
+    let signed_bits = x
+        .f_signbit()
+        .and_then(|s| s.f_to_kind(Kind::Int64))
+        .and_then(|s| s.f_mul_scalar(rule.sign_bit()))
+        .and_then(|s| s.f_bitwise_or(rule.bits()))
+        .or_tch()?;
+    let nan_bits = match rule {
+        NanRule::Quiet { .. } => signed_bits,
+        NanRule::Payload {
+            from_int,
+            mask,
+            right,
+            left,
+            min,
+            ..
+        } => {
+            let mut payload = x
+                .f_view_dtype(from_int)
+                .and_then(|b| b.f_to_kind(Kind::Int64))
+                .and_then(|b| b.f_bitwise_and(mask))
                 .or_tch()?;
-            with_sign(0x8000, &rest)?
+            if right > 0 {
+                payload = payload
+                    .f_bitwise_right_shift_tensor_scalar(right)
+                    .or_tch()?;
+            }
+            if left > 0 {
+                payload = payload.f_bitwise_left_shift_tensor_scalar(left).or_tch()?;
+            }
+            if min > 0 {
+                payload = payload.f_clamp_min(min).or_tch()?;
+            }
+            payload.f_bitwise_or_tensor(&signed_bits).or_tch()?
         }
-        (F16, F32) => {
-            let rest = payload(Kind::Int16, 0x03ff, 0)?
-                .f_bitwise_left_shift_tensor_scalar(13)
-                .and_then(|p| p.f_bitwise_or(0x7f80_0000))
-                .or_tch()?;
-            with_sign(1 << 31, &rest)?
-        }
-        (F16, F64) => {
-            let rest = payload(Kind::Int16, 0x03ff, 0)?
-                .f_bitwise_left_shift_tensor_scalar(42)
-                .and_then(|p| p.f_bitwise_or(0x7ff0_0000_0000_0000))
-                .or_tch()?;
-            with_sign(i64::MIN, &rest)?
-        }
-        _ => return Ok(out),
     };
     // Narrowing int64 keeps the low bits (C++ conversion), which are the bit pattern wanted.
     let int = match to.size_in_bytes() {
@@ -281,6 +256,79 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
         .and_then(|b| b.f_view_dtype(storage_kind(to)))
         .or_tch()?;
     nans.f_where_self(&is_nan, &out).or_tch()
+}
+
+/// The bits NumPy (ml_dtypes for bfloat16) gives a NaN cast between two float dtypes, where
+/// libtorch's differ: the sign bit of the target (set when the source NaN's sign is), and
+/// either one quiet NaN or the source's payload moved into place.
+#[derive(Clone, Copy)]
+enum NanRule {
+    /// `bits | sign`: into bfloat16 (`0x7fc0`), bfloat16 → float16 (`0x7e00`).
+    Quiet { bits: i64, sign_bit: i64 },
+    /// `max(((source bits as from_int) & mask) >> right << left, min) | bits | sign`:
+    /// float32/float64 → float16 (the top ten payload bits, at least 1), float16 →
+    /// float32/float64 (the payload shifted in unchanged).
+    Payload {
+        from_int: Kind,
+        mask: i64,
+        right: i64,
+        left: i64,
+        min: i64,
+        bits: i64,
+        sign_bit: i64,
+    },
+}
+
+impl NanRule {
+    /// The rule of a cast from `from` to `to`, `None` where libtorch's cast already gives
+    /// NumPy's bits (hardware conversions, as NumPy's) or the pair is not float to float.
+    fn of(from: DType, to: DType) -> Option<NanRule> {
+        use DType::*;
+        let payload = |from_int, mask, right, left, min, bits, sign_bit| NanRule::Payload {
+            from_int,
+            mask,
+            right,
+            left,
+            min,
+            bits,
+            sign_bit,
+        };
+        Some(match (from, to) {
+            (_, BF16) => NanRule::Quiet {
+                bits: 0x7fc0,
+                sign_bit: 0x8000,
+            },
+            (BF16, F16) => NanRule::Quiet {
+                bits: 0x7e00,
+                sign_bit: 0x8000,
+            },
+            (F32, F16) => payload(Kind::Int, 0x007f_ffff, 13, 0, 1, 0x7c00, 0x8000),
+            (F64, F16) => payload(Kind::Int64, 0x000f_ffff_ffff_ffff, 42, 0, 1, 0x7c00, 0x8000),
+            (F16, F32) => payload(Kind::Int16, 0x03ff, 0, 13, 0, 0x7f80_0000, 1 << 31),
+            (F16, F64) => payload(
+                Kind::Int16,
+                0x03ff,
+                0,
+                42,
+                0,
+                0x7ff0_0000_0000_0000,
+                i64::MIN,
+            ),
+            _ => return None,
+        })
+    }
+
+    fn bits(self) -> i64 {
+        match self {
+            NanRule::Quiet { bits, .. } | NanRule::Payload { bits, .. } => bits,
+        }
+    }
+
+    fn sign_bit(self) -> i64 {
+        match self {
+            NanRule::Quiet { sign_bit, .. } | NanRule::Payload { sign_bit, .. } => sign_bit,
+        }
+    }
 }
 
 /// f64 → f32 rounding "to odd": truncate, and set the last bit when inexact. A second rounding

@@ -238,14 +238,14 @@ def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]
     target = _numpy_dtype(dtype) if dtype is not None and _is_python_data(data) else None
     try:
         arr = np.asarray(data) if target is None else np.asarray(data, dtype=target)
-        if target is None and dtype is not None and arr.dtype.kind in "OUS":
-            if _is_python_data(data):
-                # Into bfloat16 (no NumPy target, see _numpy_dtype): Python data NumPy does not
-                # read as numbers by itself (ints beyond 64 bits, strings, None) converts as
-                # NumPy converts it into float16/float32, through float64, NumPy's errors
-                # included (and as tb.full takes such ints).
-                target = np.dtype(np.float64)
-                arr = np.asarray(data, dtype=target)
+        retry_via_float64 = target is None and dtype is not None and arr.dtype.kind in "OUS"
+        if retry_via_float64 and _is_python_data(data):
+            # Into bfloat16 (no NumPy target, see _numpy_dtype): Python data NumPy does not
+            # read as numbers by itself (ints beyond 64 bits, strings, None) converts as NumPy
+            # converts it into float16/float32, through float64, NumPy's errors included (and
+            # as tb.full takes such ints).
+            target = np.dtype(np.float64)
+            arr = np.asarray(data, dtype=target)
     except OverflowError:
         raise  # NumPy's: a Python int out of the dtype's range
     except ValueError as e:

@@ -476,10 +476,10 @@ pub fn export_into<'py>(
         // SAFETY: `out` is a writable ndarray of `shape` and dtype T (checked), aligned, whose
         // elements at these non-negative element strides from `data` (its first element, or for
         // axes it runs backwards along, its last: the same set of elements) do not overlap
-        // (checked) and lie in its buffer; `out` is borrowed for the whole call, so the buffer outlives the view. Python
-        // code cannot run while we write (the GIL is only released inside `detached`, which
-        // does not return until the copy is done; other threads writing the same array race as
-        // they would with any NumPy ufunc `out=`).
+        // (checked) and lie in its buffer; `out` is borrowed for the whole call, so the buffer
+        // outlives the view. Python code cannot run while we write (the GIL is only released
+        // inside `detached`, which does not return until the copy is done; other threads
+        // writing the same array race as they would with any NumPy ufunc `out=`).
         let mut view = unsafe {
             ArrayViewMutD::<T>::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&elem_strides)), ptr)
         };

@@ -157,6 +157,66 @@ fn every_backend_gives_the_same_host_arrays_for_ops_and_views() {
 }
 
 /// Asserts that `r` is a backend/device mismatch whose message tells the user to move a tensor.
+#[test]
+fn reductions_over_several_axes_match_ndarray_on_every_backend() {
+    // NumPy's `a.sum(axis=(0, 2))` of a 2 × 3 × 4 cube: one reduction over the merged axes.
+    let cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 12 + j * 4 + k) as i32).into_dyn();
+    let sum_02 = arr1(&[60i64, 92, 124]).into_dyn();
+    let max_21 = arr2(&[[11i32], [23]]).into_dyn();
+    for (kind, device) in placements() {
+        let ctx = format!("{}:{device}", kind.name());
+        let t = on(kind, &device, cube.clone());
+        let got = host(t.reduce_axes(ReduceOp::Sum, &[2, 0], false)).unwrap();
+        assert_eq!(got, HostArray::from(sum_02.clone()), "{ctx} sum (2, 0)");
+        let got = host(
+            t.reduce_axes(ReduceOp::Max, &[-1, 1], true)
+                .and_then(|r| r.reshape(&[2, 1])),
+        );
+        assert_eq!(
+            got.unwrap(),
+            HostArray::from(max_21.clone()),
+            "{ctx} max (-1, 1)"
+        );
+        // All axes: the whole-tensor reduction; keepdim gives 1 × 1 × 1.
+        let all = t.reduce_axes(ReduceOp::Sum, &[0, 1, 2], true).unwrap();
+        assert_eq!(all.shape(), &[1, 1, 1], "{ctx}");
+        assert_eq!(
+            host(all.reshape(&[])).unwrap(),
+            HostArray::from(arr0_i64(276)),
+            "{ctx}"
+        );
+        // No axes: nothing reduced, in the reduction's dtype (i32 sums to i64).
+        let none = t.reduce_axes(ReduceOp::Sum, &[], false).unwrap();
+        assert_eq!(
+            (none.shape(), none.dtype()),
+            (&[2usize, 3, 4][..], DType::I64),
+            "{ctx}"
+        );
+        assert!(
+            matches!(
+                t.reduce_axes(ReduceOp::Sum, &[0, -3], false),
+                Err(Error::InvalidArgument(m)) if m.contains("duplicate value in 'axis'")
+            ),
+            "{ctx}"
+        );
+        assert!(
+            matches!(
+                t.reduce_axes(ReduceOp::Min, &[0, 3], false),
+                Err(Error::AxisOutOfRange {
+                    axis: 3,
+                    ndim: 3,
+                    ..
+                })
+            ),
+            "{ctx}"
+        );
+    }
+}
+
+fn arr0_i64(v: i64) -> ArrayD<i64> {
+    tensorbridge::ndarray::arr0(v).into_dyn()
+}
+
 fn assert_mismatch<T: std::fmt::Debug>(what: &str, r: Result<T>) {
     let e = r.expect_err(what);
     assert!(

@@ -5,7 +5,7 @@
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyBool, PyString, PyTuple};
 use tensorbridge::registry::{self, BackendEntry};
 use tensorbridge::{DType, Device};
 
@@ -155,6 +155,29 @@ pub fn int_arg(obj: &Bound<'_, PyAny>) -> PyResult<isize> {
 /// An optional axis argument (`None`: all axes).
 pub fn opt_int_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<isize>> {
     no_overflow(obj.py(), obj.extract())
+}
+
+/// The `axis=` of a reduction as NumPy takes it: `None` (all axes), an int, or a tuple of ints
+/// (several axes; `()` none). Anything `operator.index` takes is an int except `bool`, which is
+/// NumPy's TypeError ("an integer is required"), as is a list.
+pub fn reduce_axes_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<Vec<isize>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let one = |item: &Bound<'_, PyAny>| -> PyResult<isize> {
+        if item.is_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err("an integer is required"));
+        }
+        int_arg(item)
+    };
+    match obj.cast::<PyTuple>() {
+        Ok(tuple) => tuple
+            .iter()
+            .map(|item| one(&item))
+            .collect::<PyResult<_>>()
+            .map(Some),
+        Err(_) => Ok(Some(vec![one(obj)?])),
+    }
 }
 
 /// A shape: a sequence of non-negative ints.

@@ -223,6 +223,43 @@ def test_reductions_keepdims_and_the_keepdim_alias() -> None:
         assert_close(getattr(t, name)(keepdims=True).numpy(), getattr(np, name)(a, keepdims=True))
 
 
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_reductions_over_a_tuple_of_axes_match_numpy_on_every_backend(backend: str) -> None:
+    """NumPy's ``axis=(a, b, ...)``, through the method, ``np.sum(t, axis=...)`` (which calls
+    it) and ``tb.sum``: values, dtype and shape as NumPy's, keepdims, negative and unordered axes,
+    ``()`` (nothing reduced, the reduction's dtype) and all axes; NumPy's errors for a repeated,
+    out-of-range, bool or list axis."""
+    for dtype in ("int32", "float32"):
+        a = np.arange(24).reshape(2, 3, 4).astype(dtype)
+        t = tb.tensor(a, backend=backend)
+        for axes in [(0, 2), (2, 0), (-1, 0), (1, 2), (0, 1, 2), (1,), ()]:
+            for keepdims in (False, True):
+                for name in ("sum", "mean", "max", "min"):
+                    expected = getattr(a, name)(axis=axes, keepdims=keepdims)
+                    got = getattr(t, name)(axis=axes, keepdims=keepdims).numpy()
+                    assert_same_array(got, expected)
+        # NumPy's function calls the tensor's method, so the result is a tensor (as for torch).
+        assert_same_array(np.sum(t, axis=(0, 2)).numpy(), a.sum(axis=(0, 2)))
+        assert_same_array(
+            tb.mean(t, axis=(2, 1), keepdims=True).numpy(), a.mean((2, 1), keepdims=True)
+        )
+        with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+            t.sum(axis=(0, -3))
+        with pytest.raises(np.exceptions.AxisError):
+            t.max(axis=(0, 3))
+        for bad in (True, (0, True), [0, 1]):
+            with pytest.raises(TypeError):
+                t.sum(axis=bad)
+            with pytest.raises(TypeError):
+                a.sum(axis=bad)
+    with pytest.raises(ValueError, match="zero-size"):
+        tb.zeros((0, 3), backend=backend).max(axis=(0, 1))
+    assert_same_array(
+        tb.zeros((2, 0, 3), backend=backend).sum(axis=(1, 2)).numpy(),
+        np.zeros((2, 0, 3)).sum(axis=(1, 2)),
+    )
+
+
 def test_sum_of_ints_wraps_in_int64_like_numpy() -> None:
     a = np.array([2**62, 2**62, 2**62], dtype=np.int64)
     assert_same_array(tb.tensor(a).sum().numpy(), np.sum(a))

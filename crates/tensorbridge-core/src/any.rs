@@ -622,6 +622,64 @@ impl AnyTensor {
     pub fn reduce(&self, op: ReduceOp, axis: Option<isize>, keepdim: bool) -> Result<Self> {
         Ok(self.same_backend(self.tensor.reduce(op, axis, keepdim)?))
     }
+    /// [`AnyTensor::reduce`] over several axes at once: NumPy's `axis=(a, b, ...)`. The axes may
+    /// be negative; a repeated one is an error (NumPy's "duplicate value in 'axis'"); no axes
+    /// reduce nothing but still give the reduction's dtype (NumPy: `a.sum(axis=())` of int8 is
+    /// int64). The reduced axes are moved last and merged into one (a copy when they are not
+    /// already the last ones, in order), so it is one reduction: float sums accumulate in f64 and
+    /// round once, as over one axis.
+    pub fn reduce_axes(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let shape = self.shape().to_vec();
+        let ndim = shape.len();
+        let mut reduced = vec![false; ndim];
+        for &axis in axes {
+            let a = crate::layout::normalize_axis(op.name(), axis, ndim)?;
+            if std::mem::replace(&mut reduced[a], true) {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: duplicate value in 'axis'",
+                    op.name()
+                )));
+            }
+        }
+        match axes {
+            [] => return self.unsqueeze(0)?.reduce(op, Some(0), false),
+            [axis] => return self.reduce(op, Some(*axis), keepdim),
+            _ => {}
+        }
+        let kept: Vec<usize> = (0..ndim).filter(|&a| !reduced[a]).collect();
+        let merged = if kept.is_empty() {
+            self.reduce(op, None, false)?
+        } else {
+            let perm: Vec<isize> = kept
+                .iter()
+                .copied()
+                .chain((0..ndim).filter(|&a| reduced[a]))
+                .map(|a| a as isize)
+                .collect();
+            let in_order = perm.iter().enumerate().all(|(i, &p)| i as isize == p);
+            let moved = if in_order {
+                self.clone()
+            } else {
+                self.permute(&perm)?.contiguous()?
+            };
+            let reduced_len: usize = (0..ndim)
+                .filter(|&a| reduced[a])
+                .map(|a| shape[a])
+                .product();
+            let mut to: Vec<isize> = kept.iter().map(|&a| shape[a] as isize).collect();
+            to.push(reduced_len as isize);
+            moved
+                .reshape(&to)?
+                .reduce(op, Some(kept.len() as isize), false)?
+        };
+        if !keepdim {
+            return Ok(merged);
+        }
+        let ones: Vec<isize> = (0..ndim)
+            .map(|a| if reduced[a] { 1 } else { shape[a] as isize })
+            .collect();
+        merged.reshape(&ones)
+    }
     /// Sum over all or one axis.
     pub fn sum(&self, axis: Option<isize>, keepdim: bool) -> Result<Self> {
         self.reduce(ReduceOp::Sum, axis, keepdim)

@@ -190,6 +190,18 @@ pub enum ReduceOp {
     Min,
 }
 
+impl ReduceOp {
+    /// The operation's name in messages (NumPy's: `sum`, `mean`, `max`, `min`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+}
+
 /// Storage of one backend: a flat buffer of one dtype on one device, and the ops on it.
 ///
 /// Contracts every method can rely on (the core checks them first, once, in `Tensor`: a backend

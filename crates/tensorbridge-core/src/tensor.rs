@@ -602,12 +602,7 @@ impl<B: Backend> Tensor<B> {
     }
 
     fn reduce(&self, op: ReduceOp, axis: Option<isize>, keepdim: bool) -> Result<Self> {
-        let name = match op {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-        };
+        let name = op.name();
         let axis = axis
             .map(|a| normalize_axis(name, a, self.ndim()))
             .transpose()?;

@@ -526,23 +526,29 @@ def sqrt(a: Any) -> Tensor:
     return _t(a).sqrt()
 
 
-def sum(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over all elements or one axis."""
+def sum(  # noqa: A001
+    a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Sum over all elements, one axis, or a tuple of axes (NumPy's ``axis``)."""
     return _t(a).sum(axis=axis, keepdims=keepdims)
 
 
-def mean(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Mean over all elements or one axis."""
+def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Mean over all elements, one axis, or a tuple of axes (NumPy's ``axis``)."""
     return _t(a).mean(axis=axis, keepdims=keepdims)
 
 
-def max(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over all elements or one axis."""
+def max(  # noqa: A001
+    a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Maximum over all elements, one axis, or a tuple of axes (NumPy's ``axis``)."""
     return _t(a).max(axis=axis, keepdims=keepdims)
 
 
-def min(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over all elements or one axis."""
+def min(  # noqa: A001
+    a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Minimum over all elements, one axis, or a tuple of axes (NumPy's ``axis``)."""
     return _t(a).min(axis=axis, keepdims=keepdims)
 
 

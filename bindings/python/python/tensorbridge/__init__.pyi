@@ -323,17 +323,28 @@ def sqrt(a: _TensorLike) -> Tensor:
 
 # ---- reductions ------------------------------------------------------------------------------------
 
-def sum(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Sum over all elements or one axis (bool and signed ints give int64, unsigned uint64)."""
+def sum(
+    a: _TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Sum over all elements, one axis or a tuple of axes (bool and signed ints give int64,
+    unsigned uint64)."""
 
-def mean(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Mean over all elements or one axis (integers give float64)."""
+def mean(
+    a: _TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Mean over all elements, one axis or a tuple of axes (integers give float64)."""
 
-def max(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Maximum over all elements or one axis (NaN propagates; empty: ``ValueError``)."""
+def max(
+    a: _TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Maximum over all elements, one axis or a tuple of axes (NaN propagates; empty:
+    ``ValueError``)."""
 
-def min(a: _TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Minimum over all elements or one axis (NaN propagates; empty: ``ValueError``)."""
+def min(
+    a: _TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """Minimum over all elements, one axis or a tuple of axes (NaN propagates; empty:
+    ``ValueError``)."""
 
 # ---- views -----------------------------------------------------------------------------------------
 

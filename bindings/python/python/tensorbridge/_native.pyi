@@ -145,7 +145,7 @@ class Tensor:
     def broadcast_to(self, shape: Any) -> Tensor: ...
     def sum(
         self,
-        axis: int | None = None,
+        axis: int | tuple[int, ...] | None = None,
         dtype: Any = None,
         out: None = None,
         keepdims: bool = False,
@@ -154,7 +154,7 @@ class Tensor:
     ) -> Tensor: ...
     def mean(
         self,
-        axis: int | None = None,
+        axis: int | tuple[int, ...] | None = None,
         dtype: Any = None,
         out: None = None,
         keepdims: bool = False,
@@ -163,7 +163,7 @@ class Tensor:
     ) -> Tensor: ...
     def max(
         self,
-        axis: int | None = None,
+        axis: int | tuple[int, ...] | None = None,
         out: None = None,
         keepdims: bool = False,
         *,
@@ -171,7 +171,7 @@ class Tensor:
     ) -> Tensor: ...
     def min(
         self,
-        axis: int | None = None,
+        axis: int | tuple[int, ...] | None = None,
         out: None = None,
         keepdims: bool = False,
         *,

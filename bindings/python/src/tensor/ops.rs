@@ -11,7 +11,7 @@ use tensorbridge::dtype::DTypeKind;
 use tensorbridge::{AnyTensor, DType, ReduceOp, Scalar, ScalarOp, TensorOp, UnaryOp};
 
 use super::{bytes_of, describe_tensor, work_bytes, PyTensor};
-use crate::args::{opt_dtype, opt_int_arg, parse_dtype};
+use crate::args::{opt_dtype, parse_dtype, reduce_axes_arg};
 use crate::errors::{run_guarded, with_context};
 use crate::interop::numpy::import_array;
 
@@ -245,7 +245,7 @@ impl PyTensor {
         &self,
         py: Python<'_>,
         op: ReduceOp,
-        axis: Option<isize>,
+        axes: Option<Vec<isize>>,
         dtype: Option<&Bound<'_, PyAny>>,
         out: Option<&Bound<'_, PyAny>>,
         keep: bool,
@@ -266,7 +266,10 @@ impl PyTensor {
                 Some(d) => t.cast(d)?,
                 None => t.clone(),
             };
-            let r = src.reduce(op, axis, keep)?;
+            let r = match &axes {
+                None => src.reduce(op, None, keep)?,
+                Some(axes) => src.reduce_axes(op, axes, keep)?,
+            };
             match dtype {
                 Some(d) => r.cast(d),
                 None => Ok(r),
@@ -294,13 +297,13 @@ impl PyTensor {
         1000.0
     }
 
-    /// Sum over all elements or one axis (`keepdims`, or PyTorch's `keepdim`; `dtype` to
-    /// compute in, as NumPy).
+    /// Sum over all elements, one axis, or a tuple of axes (NumPy's `axis`; `keepdims`, or
+    /// PyTorch's `keepdim`; `dtype` to compute in, as NumPy).
     #[pyo3(signature = (axis=None, dtype=None, out=None, keepdims=false, *, keepdim=None))]
     fn sum(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        #[pyo3(from_py_with = reduce_axes_arg)] axis: Option<Vec<isize>>,
         dtype: Option<&Bound<'_, PyAny>>,
         out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
@@ -310,12 +313,12 @@ impl PyTensor {
         self.reduce(py, ReduceOp::Sum, axis, dtype, out, keep)
     }
 
-    /// Mean over all elements or one axis.
+    /// Mean over all elements, one axis, or a tuple of axes.
     #[pyo3(signature = (axis=None, dtype=None, out=None, keepdims=false, *, keepdim=None))]
     fn mean(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        #[pyo3(from_py_with = reduce_axes_arg)] axis: Option<Vec<isize>>,
         dtype: Option<&Bound<'_, PyAny>>,
         out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
@@ -325,12 +328,12 @@ impl PyTensor {
         self.reduce(py, ReduceOp::Mean, axis, dtype, out, keep)
     }
 
-    /// Maximum over all elements or one axis (NaN propagates).
+    /// Maximum over all elements, one axis, or a tuple of axes (NaN propagates).
     #[pyo3(signature = (axis=None, out=None, keepdims=false, *, keepdim=None))]
     fn max(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        #[pyo3(from_py_with = reduce_axes_arg)] axis: Option<Vec<isize>>,
         out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,
@@ -339,12 +342,12 @@ impl PyTensor {
         self.reduce(py, ReduceOp::Max, axis, None, out, keep)
     }
 
-    /// Minimum over all elements or one axis (NaN propagates).
+    /// Minimum over all elements, one axis, or a tuple of axes (NaN propagates).
     #[pyo3(signature = (axis=None, out=None, keepdims=false, *, keepdim=None))]
     fn min(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = opt_int_arg)] axis: Option<isize>,
+        #[pyo3(from_py_with = reduce_axes_arg)] axis: Option<Vec<isize>>,
         out: Option<&Bound<'_, PyAny>>,
         keepdims: bool,
         keepdim: Option<bool>,

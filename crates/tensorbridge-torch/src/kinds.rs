@@ -209,11 +209,18 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
         return Ok(out);
     }
     let is_nan = x.f_isnan().or_tch()?;
+    // The integer kind of `to`'s width (narrowing int64 to it keeps the low bits, C++
+    // conversion: the bit pattern wanted), and `to`'s sign bit in it.
+    let (int, sign_bit) = match to.size_in_bytes() {
+        2 => (Kind::Int16, 0x8000),
+        4 => (Kind::Int, 1 << 31),
+        _ => (Kind::Int64, i64::MIN),
+    };
     // The sign bit where `x`'s is set, or-ed with the rule's fixed bits, as int64.
     let signed_bits = x
         .f_signbit()
         .and_then(|s| s.f_to_kind(Kind::Int64))
-        .and_then(|s| s.f_mul_scalar(rule.sign_bit()))
+        .and_then(|s| s.f_mul_scalar(sign_bit))
         .and_then(|s| s.f_bitwise_or(rule.bits()))
         .or_tch()?;
     let nan_bits = match rule {
@@ -245,12 +252,6 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
             payload.f_bitwise_or_tensor(&signed_bits).or_tch()?
         }
     };
-    // Narrowing int64 keeps the low bits (C++ conversion), which are the bit pattern wanted.
-    let int = match to.size_in_bytes() {
-        2 => Kind::Int16,
-        4 => Kind::Int,
-        _ => Kind::Int64,
-    };
     let nans = nan_bits
         .f_to_kind(int)
         .and_then(|b| b.f_view_dtype(storage_kind(to)))
@@ -259,12 +260,12 @@ fn numpy_nan_bits(x: &TchTensor, from: DType, to: DType, out: TchTensor) -> Resu
 }
 
 /// The bits NumPy (ml_dtypes for bfloat16) gives a NaN cast between two float dtypes, where
-/// libtorch's differ: the sign bit of the target (set when the source NaN's sign is), and
-/// either one quiet NaN or the source's payload moved into place.
+/// libtorch's differ, besides the target's sign bit (set when the source NaN's sign is): one
+/// quiet NaN, or the source's payload moved into place.
 #[derive(Clone, Copy)]
 enum NanRule {
     /// `bits | sign`: into bfloat16 (`0x7fc0`), bfloat16 → float16 (`0x7e00`).
-    Quiet { bits: i64, sign_bit: i64 },
+    Quiet { bits: i64 },
     /// `max(((source bits as from_int) & mask) >> right << left, min) | bits | sign`:
     /// float32/float64 → float16 (the top ten payload bits, at least 1), float16 →
     /// float32/float64 (the payload shifted in unchanged).
@@ -275,7 +276,6 @@ enum NanRule {
         left: i64,
         min: i64,
         bits: i64,
-        sign_bit: i64,
     },
 }
 
@@ -284,49 +284,28 @@ impl NanRule {
     /// NumPy's bits (hardware conversions, as NumPy's) or the pair is not float to float.
     fn of(from: DType, to: DType) -> Option<NanRule> {
         use DType::*;
-        let payload = |from_int, mask, right, left, min, bits, sign_bit| NanRule::Payload {
+        let payload = |from_int, mask, right, left, min, bits| NanRule::Payload {
             from_int,
             mask,
             right,
             left,
             min,
             bits,
-            sign_bit,
         };
         Some(match (from, to) {
-            (_, BF16) => NanRule::Quiet {
-                bits: 0x7fc0,
-                sign_bit: 0x8000,
-            },
-            (BF16, F16) => NanRule::Quiet {
-                bits: 0x7e00,
-                sign_bit: 0x8000,
-            },
-            (F32, F16) => payload(Kind::Int, 0x007f_ffff, 13, 0, 1, 0x7c00, 0x8000),
-            (F64, F16) => payload(Kind::Int64, 0x000f_ffff_ffff_ffff, 42, 0, 1, 0x7c00, 0x8000),
-            (F16, F32) => payload(Kind::Int16, 0x03ff, 0, 13, 0, 0x7f80_0000, 1 << 31),
-            (F16, F64) => payload(
-                Kind::Int16,
-                0x03ff,
-                0,
-                42,
-                0,
-                0x7ff0_0000_0000_0000,
-                i64::MIN,
-            ),
+            (_, BF16) => NanRule::Quiet { bits: 0x7fc0 },
+            (BF16, F16) => NanRule::Quiet { bits: 0x7e00 },
+            (F32, F16) => payload(Kind::Int, 0x007f_ffff, 13, 0, 1, 0x7c00),
+            (F64, F16) => payload(Kind::Int64, 0x000f_ffff_ffff_ffff, 42, 0, 1, 0x7c00),
+            (F16, F32) => payload(Kind::Int16, 0x03ff, 0, 13, 0, 0x7f80_0000),
+            (F16, F64) => payload(Kind::Int16, 0x03ff, 0, 42, 0, 0x7ff0_0000_0000_0000),
             _ => return None,
         })
     }
 
     fn bits(self) -> i64 {
         match self {
-            NanRule::Quiet { bits, .. } | NanRule::Payload { bits, .. } => bits,
-        }
-    }
-
-    fn sign_bit(self) -> i64 {
-        match self {
-            NanRule::Quiet { sign_bit, .. } | NanRule::Payload { sign_bit, .. } => sign_bit,
+            NanRule::Quiet { bits } | NanRule::Payload { bits, .. } => bits,
         }
     }
 }

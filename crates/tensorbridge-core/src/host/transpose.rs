@@ -351,60 +351,66 @@ unsafe fn block<const W: usize>(src: *const u8, ss: isize, dst: *mut u8, ds: isi
 unsafe fn block_avx<const W: usize>(src: *const u8, ss: isize, dst: *mut u8, ds: isize) {
     use std::arch::x86_64::{
         _mm256_loadu_pd, _mm256_loadu_ps, _mm256_permute2f128_pd, _mm256_permute2f128_ps,
-        _mm256_shuffle_ps, _mm256_storeu_pd, _mm256_storeu_ps, _mm256_unpackhi_pd,
-        _mm256_unpackhi_ps, _mm256_unpacklo_pd, _mm256_unpacklo_ps,
+        _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_pd,
+        _mm256_storeu_ps, _mm256_unpackhi_pd, _mm256_unpackhi_ps, _mm256_unpacklo_pd,
+        _mm256_unpacklo_ps,
     };
     if W == 4 {
-        // SAFETY: called with `k < 8`: source row `k` is readable for 32 bytes (caller); unaligned.
-        let r = |k: isize| unsafe { _mm256_loadu_ps(src.offset(k * ss) as *const f32) };
-        let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-        let (r4, r5, r6, r7) = (r(4), r(5), r(6), r(7));
-        // Pairs of rows interleaved: t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], ...
-        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
-        let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
-        // Quads: u0 = r0[0] r1[0] r2[0] r3[0] | r0[4] r1[4] r2[4] r3[4], ...
-        let (u0, u1) = (
-            _mm256_shuffle_ps(t0, t2, 0x44),
-            _mm256_shuffle_ps(t0, t2, 0xEE),
-        );
-        let (u2, u3) = (
-            _mm256_shuffle_ps(t1, t3, 0x44),
-            _mm256_shuffle_ps(t1, t3, 0xEE),
-        );
-        let (u4, u5) = (
-            _mm256_shuffle_ps(t4, t6, 0x44),
-            _mm256_shuffle_ps(t4, t6, 0xEE),
-        );
-        let (u6, u7) = (
-            _mm256_shuffle_ps(t5, t7, 0x44),
-            _mm256_shuffle_ps(t5, t7, 0xEE),
-        );
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (k, v) in r.iter_mut().enumerate() {
+            // SAFETY: source row `k < 8` is readable for 32 bytes (caller); unaligned load.
+            *v = unsafe { _mm256_loadu_ps(src.offset(k as isize * ss) as *const f32) };
+        }
+        // Pairs of rows interleaved: t[0] = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], ...
+        let mut t = [_mm256_setzero_ps(); 8];
+        for p in 0..4 {
+            t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+            t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+        }
+        // Quads: u[0] = r0[0] r1[0] r2[0] r3[0] | r0[4] r1[4] r2[4] r3[4], ...
+        let mut u = [_mm256_setzero_ps(); 8];
+        for q in [0, 4] {
+            u[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+            u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+            u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+            u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+        }
         // 128-bit halves joined: column m of the block, rows 0..8.
-        // SAFETY: called with `m < 8`: destination row `m` is writable for 32 bytes (caller).
-        let w = |m: isize, v| unsafe { _mm256_storeu_ps(dst.offset(m * ds) as *mut f32, v) };
-        w(0, _mm256_permute2f128_ps(u0, u4, 0x20));
-        w(1, _mm256_permute2f128_ps(u1, u5, 0x20));
-        w(2, _mm256_permute2f128_ps(u2, u6, 0x20));
-        w(3, _mm256_permute2f128_ps(u3, u7, 0x20));
-        w(4, _mm256_permute2f128_ps(u0, u4, 0x31));
-        w(5, _mm256_permute2f128_ps(u1, u5, 0x31));
-        w(6, _mm256_permute2f128_ps(u2, u6, 0x31));
-        w(7, _mm256_permute2f128_ps(u3, u7, 0x31));
+        for m in 0..4 {
+            let (lo, hi) = (
+                _mm256_permute2f128_ps(u[m], u[m + 4], 0x20),
+                _mm256_permute2f128_ps(u[m], u[m + 4], 0x31),
+            );
+            // SAFETY: destination rows `m` and `m + 4` (< 8) are writable for 32 bytes (caller).
+            unsafe {
+                _mm256_storeu_ps(dst.offset(m as isize * ds) as *mut f32, lo);
+                _mm256_storeu_ps(dst.offset((m + 4) as isize * ds) as *mut f32, hi);
+            }
+        }
     } else {
-        // SAFETY: called with `k < 4`: source row `k` is readable for 32 bytes (caller); unaligned.
-        let r = |k: isize| unsafe { _mm256_loadu_pd(src.offset(k * ss) as *const f64) };
-        let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-        // t0 = r0[0] r1[0] | r0[2] r1[2], t1 = r0[1] r1[1] | r0[3] r1[3], ...
-        let (t0, t1) = (_mm256_unpacklo_pd(r0, r1), _mm256_unpackhi_pd(r0, r1));
-        let (t2, t3) = (_mm256_unpacklo_pd(r2, r3), _mm256_unpackhi_pd(r2, r3));
-        // SAFETY: called with `m < 4`: destination row `m` is writable for 32 bytes (caller).
-        let w = |m: isize, v| unsafe { _mm256_storeu_pd(dst.offset(m * ds) as *mut f64, v) };
-        w(0, _mm256_permute2f128_pd(t0, t2, 0x20));
-        w(1, _mm256_permute2f128_pd(t1, t3, 0x20));
-        w(2, _mm256_permute2f128_pd(t0, t2, 0x31));
-        w(3, _mm256_permute2f128_pd(t1, t3, 0x31));
+        let mut r = [_mm256_setzero_pd(); 4];
+        for (k, v) in r.iter_mut().enumerate() {
+            // SAFETY: source row `k < 4` is readable for 32 bytes (caller); unaligned load.
+            *v = unsafe { _mm256_loadu_pd(src.offset(k as isize * ss) as *const f64) };
+        }
+        // t[0] = r0[0] r1[0] | r0[2] r1[2], t[1] = r0[1] r1[1] | r0[3] r1[3], ...
+        let t = [
+            _mm256_unpacklo_pd(r[0], r[1]),
+            _mm256_unpackhi_pd(r[0], r[1]),
+            _mm256_unpacklo_pd(r[2], r[3]),
+            _mm256_unpackhi_pd(r[2], r[3]),
+        ];
+        for m in 0..2 {
+            let (lo, hi) = (
+                _mm256_permute2f128_pd(t[m], t[m + 2], 0x20),
+                _mm256_permute2f128_pd(t[m], t[m + 2], 0x31),
+            );
+            // SAFETY: destination rows `m` and `m + 2` (< 4) are writable for 32 bytes (caller).
+            unsafe {
+                _mm256_storeu_pd(dst.offset(m as isize * ds) as *mut f64, lo);
+                _mm256_storeu_pd(dst.offset((m + 2) as isize * ds) as *mut f64, hi);
+            }
+        }
     }
 }
 

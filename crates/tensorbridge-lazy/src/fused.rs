@@ -236,8 +236,8 @@ macro_rules! cols {
     }};
     (@unary float $op:ident, $a:ident) => {
         Ok(match $op {
-            UnaryOp::Neg => map1($a, |x: Self| x.neg()),
-            UnaryOp::Abs => map1($a, |x: Self| x.abs()),
+            UnaryOp::Neg => map1($a, |x: Self| Element::neg(x)),
+            UnaryOp::Abs => map1($a, |x: Self| Element::abs(x)),
             UnaryOp::Exp => map1($a, |x: Self| FloatElement::exp(x)),
             UnaryOp::Log => map1($a, |x: Self| FloatElement::ln(x)),
             UnaryOp::Sqrt => map1($a, |x: Self| FloatElement::sqrt(x)),
@@ -245,8 +245,8 @@ macro_rules! cols {
     };
     (@unary exact $op:ident, $a:ident) => {
         match $op {
-            UnaryOp::Neg => Ok(map1($a, |x: Self| x.neg())),
-            UnaryOp::Abs => Ok(map1($a, |x: Self| x.abs())),
+            UnaryOp::Neg => Ok(map1($a, |x: Self| Element::neg(x))),
+            UnaryOp::Abs => Ok(map1($a, |x: Self| Element::abs(x))),
             _ => Err(Error::UnsupportedDType { op: "exp/log/sqrt", dtype: Self::DTYPE }),
         }
     };

@@ -418,11 +418,12 @@ def test_large_copies_reuse_one_cached_buffer_and_never_pile_up(backend: str) ->
 
 @pytest.mark.parametrize("backend", tb.compiled_backends())
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
-# Copies on both sides of the 4 KiB from which host-memory backends write into the core's own
-# (uninitialised) buffers instead of a zero-filled NumPy array: n × 3 elements is 3 KiB for 1-byte
-# dtypes and 6 to 24 KiB for the others; 100,000 × 3 is well inside that range for all.
+# Copies below 32 MiB are written into uninitialised NumPy arrays (memory the allocator hands back
+# from earlier arrays, so an element left unwritten shows as a wrong value): n × 3 elements is
+# 3 KiB for 1-byte dtypes and 6 to 24 KiB for the others, 100,000 × 3 up to 2.4 MiB (copies of
+# 2 MiB and more run on several threads).
 @pytest.mark.parametrize("n", [1023, 1025, 100_000])
-def test_copies_around_the_wrapped_buffer_threshold_are_exact_and_not_cached(
+def test_copies_into_uninitialised_arrays_are_exact_and_not_cached(
     backend: str, dtype: np.dtype[Any], n: int
 ) -> None:
     if backend.split(":")[-1] == "candle" and str(dtype) in {"int8", "uint16", "uint64"}:

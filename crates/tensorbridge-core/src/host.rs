@@ -591,6 +591,17 @@ unsafe fn copy_kernel<S: Element, D: Element>(
         copy_small(src, layout.shape(), layout.strides(), dst, dst_strides);
         return;
     }
+    let traffic = n.saturating_mul(std::mem::size_of::<S>() + std::mem::size_of::<D>());
+    if traffic < PARALLEL_MIN_BYTES
+        && layout.is_contiguous()
+        && crate::layout::is_c_contiguous(layout.shape(), dst_strides)
+    {
+        // Dense on both sides in the same order and too small to share out: the plan would be one
+        // run on this thread, so skip making it (its allocations cost about as much as
+        // copying 10,000 f32).
+        copy_run(src, 1, dst, 1, n);
+        return;
+    }
     let mut plan = Plan::new(
         layout.shape(),
         layout.strides(),

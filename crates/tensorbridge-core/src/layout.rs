@@ -182,17 +182,7 @@ impl Layout {
 
     /// True when the elements are row-major and dense (size-1 dimensions may have any stride).
     pub fn is_contiguous(&self) -> bool {
-        let mut expected = 1isize;
-        for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
-            if d == 0 {
-                return true;
-            }
-            if d != 1 && s != expected {
-                return false;
-            }
-            expected *= d as isize;
-        }
-        true
+        is_c_contiguous(&self.shape, &self.strides)
     }
 
     /// The lowest and one-past-highest storage index this layout touches (`None` if it has no elements).
@@ -551,6 +541,22 @@ pub fn slice_indices(
         0
     };
     (start, len)
+}
+
+/// True when element `strides` walk `shape` densely in C order (axes of length 1 may have any
+/// stride; a shape with no elements is contiguous).
+pub(crate) fn is_c_contiguous(shape: &[usize], strides: &[isize]) -> bool {
+    let mut expected = 1isize;
+    for (&d, &s) in shape.iter().zip(strides).rev() {
+        if d == 0 {
+            return true;
+        }
+        if d != 1 && s != expected {
+            return false;
+        }
+        expected *= d as isize;
+    }
+    true
 }
 
 #[cfg(test)]

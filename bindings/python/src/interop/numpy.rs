@@ -156,14 +156,8 @@ pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
 }
 
 /// Copies of tensors on the CPU device of at least this many bytes are written into a buffer from
-/// the core's output allocator and handed to NumPy without another copy ([`export_copy`]). Below
-/// it, a zero-filled NumPy array is written in place: a few hundred ns cheaper per call for tiny
-/// arrays, but zero-filling costs as much as the copy itself once the allocator reuses memory
-/// (`np.zeros` of 4 MiB: 139 µs here, the copy 150 µs).
-const WRAPPED_EXPORT_MIN_BYTES: usize = 4 << 10;
-
-/// Wrapped copies of at least this many bytes go back to the core's output cache when NumPy frees
-/// them ([`RecycledBuffer`]). glibc hands allocations from 32 MiB up (its largest mmap threshold)
+/// the core's output cache and handed to NumPy without another copy, and go back to that cache
+/// when NumPy frees them ([`RecycledBuffer`]). glibc hands allocations from 32 MiB up (its largest mmap threshold)
 /// back to the system on free, so only those pay their page faults again on every conversion;
 /// smaller ones come back from the allocator's own free lists, and keeping them (a Dask or Zarr
 /// pipeline makes many) would only hold memory out-of-core work means to give back.
@@ -172,14 +166,14 @@ const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,
 /// layout and dtype conversion together; the GIL is released for large copies).
 ///
-/// Outputs of [`WRAPPED_EXPORT_MIN_BYTES`] (4 KiB) and more of tensors on the CPU device (whose
+/// Outputs of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) and more of tensors on the CPU device (whose
 /// backends take their outputs from the core's allocator) are written into a buffer from the
-/// core's output allocator (uninitialised memory from the allocator's free lists, or for 32 MiB and
-/// more a cached, already paged-in buffer when one of about the size is free, else fresh memory
-/// advised to use huge pages) and handed to NumPy without another copy; when NumPy frees an array
-/// of [`RECYCLED_EXPORT_MIN_BYTES`] (32 MiB) or more, its buffer goes back to that cache
-/// ([`RecycledBuffer`]), so a loop of conversions does not pay a page fault per 4 KiB page every
-/// time. Other outputs are written into a zero-filled array from NumPy's allocator.
+/// core's output cache (a cached, already paged-in buffer when one of about the size is free,
+/// else fresh memory advised to use huge pages) and handed to NumPy without another copy; when
+/// NumPy frees the array its buffer goes back to that cache ([`RecycledBuffer`]), so a loop of
+/// conversions does not pay a page fault per 4 KiB page every time. Other outputs are written
+/// straight into an uninitialised array from NumPy's allocator (`np.empty`: no zero-fill, no
+/// base object), which is also what NumPy's own `a.copy()` allocates.
 pub fn export_copy<'py>(
     py: Python<'py>,
     t: &AnyTensor,
@@ -203,16 +197,17 @@ pub fn export_copy<'py>(
     // Only tensors on the CPU device: their backends' copies take their buffers from the core's
     // allocator (so the cache they give back to is also where they take from); a device-to-host
     // copy allocates its own host buffer and would only add buffers to the cache, never take them.
-    if bytes >= WRAPPED_EXPORT_MIN_BYTES && t.device() == Device::Cpu {
+    if bytes >= RECYCLED_EXPORT_MIN_BYTES && t.device() == Device::Cpu {
         let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
-        return wrap_host_array(py, host, bytes >= RECYCLED_EXPORT_MIN_BYTES);
+        return wrap_host_array(py, host, true);
     }
     let descr = descr(py, dtype)?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
-    // SAFETY: as in `new_array`; PyArray_Zeros steals the descriptor reference. Zeroed memory comes
-    // from calloc, so large arrays are not touched twice.
+    // SAFETY: as in `new_array`; PyArray_Empty steals the descriptor reference. The memory is
+    // uninitialised: `write_into` writes every element before the array is returned, and on an
+    // error the array is dropped unseen.
     let ptr = unsafe {
-        PY_ARRAY_API.PyArray_Zeros(
+        PY_ARRAY_API.PyArray_Empty(
             py,
             dims.len() as c_int,
             dims.as_mut_ptr(),
@@ -357,8 +352,9 @@ fn write_into<T: Element>(
         data as *mut T
     };
     // SAFETY: `data` is the buffer of a fresh C-contiguous ndarray of `shape` and dtype `T::DTYPE`
-    // (Rust type `T`, same size and alignment as NumPy's), initialised by PyArray_Zeros, aligned by
-    // NumPy's allocator, and referenced by nobody else until we return it.
+    // (Rust type `T`, same size and alignment as NumPy's), aligned by NumPy's allocator, and
+    // referenced by nobody else until we return it. Its bytes may be uninitialised, so the view
+    // is only written (`to_host_into` writes every element), never read.
     let mut view = unsafe { ArrayViewMutD::<T>::from_shape_ptr(IxDyn(shape), ptr) };
     run_guarded(py, bytes, || t.to_host_into(&mut view))
 }

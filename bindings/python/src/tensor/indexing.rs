@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyBytes, PyEllipsis, PyFloat, PyInt, PyNone, PySlice, PyString, PyTuple,
 };
+use smallvec::SmallVec;
 use tensorbridge::layout::slice_indices;
 use tensorbridge::AnyTensor;
 
@@ -28,6 +29,7 @@ use super::PyTensor;
 use crate::errors::{with_context, IntoPyResult};
 use crate::transfer_guard;
 
+#[derive(Clone, Copy)]
 enum Item {
     Int(isize),
     /// start, stop, step as `PySlice_Unpack` gives them: saturated, `None` as the bound Python
@@ -142,22 +144,31 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
 pub fn get_item(slf: &Bound<'_, PyTensor>, key: &Bound<'_, PyAny>) -> PyResult<AnyTensor> {
     let py = slf.py();
     let t = &slf.get().inner;
-    let tuple = key.cast::<PyTuple>().ok();
-    let parsed: Vec<Option<Item>> = match &tuple {
-        Some(tuple) => tuple
-            .iter()
-            .map(|o| parse_item(&o))
-            .collect::<PyResult<_>>()?,
-        None => vec![parse_item(key)?],
+    // Parsed in place (no heap for up to 8 items): a basic index is a fixed cost of every view.
+    let mut items: SmallVec<[Item; 8]> = SmallVec::new();
+    let mut advanced_key = false;
+    let mut push = |o: &Bound<'_, PyAny>| -> PyResult<()> {
+        match parse_item(o)? {
+            Some(item) => items.push(item),
+            None => advanced_key = true,
+        }
+        Ok(())
     };
-    if parsed.iter().any(Option::is_none) {
+    match key.cast::<PyTuple>() {
+        Ok(tuple) => {
+            for o in tuple.iter() {
+                push(&o)?;
+            }
+        }
+        Err(_) => push(key)?,
+    }
+    if advanced_key {
         return advanced(slf, key);
     }
-    let items: Vec<Item> = parsed.into_iter().flatten().collect();
-    basic(py, t, items)
+    basic(py, t, &items)
 }
 
-fn basic(py: Python<'_>, t: &AnyTensor, items: Vec<Item>) -> PyResult<AnyTensor> {
+fn basic(py: Python<'_>, t: &AnyTensor, items: &[Item]) -> PyResult<AnyTensor> {
     let consumed = items
         .iter()
         .filter(|i| matches!(i, Item::Int(_) | Item::Slice(..)))
@@ -176,7 +187,7 @@ fn basic(py: Python<'_>, t: &AnyTensor, items: Vec<Item>) -> PyResult<AnyTensor>
     }
     let mut out = t.clone();
     let mut axis: isize = 0;
-    for item in items {
+    for &item in items {
         match item {
             Item::Int(i) => out = out.select(axis, i).py(py)?,
             Item::Slice(start, stop, step) => {

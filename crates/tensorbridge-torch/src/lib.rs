@@ -30,7 +30,7 @@ mod kinds;
 mod transfer;
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::ArrayViewMutD;
 use tch::{Kind, Tensor as TchTensor};
@@ -56,6 +56,10 @@ pub struct Torch {
     /// Keeps memory that `data` borrows (a host array, a Python object) alive; dropped after
     /// `data` (field order).
     _owner: Option<Arc<dyn Any + Send + Sync>>,
+    /// `data`'s first element's address and element count, asked of libtorch once (each ask is
+    /// an FFI call, `numel` one that allocates the shape; every conversion needs both). `data`
+    /// never changes after construction, so neither does this.
+    extent: OnceLock<(usize, usize)>,
 }
 
 // SAFETY: `&Torch` only ever runs functional libtorch ops on `data` (never in-place ones), which
@@ -87,6 +91,7 @@ impl Torch {
             dtype,
             device,
             _owner: None,
+            extent: OnceLock::new(),
         })
     }
 
@@ -104,9 +109,9 @@ impl Torch {
     /// True when `other`'s first element lies inside this storage's memory.
     fn aliases(&self, other: &Torch) -> bool {
         let start = self.data_ptr() as usize;
-        let end = start + self.data.numel() * self.dtype.size_in_bytes();
+        let end = start + self.len() * self.dtype.size_in_bytes();
         let p = other.data_ptr() as usize;
-        other.data.numel() > 0 && start <= p && p < end
+        other.len() > 0 && start <= p && p < end
     }
 
     /// Storage over `len` elements of `dtype` at `ptr` in memory of `device`, read in place and
@@ -147,6 +152,7 @@ impl Torch {
             dtype,
             device: *device,
             _owner: Some(owner),
+            extent: OnceLock::new(),
         })
     }
 
@@ -180,6 +186,7 @@ impl Torch {
                 dtype: DType::Bool,
                 device,
                 _owner: owner,
+                extent: OnceLock::new(),
             });
         }
         // New libtorch memory: nothing borrowed any more.
@@ -189,6 +196,7 @@ impl Torch {
             dtype: DType::Bool,
             device,
             _owner: None,
+            extent: OnceLock::new(),
         })
     }
 
@@ -200,7 +208,14 @@ impl Torch {
 
     /// The first element's address (host or device memory).
     pub fn data_ptr(&self) -> *const u8 {
-        self.data.data_ptr() as *const u8
+        self.extent().0 as *const u8
+    }
+
+    /// The storage's first element's address and its element count.
+    fn extent(&self) -> (usize, usize) {
+        *self
+            .extent
+            .get_or_init(|| (self.data.data_ptr() as usize, self.data.numel()))
     }
 
     /// The storage's elements as a host slice, when it lives in host memory.
@@ -208,7 +223,7 @@ impl Torch {
         if self.device != Device::Cpu || T::DTYPE != self.dtype {
             return None;
         }
-        let len = self.data.numel();
+        let (ptr, len) = self.extent();
         if len == 0 {
             return Some(&[]);
         }
@@ -216,7 +231,7 @@ impl Torch {
         // bit layout of `T` (see `storage_kind`); libtorch allocations and the host arrays we
         // borrow are aligned for their element type; tensors are immutable, so nothing writes
         // while the slice (tied to `&self`, which keeps `data` alive) exists.
-        Some(unsafe { std::slice::from_raw_parts(self.data.data_ptr() as *const T, len) })
+        Some(unsafe { std::slice::from_raw_parts(ptr as *const T, len) })
     }
 
     /// The elements of `layout` as a libtorch view of the storage (a copy only where a stride is
@@ -272,7 +287,7 @@ impl Backend for Torch {
     }
 
     fn len(&self) -> usize {
-        self.data.numel()
+        self.extent().1
     }
 
     fn is_empty(&self) -> bool {
@@ -534,7 +549,7 @@ impl Backend for Torch {
             Device::Cpu => None,
             device => Some(DeviceMemory {
                 ptr: self.data_ptr(),
-                len_bytes: self.data.numel() * self.dtype.size_in_bytes(),
+                len_bytes: self.len() * self.dtype.size_in_bytes(),
                 device,
             }),
         }

@@ -129,12 +129,12 @@ pub fn _from_numpy(
         .and_then(|d| registry::entry_by_type(d.target()))
         .is_some_and(|target| std::ptr::eq(target, host));
     let shares_import = lazy_over_host || std::ptr::eq(entry, host);
-    let t = import_array(
-        py,
-        array,
-        copy && !needs_cast && shares_import && dev == Device::Cpu,
-    )?;
-    let out = run_guarded(py, bytes_of(&t), || {
+    let copied_on_import = copy && !needs_cast && shares_import && dev == Device::Cpu;
+    let t = import_array(py, array, copied_on_import)?;
+    // With no cast, `to` onto the host backend (or a lazy one over it) only wraps the imported
+    // storage: no copy, so no reason to release and retake the GIL (a second time, for a copy).
+    let moves = needs_cast || !shares_import || dev != Device::Cpu;
+    let out = run_guarded(py, if moves { bytes_of(&t) } else { 0 }, || {
         let t = match target {
             Some(d) => t.cast(d)?,
             None => t,

@@ -12,6 +12,7 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMet
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use smallvec::SmallVec;
 use tensorbridge::layout::StridedSpan;
 use tensorbridge::ndarray::{ArrayViewMutD, IxDyn, ShapeBuilder};
 use tensorbridge::registry;
@@ -80,8 +81,10 @@ fn new_array<'py>(
     flags: c_int,
 ) -> PyResult<Bound<'py, PyAny>> {
     let descr = descr(py, d)?;
-    let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
-    let mut strides: Vec<npy_intp> = strides_bytes.map(<[_]>::to_vec).unwrap_or_default();
+    // Inline for up to 8 axes: no heap allocation per conversion (NumPy copies both arrays).
+    let mut dims: SmallVec<[npy_intp; 8]> = shape.iter().map(|&x| x as npy_intp).collect();
+    let mut strides: SmallVec<[npy_intp; 8]> =
+        strides_bytes.map(SmallVec::from_slice).unwrap_or_default();
     // SAFETY: `descr` is a valid descriptor whose reference `into_dtype_ptr` hands to NumPy (the
     // call steals it); `dims`/`strides` have `shape.len()` entries and live across the call; `data`
     // is either null (NumPy allocates) or memory the caller keeps alive via the base object.
@@ -117,7 +120,7 @@ pub fn export_view<'py>(
         return Ok(None);
     };
     let item = mem.dtype.size_in_bytes() as isize;
-    let strides: Vec<npy_intp> = mem
+    let strides: SmallVec<[npy_intp; 8]> = mem
         .strides
         .iter()
         .map(|&s| (s * item) as npy_intp)
@@ -202,7 +205,7 @@ pub fn export_copy<'py>(
         return wrap_host_array(py, host, true);
     }
     let descr = descr(py, dtype)?;
-    let mut dims: Vec<npy_intp> = shape.iter().map(|&x| x as npy_intp).collect();
+    let mut dims: SmallVec<[npy_intp; 8]> = shape.iter().map(|&x| x as npy_intp).collect();
     // SAFETY: as in `new_array`; PyArray_Empty steals the descriptor reference. The memory is
     // uninitialised: `write_into` writes every element before the array is returned, and on an
     // error the array is dropped unseen.

@@ -160,10 +160,11 @@ pub fn array_data(a: &Bound<'_, PyUntypedArray>) -> usize {
 
 /// Copies of tensors on the CPU device of at least this many bytes are written into a buffer from
 /// the core's output cache and handed to NumPy without another copy, and go back to that cache
-/// when NumPy frees them ([`RecycledBuffer`]). glibc hands allocations from 32 MiB up (its largest mmap threshold)
-/// back to the system on free, so only those pay their page faults again on every conversion;
-/// smaller ones come back from the allocator's own free lists, and keeping them (a Dask or Zarr
-/// pipeline makes many) would only hold memory out-of-core work means to give back.
+/// when NumPy frees them ([`RecycledBuffer`]). glibc hands allocations from 32 MiB up (its
+/// largest mmap threshold) back to the system on free, so only those pay their page faults again
+/// on every conversion; smaller ones come back from the allocator's own free lists, and keeping
+/// them (a Dask or Zarr pipeline makes many) would only hold memory out-of-core work means to give
+/// back.
 const RECYCLED_EXPORT_MIN_BYTES: usize = 32 << 20;
 
 /// A new writable, C-contiguous ndarray of `dtype` holding the tensor's values (one pass: transfer,

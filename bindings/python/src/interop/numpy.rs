@@ -203,7 +203,7 @@ pub fn export_copy<'py>(
     // copy allocates its own host buffer and would only add buffers to the cache, never take them.
     if bytes >= RECYCLED_EXPORT_MIN_BYTES && t.device() == Device::Cpu {
         let host = run_guarded(py, bytes, || t.to_host_as(dtype))?;
-        return wrap_host_array(py, host, true);
+        return wrap_host_array(py, host);
     }
     let descr = descr(py, dtype)?;
     let mut dims: SmallVec<[npy_intp; 8]> = shape.iter().map(|&x| x as npy_intp).collect();
@@ -276,20 +276,19 @@ fn keep_order_permutation(shape: &[usize], strides: &[isize]) -> Vec<usize> {
 }
 
 /// The owner of an exported copy's memory: NumPy's base object for the array, holding the
-/// core's buffer. When NumPy frees the array (and every view of it), a buffer made to be recycled
-/// (32 MiB and more, [`export_copy`]) is given back to the core's output cache
+/// core's buffer (only copies of 32 MiB and more are wrapped, [`export_copy`]). When NumPy frees
+/// the array (and every view of it), the buffer is given back to the core's output cache
 /// ([`tensorbridge::host::recycle`]), still paged in, for the next large output of about its size
-/// (the cache is bounded and `tb.release_cached_buffers()` empties it); another is freed.
+/// (the cache is bounded and `tb.release_cached_buffers()` empties it).
 #[pyclass(module = "tensorbridge", frozen)]
 pub struct RecycledBuffer {
     host: std::sync::Mutex<Option<tensorbridge::HostArray>>,
-    recycle: bool,
 }
 
 impl Drop for RecycledBuffer {
     fn drop(&mut self) {
         let host = self.host.get_mut().ok().and_then(Option::take);
-        if let Some(h) = host.filter(|_| self.recycle) {
+        if let Some(h) = host {
             tensorbridge::with_host_array!(h, a => {
                 let (v, _) = a.into_raw_vec_and_offset();
                 tensorbridge::host::recycle(v);
@@ -299,12 +298,8 @@ impl Drop for RecycledBuffer {
 }
 
 /// A C-contiguous ndarray over `host`'s own buffer (no copy), the buffer owned by a
-/// [`RecycledBuffer`] base that gives it to the core's output cache when freed if `recycle`.
-fn wrap_host_array(
-    py: Python<'_>,
-    host: tensorbridge::HostArray,
-    recycle: bool,
-) -> PyResult<Bound<'_, PyAny>> {
+/// [`RecycledBuffer`] base that gives it to the core's output cache when freed.
+fn wrap_host_array(py: Python<'_>, host: tensorbridge::HostArray) -> PyResult<Bound<'_, PyAny>> {
     let host = tensorbridge::with_host_array!(host, a => {
         if a.is_standard_layout() {
             tensorbridge::HostArray::from(a)
@@ -319,7 +314,6 @@ fn wrap_host_array(
         py,
         RecycledBuffer {
             host: std::sync::Mutex::new(Some(host)),
-            recycle,
         },
     )?;
     // NPY_ARRAY_WRITEABLE | NPY_ARRAY_ALIGNED | C-contiguous (NumPy recomputes contiguity).

@@ -331,12 +331,15 @@ const TILE_ITEM_BYTES: usize = 512 << 10;
 /// Transposes whose output is at least this large write it through a tile buffer with streaming
 /// stores (`transpose::transpose_tiled`), whatever their strides: a normal store first reads the
 /// line it writes (a third of the memory traffic) and the output evicts the source from the cache.
-/// Below it the output stays in the cache, and streaming it out costs more than it saves. Measured
-/// here (2-core VM, median of many `t.T.numpy(out=o)`, streaming against not): 8000² f32 (244 MiB)
-/// 43 against 70 ms, 8000² f64 61 against 127 ms, 5792² f32 (127 MiB) 22 against 29 ms, 4000² f64
-/// (122 MiB) 13 against 21 ms; but 4000² f32 (61 MiB) 8.1 against 6.2 ms and 2000² f64 (30 MiB) 2.6
-/// against 1.8 ms.
-const STREAM_MIN_BYTES: usize = 96 << 20;
+/// Below it the output stays in the cache (4 MiB of L2 here), and streaming it out costs more than
+/// it saves. Measured here (2-core VM, 300 MiB L3 shared with other guests; medians of
+/// `t.T.numpy(out=o)` into a paged-in `o`, GB/s of output, threshold 16 MiB against the 96 MiB
+/// used before, same build, alternating runs): f32 2500² (24 MiB) 8.8–9.0 against 5.0–6.1, 3000²
+/// (34 MiB) 9.2–9.4 against 3.0–3.9, 4000² (61 MiB) 7.2–7.4 against 1.9–2.5, 5000² (95 MiB)
+/// 8.1–8.4 against 2.8–2.9; f64 2000² (31 MiB) 7.9–8.9 against 2.4–3.1; u8 6000² (34 MiB) 6.0–6.1
+/// against 2.5–2.6; u16 3000² (17 MiB) 7.8–8.1 against 3.9–4.2. Streaming below it lost: u8
+/// 3000² (8.6 MiB) 4.6 against 6.3, u16 2000² (7.6 MiB) 6.4 against 8.5.
+const STREAM_MIN_BYTES: usize = 16 << 20;
 
 struct SendPtr<T>(*mut T);
 // SAFETY: the kernel hands each worker a disjoint set of destination positions, so sharing the base
@@ -1122,7 +1125,8 @@ mod tests {
     fn streamed_tiles_of_any_stride_match_elementwise() {
         // Outputs of STREAM_MIN_BYTES and more go through the tile buffer and streaming stores
         // whatever their strides: that path on small blocks, with destination rows 16-byte
-        // aligned (streaming stores) or not (plain copies), none a multiple of 1 KiB apart.
+        // aligned (every byte streamed) or not (whole lines streamed, the partial ones at the
+        // ends stored normally), none a multiple of 1 KiB apart.
         fn check<T: Element>(rows: usize, cols: usize, make: impl Fn(usize) -> T) {
             let src: Vec<T> = (0..rows * cols).map(&make).collect();
             let mut dst: Vec<T> = vec![make(0); rows * cols];

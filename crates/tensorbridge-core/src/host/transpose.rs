@@ -7,7 +7,9 @@
 //! 4- and 8-byte elements take 32-byte rows (8 × 8 and 4 × 4 blocks) where the CPU has AVX
 //! (checked at run time): half the instructions per element of the 16-byte network, which is what
 //! bounds a transpose whose data sits in the cache (100 × 100 f32: 16,000 instructions with SSE2).
-//! Elsewhere the same blocks are moved element by element.
+//! 1- and 2-byte elements take two 16-byte-row blocks at once, one per 128-bit lane of 32-byte rows,
+//! where the CPU has AVX2 (the 16-byte network's shuffles held them to about half of f32's bytes
+//! per second). Elsewhere the same blocks are moved element by element.
 
 use std::cell::RefCell;
 
@@ -34,9 +36,15 @@ pub(super) unsafe fn transpose<const W: usize>(
     cols: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if (W == 4 || W == 8) && std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX (checked just above); the caller's contract is this one.
-        return transpose_avx::<W>(src, ss, dst, ds, rows, cols);
+    {
+        if (W == 4 || W == 8) && std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX (checked just above); the caller's contract is this one.
+            return transpose_avx::<W>(src, ss, dst, ds, rows, cols);
+        }
+        if (W == 1 || W == 2) && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above); the caller's contract is this one.
+            return transpose_avx2::<W>(src, ss, dst, ds, rows, cols);
+        }
     }
     transpose_16::<W>(src, ss, dst, ds, rows, cols)
 }
@@ -60,6 +68,7 @@ unsafe fn transpose_16<const W: usize>(
         ds,
         rows,
         cols,
+        block_len(W),
         block_len(W),
         |s, ss, d, ds| {
             // SAFETY: an `l × l` block inside the caller's range (`transpose_blocks`).
@@ -85,7 +94,7 @@ unsafe fn transpose_avx<const W: usize>(
 ) {
     let l = 32 / W;
     let (full_i, full_j) = (rows - rows % l, cols - cols % l);
-    transpose_blocks::<W>(src, ss, dst, ds, full_i, full_j, l, |s, ss, d, ds| {
+    transpose_blocks::<W>(src, ss, dst, ds, full_i, full_j, l, l, |s, ss, d, ds| {
         // SAFETY: an `l × l` block inside the caller's range (`transpose_blocks`); AVX is
         // present (this function's contract).
         unsafe { block_avx::<W>(s, ss, d, ds) }
@@ -109,12 +118,57 @@ unsafe fn transpose_avx<const W: usize>(
     );
 }
 
-/// The loops of [`transpose`]: full `l × l` blocks by `block` (called with the block's source,
-/// source stride, destination and destination stride), then the edges they leave element by
-/// element.
+/// [`transpose`] of 1- and 2-byte elements by 32-byte source rows: each block is two
+/// `16 / W` × `16 / W` blocks side by side along `i` (16 × 32 bytes, or 8 × 16 elements of 2 bytes),
+/// one in each 128-bit lane, transposed by the same unpack network as [`block`] (AVX2 unpacks work
+/// within lanes): half the loads and shuffle instructions per byte of the 16-byte kernel, which
+/// is what held u8 and u16 transposes to about half of f32's bytes per second. The edges are
+/// left to [`transpose_16`].
 ///
 /// # Safety
-/// As for [`transpose`]; `block` must move exactly one `l × l` block.
+/// As for [`transpose`]; `W` is 1 or 2 and the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_avx2<const W: usize>(
+    src: *const u8,
+    ss: isize,
+    dst: *mut u8,
+    ds: isize,
+    rows: usize,
+    cols: usize,
+) {
+    let (li, lj) = (32 / W, 16 / W);
+    let (full_i, full_j) = (rows - rows % li, cols - cols % lj);
+    transpose_blocks::<W>(src, ss, dst, ds, full_i, full_j, li, lj, |s, ss, d, ds| {
+        // SAFETY: an `li × lj` block inside the caller's range (`transpose_blocks`); AVX2 is
+        // present (this function's contract).
+        unsafe { block_avx2::<W>(s, ss, d, ds) }
+    });
+    // The last `rows % li` rows (every column), then the last `cols % lj` columns of the rest.
+    transpose_16::<W>(
+        src.add(full_i * W),
+        ss,
+        dst.offset(full_i as isize * ds),
+        ds,
+        rows - full_i,
+        cols,
+    );
+    transpose_16::<W>(
+        src.offset(full_j as isize * ss),
+        ss,
+        dst.add(full_j * W),
+        ds,
+        full_i,
+        cols - full_j,
+    );
+}
+
+/// The loops of [`transpose`]: full blocks of `li` elements along `i` by `lj` along `j` by
+/// `block` (called with the block's source, source stride, destination and destination stride),
+/// then the edges they leave element by element.
+///
+/// # Safety
+/// As for [`transpose`]; `block` must move exactly one `li × lj` block.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn transpose_blocks<const W: usize>(
@@ -124,15 +178,16 @@ unsafe fn transpose_blocks<const W: usize>(
     ds: isize,
     rows: usize,
     cols: usize,
-    l: usize,
+    li: usize,
+    lj: usize,
     block: impl Fn(*const u8, isize, *mut u8, isize),
 ) {
-    let (full_i, full_j) = (rows - rows % l, cols - cols % l);
-    for j0 in (0..full_j).step_by(l) {
+    let (full_i, full_j) = (rows - rows % li, cols - cols % lj);
+    for j0 in (0..full_j).step_by(lj) {
         let s = src.offset(j0 as isize * ss);
         let d = dst.add(j0 * W);
-        for i0 in (0..full_i).step_by(l) {
-            // The block's rows `i0..i0 + l` and columns `j0..j0 + l` are inside the caller's
+        for i0 in (0..full_i).step_by(li) {
+            // The block's rows `i0..i0 + li` and columns `j0..j0 + lj` are inside the caller's
             // `rows × cols` range.
             block(s.add(i0 * W), ss, d.offset(i0 as isize * ds), ds);
         }
@@ -177,19 +232,29 @@ pub(super) unsafe fn transpose_any<const W: usize>(
     }
 }
 
+/// Bytes between the rows of a tile in the buffer beyond the row itself: rows 2 KiB apart map onto
+/// 2 of L1's 64 cache sets, and the rows one block writes (16 or 32 for 1- and 2-byte elements)
+/// evict each other before they are filled; one more cache line spreads them over the sets.
+/// Measured (2-core VM, `t.T.numpy(out=o)`, alternating runs, 64 against 0): u8 8000² 6.1–7.1
+/// against 4.8 GB/s, f32 4000² 8.3–8.4 against 6.9–7.7 GB/s.
+const TILE_ROW_PAD: usize = 64;
+/// Bytes of a tile buffer: [`TILE_ITEM_ROWS`] rows of [`TILE_ITEM_BYTES`]` / TILE_ITEM_ROWS` bytes,
+/// each followed by [`TILE_ROW_PAD`].
+const TILE_BUFFER_BYTES: usize = TILE_ITEM_BYTES + TILE_ITEM_ROWS * TILE_ROW_PAD;
+
 thread_local! {
-    /// The calling thread's tile buffer (capacity [`TILE_ITEM_BYTES`], 8-byte aligned).
+    /// The calling thread's tile buffer (capacity [`TILE_BUFFER_BYTES`], 8-byte aligned).
     static TILE_BUFFER: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with the calling thread's tile buffer: [`TILE_ITEM_BYTES`] writable bytes, aligned
+/// Runs `f` with the calling thread's tile buffer: [`TILE_BUFFER_BYTES`] writable bytes, aligned
 /// to 8, uninitialised (or holding an earlier tile), kept for the thread's next tiled copy. Tile
 /// buffers are too large for the stack of every thread a caller may convert on (Python allows
 /// 32 KiB thread stacks), and allocating one per call would fault its pages in on every work
 /// item. A thread whose locals are being torn down, or a call while the buffer is borrowed, gets
 /// a buffer of its own.
 pub(super) fn with_tile_buffer<R>(f: impl FnOnce(*mut u8) -> R) -> R {
-    const WORDS: usize = TILE_ITEM_BYTES / 8;
+    const WORDS: usize = TILE_BUFFER_BYTES / 8;
     let mut f = Some(f);
     let held = TILE_BUFFER.try_with(|cell| {
         let mut buffer = cell.try_borrow_mut().ok()?;
@@ -215,7 +280,8 @@ pub(super) fn with_tile_buffer<R>(f: impl FnOnce(*mut u8) -> R) -> R {
 /// elements along `i` by [`TILE_ITEM_BYTES`]` / (TILE_ITEM_ROWS * W)` along `j`: one whole tiled
 /// work item of the copy kernel (see there for why its runs are long).
 ///
-/// The buffer ([`TILE_ITEM_BYTES`], 512 KiB) is the calling thread's ([`with_tile_buffer`]).
+/// The buffer ([`TILE_BUFFER_BYTES`], 528 KiB: the tile's rows [`TILE_ROW_PAD`] apart beyond
+/// their length) is the calling thread's ([`with_tile_buffer`]).
 ///
 /// # Safety
 /// As for [`transpose`].
@@ -228,14 +294,15 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
     cols: usize,
 ) {
     let (tile_rows, tile_cols) = (TILE_ITEM_ROWS, TILE_ITEM_BYTES / (TILE_ITEM_ROWS * W));
-    let bs = (tile_cols * W) as isize;
+    let bs = (tile_cols * W + TILE_ROW_PAD) as isize;
     with_tile_buffer(|b| {
         for j0 in (0..cols).step_by(tile_cols) {
             let c = tile_cols.min(cols - j0);
             for i0 in (0..rows).step_by(tile_rows) {
                 let r = tile_rows.min(rows - i0);
                 // SAFETY: the tile `i0..i0 + r` × `j0..j0 + c` is inside the caller's range; the
-                // buffer holds `TILE_ITEM_BYTES`: `tile_rows` rows of `tile_cols` `W`-byte elements.
+                // buffer holds `TILE_BUFFER_BYTES`: `tile_rows` rows of `tile_cols` `W`-byte
+                // elements, `bs` bytes apart.
                 unsafe {
                     transpose::<W>(src.add(i0 * W).offset(j0 as isize * ss), ss, b, bs, r, c)
                 };
@@ -244,7 +311,7 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
                     // destination row `i0 + i`, columns `j0..j0 + c`, is writable (caller).
                     unsafe {
                         write_out(
-                            b.add(i * tile_cols * W),
+                            b.offset(i as isize * bs),
                             dst.offset((i0 + i) as isize * ds).add(j0 * W),
                             c * W,
                         )
@@ -256,11 +323,15 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
     fence_streaming_stores();
 }
 
-/// Copies `n` bytes of a tile row out to the destination. On x86-64, whole 16-byte chunks at a
-/// 16-byte-aligned destination go out as streaming (non-temporal) stores: the destination lines
-/// are not read first (a normal store reads each line before writing it, a third of a transpose's
-/// memory traffic) and do not evict the source from the cache; the rows of a tile, a power-of-two
-/// stride apart, would otherwise also evict each other from L1 and L2.
+/// Copies `n` bytes of a tile row out to the destination. On x86-64 the row goes out as streaming
+/// (non-temporal) stores: the destination lines are not read first (a normal store reads each line
+/// before writing it, a third of a transpose's memory traffic) and do not evict the source from
+/// the cache; the rows of a tile, a power-of-two stride apart, would otherwise also evict each
+/// other from L1 and L2. A 16-byte-aligned row of whole 16-byte chunks is streamed in full; any
+/// other row (an odd number of u8, u16 or f32 per output row) by whole cache lines, its partial
+/// lines at both ends stored normally. Measured (2-core VM, `t.T.numpy(out=o)`, alternating
+/// runs, against normal stores for such rows): u8 5000² 7.7–8.4 against 4.5–6.0 GB/s, u16 5657²
+/// 6.7–8.2 against 4.1–5.0, f32 3001² 10.6–11.4 against 6.0–7.4, f32 8001² 8.2–9.4 against 5.8–6.1.
 ///
 /// # Safety
 /// `src` readable and `dst` writable for `n` bytes, not overlapping; the caller calls
@@ -279,6 +350,28 @@ unsafe fn write_out(src: *const u8, dst: *mut u8, n: usize) {
                     _mm_loadu_si128(src.add(k) as *const __m128i),
                 );
             }
+            return;
+        }
+        // A destination row that is not 16-byte aligned (rows of an odd number of u8, u16 or
+        // f32): whole cache lines go out as streaming stores, the partial lines at both ends
+        // (shared with the neighbouring pieces of the row) as normal ones, so no line is written
+        // both ways (a normal store into a line being streamed costs more than either).
+        let head = (dst as usize).wrapping_neg() % 64;
+        if n >= head + 64 {
+            let end = head + (n - head) / 64 * 64;
+            // SAFETY: `head < n` bytes, inside both ranges (caller).
+            std::ptr::copy_nonoverlapping(src, dst, head);
+            for k in (head..end).step_by(16) {
+                // SAFETY: bytes `k..k + 16` are inside both ranges (`end <= n`, caller);
+                // `dst + k` is 16-byte aligned (`dst + head` is 64-byte aligned) as
+                // `_mm_stream_si128` requires.
+                _mm_stream_si128(
+                    dst.add(k) as *mut __m128i,
+                    _mm_loadu_si128(src.add(k) as *const __m128i),
+                );
+            }
+            // SAFETY: bytes `end..n`, inside both ranges (caller).
+            std::ptr::copy_nonoverlapping(src.add(end), dst.add(end), n - end);
             return;
         }
     }
@@ -414,6 +507,59 @@ unsafe fn block_avx<const W: usize>(src: *const u8, ss: isize, dst: *mut u8, ds:
     }
 }
 
+/// Two `l × l` blocks (`l = 16 / W`) side by side along `i`, one per 128-bit lane: source rows
+/// `k < l` (`src + k * ss`, `2 l` elements dense) become destination columns `k` of rows `m`
+/// (low lane) and `l + m` (high lane), `m < l`. Unpacks move bits unchanged.
+///
+/// # Safety
+/// As for [`transpose`] on a `2 l × l` range; `W` is 1 or 2; the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn block_avx2<const W: usize>(src: *const u8, ss: isize, dst: *mut u8, ds: isize) {
+    use std::arch::x86_64::{
+        __m128i, __m256i, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_loadu_si256,
+        _mm256_setzero_si256, _mm256_unpackhi_epi16, _mm256_unpackhi_epi8, _mm256_unpacklo_epi16,
+        _mm256_unpacklo_epi8, _mm_storeu_si128,
+    };
+    let l = block_len(W);
+    let mut x = [_mm256_setzero_si256(); 16];
+    for (k, v) in x.iter_mut().enumerate().take(l) {
+        // SAFETY: source row `k < l` is readable for `2 l` elements, 32 bytes (caller); unaligned.
+        *v = unsafe { _mm256_loadu_si256(src.offset(k as isize * ss) as *const __m256i) };
+    }
+    // The perfect-shuffle network of `block`, in both lanes at once.
+    let mut width = 1;
+    while width < l {
+        let mut y = [_mm256_setzero_si256(); 16];
+        for m in 0..l / 2 {
+            let (a, b) = (x[m], x[m + l / 2]);
+            let (lo, hi) = match W {
+                1 => (_mm256_unpacklo_epi8(a, b), _mm256_unpackhi_epi8(a, b)),
+                _ => (_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b)),
+            };
+            y[2 * m] = lo;
+            y[2 * m + 1] = hi;
+        }
+        x = y;
+        width *= 2;
+    }
+    for (m, v) in x.iter().enumerate().take(l) {
+        // SAFETY: destination rows `m` and `l + m` (< 2 l) are writable for `l` elements,
+        // 16 bytes (caller); unaligned stores.
+        unsafe {
+            _mm_storeu_si128(
+                dst.offset(m as isize * ds) as *mut __m128i,
+                _mm256_castsi256_si128(*v),
+            );
+            _mm_storeu_si128(
+                dst.offset((l + m) as isize * ds) as *mut __m128i,
+                _mm256_extracti128_si256::<1>(*v),
+            );
+        }
+    }
+}
+
 /// One `l × l` block, element by element (targets without the SSE2 path).
 ///
 /// # Safety
@@ -443,12 +589,30 @@ mod tests {
     fn check<const W: usize>(rows: usize, cols: usize, flip_src: bool) {
         check_with::<W>(rows, cols, flip_src, transpose::<W>);
         check_with::<W>(rows, cols, flip_src, transpose_tiled::<W>);
-        // The 16-byte kernel, which `transpose` skips for 4- and 8-byte elements on AVX CPUs.
+        // The 16-byte kernel, which `transpose` skips on AVX (4- and 8-byte elements) and AVX2
+        // (1- and 2-byte elements) CPUs.
         check_with::<W>(rows, cols, flip_src, transpose_16::<W>);
         #[cfg(target_arch = "x86_64")]
         if (W == 4 || W == 8) && std::arch::is_x86_feature_detected!("avx") {
             check_with::<W>(rows, cols, flip_src, avx::<W>);
         }
+        #[cfg(target_arch = "x86_64")]
+        if (W == 1 || W == 2) && std::arch::is_x86_feature_detected!("avx2") {
+            check_with::<W>(rows, cols, flip_src, avx2::<W>);
+        }
+    }
+
+    /// [`transpose_avx2`] as a plain `unsafe fn` (callers check for AVX2 first).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx2<const W: usize>(
+        src: *const u8,
+        ss: isize,
+        dst: *mut u8,
+        ds: isize,
+        rows: usize,
+        cols: usize,
+    ) {
+        transpose_avx2::<W>(src, ss, dst, ds, rows, cols)
     }
 
     /// [`transpose_avx`] as a plain `unsafe fn` (callers check for AVX first).
@@ -602,7 +766,11 @@ mod tests {
             (9, 8),
             (16, 16),
             (17, 33),
+            (32, 16),
+            (31, 17),
+            (33, 15),
             (40, 18),
+            (96, 48),
             (64, 65),
             (2 * TILE_ITEM_ROWS + 3, 70),
             (TILE_ITEM_ROWS, tile_cols(1) + 1),

@@ -49,7 +49,7 @@ pub(super) unsafe fn transpose<const W: usize>(
     transpose_16::<W>(src, ss, dst, ds, rows, cols)
 }
 
-/// [`transpose`] by 16-byte rows: `16 / W` × `16 / W` blocks, the edges element by element.
+/// [`transpose`] by 16-byte rows: `16 / W` × `16 / W` blocks (see [`transpose_blocks`] for the edges).
 ///
 /// # Safety
 /// As for [`transpose`].
@@ -77,8 +77,9 @@ unsafe fn transpose_16<const W: usize>(
     )
 }
 
-/// [`transpose`] by 32-byte rows: 8 × 8 blocks of 4-byte elements, 4 × 4 of 8-byte ones; the
-/// edges they leave (a 100 × 100 f32 matrix leaves 4 rows and 4 columns) by [`transpose_16`].
+/// [`transpose`] by 32-byte rows: 8 × 8 blocks of 4-byte elements, 4 × 4 of 8-byte ones (a
+/// 100 × 100 f32 matrix ends with blocks overlapping the ones before them, see
+/// [`transpose_blocks`]); a range narrower than one block by [`transpose_16`].
 ///
 /// # Safety
 /// As for [`transpose`]; `W` is 4 or 8 and the CPU has AVX.
@@ -93,37 +94,22 @@ unsafe fn transpose_avx<const W: usize>(
     cols: usize,
 ) {
     let l = 32 / W;
-    let (full_i, full_j) = (rows - rows % l, cols - cols % l);
-    transpose_blocks::<W>(src, ss, dst, ds, full_i, full_j, l, l, |s, ss, d, ds| {
+    if rows < l || cols < l {
+        return transpose_16::<W>(src, ss, dst, ds, rows, cols);
+    }
+    transpose_blocks::<W>(src, ss, dst, ds, rows, cols, l, l, |s, ss, d, ds| {
         // SAFETY: an `l × l` block inside the caller's range (`transpose_blocks`); AVX is
         // present (this function's contract).
         unsafe { block_avx::<W>(s, ss, d, ds) }
     });
-    // The last `rows % l` rows (every column), then the last `cols % l` columns of the rest.
-    transpose_16::<W>(
-        src.add(full_i * W),
-        ss,
-        dst.offset(full_i as isize * ds),
-        ds,
-        rows - full_i,
-        cols,
-    );
-    transpose_16::<W>(
-        src.offset(full_j as isize * ss),
-        ss,
-        dst.add(full_j * W),
-        ds,
-        full_i,
-        cols - full_j,
-    );
 }
 
 /// [`transpose`] of 1- and 2-byte elements by 32-byte source rows: each block is two
 /// `16 / W` × `16 / W` blocks side by side along `i` (16 × 32 bytes, or 8 × 16 elements of 2 bytes),
 /// one in each 128-bit lane, transposed by the same unpack network as [`block`] (AVX2 unpacks work
 /// within lanes): half the loads and shuffle instructions per byte of the 16-byte kernel, which
-/// is what held u8 and u16 transposes to about half of f32's bytes per second. The edges are
-/// left to [`transpose_16`].
+/// is what held u8 and u16 transposes to about half of f32's bytes per second. A range narrower
+/// than one block goes to [`transpose_16`].
 ///
 /// # Safety
 /// As for [`transpose`]; `W` is 1 or 2 and the CPU has AVX2.
@@ -138,34 +124,21 @@ unsafe fn transpose_avx2<const W: usize>(
     cols: usize,
 ) {
     let (li, lj) = (32 / W, 16 / W);
-    let (full_i, full_j) = (rows - rows % li, cols - cols % lj);
-    transpose_blocks::<W>(src, ss, dst, ds, full_i, full_j, li, lj, |s, ss, d, ds| {
+    if rows < li || cols < lj {
+        return transpose_16::<W>(src, ss, dst, ds, rows, cols);
+    }
+    transpose_blocks::<W>(src, ss, dst, ds, rows, cols, li, lj, |s, ss, d, ds| {
         // SAFETY: an `li × lj` block inside the caller's range (`transpose_blocks`); AVX2 is
         // present (this function's contract).
         unsafe { block_avx2::<W>(s, ss, d, ds) }
     });
-    // The last `rows % li` rows (every column), then the last `cols % lj` columns of the rest.
-    transpose_16::<W>(
-        src.add(full_i * W),
-        ss,
-        dst.offset(full_i as isize * ds),
-        ds,
-        rows - full_i,
-        cols,
-    );
-    transpose_16::<W>(
-        src.offset(full_j as isize * ss),
-        ss,
-        dst.add(full_j * W),
-        ds,
-        full_i,
-        cols - full_j,
-    );
 }
 
-/// The loops of [`transpose`]: full blocks of `li` elements along `i` by `lj` along `j` by
-/// `block` (called with the block's source, source stride, destination and destination stride),
-/// then the edges they leave element by element.
+/// The loops of [`transpose`]: blocks of `li` elements along `i` by `lj` along `j` by `block`
+/// (called with the block's source, source stride, destination and destination stride), the last
+/// block along each axis shifted back to end at the last element (overlapping the one before it)
+/// when the length is not a multiple of the block; element by element when the range is smaller
+/// than one block along an axis.
 ///
 /// # Safety
 /// As for [`transpose`]; `block` must move exactly one `li × lj` block.
@@ -182,26 +155,36 @@ unsafe fn transpose_blocks<const W: usize>(
     lj: usize,
     block: impl Fn(*const u8, isize, *mut u8, isize),
 ) {
-    let (full_i, full_j) = (rows - rows % li, cols - cols % lj);
-    for j0 in (0..full_j).step_by(lj) {
+    if rows < li || cols < lj {
+        // Smaller than one block along an axis: element by element.
+        for j in 0..cols {
+            for i in 0..rows {
+                // SAFETY: `(i, j)` is inside the caller's range; `W`-byte unaligned moves.
+                std::ptr::copy_nonoverlapping(
+                    src.add(i * W).offset(j as isize * ss),
+                    dst.offset(i as isize * ds).add(j * W),
+                    W,
+                );
+            }
+        }
+        return;
+    }
+    // Block starts along each axis: every whole block, then, when the length is not a multiple
+    // of the block, one more block ending at the last element. That block overlaps the one
+    // before it and writes its shared elements again with the same values (the source is only
+    // read and does not overlap the destination), so no edge is left to move element by element.
+    let starts = |len: usize, l: usize| {
+        (0..len - len % l)
+            .step_by(l)
+            .chain((len % l != 0).then_some(len - l))
+    };
+    for j0 in starts(cols, lj) {
         let s = src.offset(j0 as isize * ss);
         let d = dst.add(j0 * W);
-        for i0 in (0..full_i).step_by(li) {
+        for i0 in starts(rows, li) {
             // The block's rows `i0..i0 + li` and columns `j0..j0 + lj` are inside the caller's
-            // `rows × cols` range.
+            // `rows × cols` range (`i0 + li <= rows`, `j0 + lj <= cols`).
             block(s.add(i0 * W), ss, d.offset(i0 as isize * ds), ds);
-        }
-    }
-    // The edges the full blocks leave: the last `rows % l` rows, then the last `cols % l` columns.
-    for j in 0..cols {
-        let from = if j < full_j { full_i } else { 0 };
-        for i in from..rows {
-            // SAFETY: `(i, j)` is inside the caller's range; `W`-byte unaligned moves.
-            std::ptr::copy_nonoverlapping(
-                src.add(i * W).offset(j as isize * ss),
-                dst.offset(i as isize * ds).add(j * W),
-                W,
-            );
         }
     }
 }

@@ -32,6 +32,7 @@
 mod device;
 pub mod transfer;
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use candle_core::{DType as CDType, Tensor as CTensor};
@@ -501,6 +502,14 @@ impl Backend for Candle {
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<()> {
         transfer::to_host_into(self, layout, out)
+    }
+
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        transfer::to_host_into_contiguous(self, layout, out)
     }
 
     /// The bytes of the storage on candle's CPU device (zero-copy `t.numpy()`, `np.asarray(t)`,

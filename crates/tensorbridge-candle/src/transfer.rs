@@ -21,9 +21,11 @@
 //! loop also accepts a CPU tensor (no staging needed), which is how its unit tests drive the
 //! chunking and the destination writer without a GPU.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{Storage, Tensor as CTensor};
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
-use tensorbridge_core::host::copy_into;
+use tensorbridge_core::host::{contiguous_view_mut, copy_into, copy_into_contiguous};
 use tensorbridge_core::memory_guard::try_filled;
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
@@ -137,6 +139,28 @@ pub fn to_host_into<T: Element>(
     }
     let x = contiguous_view(s.candle(), layout)?;
     copy_contiguous(&x, out, CHUNK_BYTES)
+}
+
+/// [`to_host_into`] for a C-contiguous destination of exactly the view's elements (possibly
+/// uninitialised): CPU storage goes through the core's contiguous copy, device storage through
+/// the chunked path of [`to_host_into`] into a view of `out`.
+pub fn to_host_into_contiguous<T: Element>(
+    s: &Candle,
+    layout: &Layout,
+    out: &mut [MaybeUninit<T>],
+) -> Result<()> {
+    let data = s.candle();
+    if let Some(done) = with_cpu_slice(data, |c, start, end| {
+        with_candle_type!(data.dtype(), S => {
+            let src = &c.as_slice::<S>().or_candle()?[start..end];
+            copy_into_contiguous(src, layout, out)
+        })
+    }) {
+        return done;
+    }
+    // SAFETY: `to_host_into` writes every element of the view and reads none.
+    let mut view = unsafe { contiguous_view_mut(layout.shape(), out)? };
+    to_host_into(s, layout, &mut view)
 }
 
 /// The flat CPU storage slice of `data` (a contiguous candle tensor), passed to `f` under

@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use ndarray::ArrayViewMutD;
@@ -126,6 +127,10 @@ pub trait DynTensor: Send + Sync + 'static {
     fn to_host_as(&self, dtype: DType) -> Result<HostArray>;
     /// The values written into a caller's buffer of the same shape, converted to its dtype.
     fn to_host_into(&self, out: HostViewMut<'_>) -> Result<()>;
+    /// The values written in C order into `out`, converted to `dtype`: `out` is exactly
+    /// `elem_count * dtype.size_in_bytes()` bytes, aligned for `dtype`, possibly uninitialised
+    /// (every byte is written, none read). See [`Backend::to_host_into_contiguous`].
+    fn to_host_into_contiguous(&self, dtype: DType, out: &mut [MaybeUninit<u8>]) -> Result<()>;
 }
 
 /// Binary ops between two tensors.
@@ -317,6 +322,23 @@ impl<B: Backend> DynTensor for Tensor<B> {
         crate::with_host_view_mut!(out, v => {
             let mut v = v;
             Tensor::to_host_into(self, &mut v)
+        })
+    }
+    fn to_host_into_contiguous(&self, dtype: DType, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+        crate::with_dtype!(dtype, T => {
+            // SAFETY: `MaybeUninit<T>` has no invalid bit patterns, so any aligned run of
+            // `MaybeUninit<u8>` may be viewed as one; `align_to_mut` only splits off what is not
+            // aligned or not a whole element, which is refused below.
+            let (head, elements, tail) = unsafe { out.align_to_mut::<MaybeUninit<T>>() };
+            if !head.is_empty() || !tail.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "to_host_into_contiguous: the output buffer is not {} whole, aligned {} \
+                     elements",
+                    self.elem_count(),
+                    dtype
+                )));
+            }
+            Tensor::to_host_into_contiguous(self, elements)
         })
     }
 }
@@ -775,6 +797,14 @@ impl AnyTensor {
     /// `T`.
     pub fn to_host_into<T: Element>(&self, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
         self.tensor.to_host_into(T::wrap_view_mut(out.view_mut()))
+    }
+    /// The values written in C order into `out`, converted to `dtype`, which is exactly
+    /// `elem_count * dtype.size_in_bytes()` bytes aligned for `dtype` and may be uninitialised
+    /// (every byte is written, none read): a new NumPy array's buffer, a pinned staging area.
+    /// [`Error::ShapeMismatch`] for another length, [`Error::InvalidArgument`] for a misaligned
+    /// buffer.
+    pub fn to_host_into_contiguous(&self, dtype: DType, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+        self.tensor.to_host_into_contiguous(dtype, out)
     }
 
     /// The same values on another backend and/or device. Nothing moves between a deferred

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -286,6 +287,17 @@ pub trait Backend: Sized + Send + Sync + 'static {
         &self,
         layout: &Layout,
         out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()>;
+    /// Copies the view's elements in C order into `out`, converting to `T`: the C-contiguous case
+    /// of [`Backend::to_host_into`], which every new NumPy array (`t.numpy(copy=True)`,
+    /// `np.array(t)`) is written through. `out` holds exactly `layout.elem_count()` elements and
+    /// may be uninitialised: every element is written once, none is read. A host backend calls
+    /// [`crate::host::copy_into_contiguous`]; others may wrap `out` with
+    /// [`crate::host::contiguous_view_mut`] and share their strided path.
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut [MaybeUninit<T>],
     ) -> Result<()>;
     /// The storage's bytes when it lives in host memory that others may read in place (zero-copy
     /// export); `None` for device memory.

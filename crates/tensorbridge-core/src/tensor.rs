@@ -1,6 +1,7 @@
 //! [`Tensor<B>`]: shared, immutable storage of a backend plus a [`Layout`]. Views are layout changes;
 //! ops resolve dtypes and shapes here (NumPy rules) and call the backend with explicit layouts.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, ArrayViewMutD, Data, Dimension};
@@ -712,6 +713,21 @@ impl<B: Backend> Tensor<B> {
     /// to `T`: memory maps, pinned pools, preallocated arrays.
     pub fn to_host_into<T: Element>(&self, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
         self.storage.to_host_into(&self.layout, out)
+    }
+
+    /// Writes the view's values in C order into `out` (exactly [`Tensor::elem_count`] elements,
+    /// possibly uninitialised: every one is written, none read), converting to `T`: the
+    /// C-contiguous case of [`Tensor::to_host_into`] without an `ndarray` view.
+    /// [`Error::ShapeMismatch`] when `out` has another length.
+    pub fn to_host_into_contiguous<T: Element>(&self, out: &mut [MaybeUninit<T>]) -> Result<()> {
+        if out.len() != self.layout.elem_count() {
+            return Err(Error::ShapeMismatch {
+                op: "to_host_into_contiguous",
+                lhs: self.layout.shape().to_vec(),
+                rhs: vec![out.len()],
+            });
+        }
+        self.storage.to_host_into_contiguous(&self.layout, out)
     }
 
     /// A zero-copy `ndarray` view of the tensor, when its storage is host memory of dtype `T`.

@@ -18,6 +18,7 @@
 //!
 //! It owns no kernels and no semantics. The counters are process-wide ([`snapshot`], [`reset`]).
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::ArrayViewMutD;
@@ -132,6 +133,14 @@ impl<B: Backend, const HOST_VIEWS: bool> Backend for Counted<B, HOST_VIEWS> {
     fn to_host_into<T: Element>(&self, l: &Layout, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
         count_copy(l, T::DTYPE);
         self.inner.to_host_into(l, out)
+    }
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        l: &Layout,
+        out: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        count_copy(l, T::DTYPE);
+        self.inner.to_host_into_contiguous(l, out)
     }
     fn host_bytes(&self) -> Option<&[u8]> {
         if HOST_VIEWS {

@@ -20,11 +20,13 @@
 mod ops;
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tensorbridge_core::host::{
-    bool_bytes_are_canonical, bools_from_bytes, copy_into, into_row_major_vec, to_contiguous,
+    bool_bytes_are_canonical, bools_from_bytes, copy_into, copy_into_contiguous,
+    into_row_major_vec, to_contiguous,
 };
 use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{
@@ -345,6 +347,14 @@ impl Backend for Cpu {
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<()> {
         with_buffer!(self, b => copy_into(b.as_slice(), layout, out))
+    }
+
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        with_buffer!(self, b => copy_into_contiguous(b.as_slice(), layout, out))
     }
 
     fn host_bytes(&self) -> Option<&[u8]> {

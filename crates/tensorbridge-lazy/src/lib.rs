@@ -51,6 +51,7 @@ mod graph;
 mod registration;
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayViewMutD;
@@ -309,6 +310,14 @@ impl<B: Backend> Backend for Lazy<B> {
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<()> {
         self.materialize()?.to_host_into(layout, out)
+    }
+
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        self.materialize()?.to_host_into_contiguous(layout, out)
     }
 
     /// Evaluates implicitly (a zero-copy host view is a host transfer); `None` when that fails

@@ -30,6 +30,7 @@ mod kinds;
 mod transfer;
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 
 use ndarray::ArrayViewMutD;
@@ -535,6 +536,14 @@ impl Backend for Torch {
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<()> {
         transfer::to_host_into(self, layout, out)
+    }
+
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        layout: &Layout,
+        out: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        transfer::to_host_into_contiguous(self, layout, out)
     }
 
     fn host_bytes(&self) -> Option<&[u8]> {

@@ -8,9 +8,11 @@
 //!   elements, in the requested dtype, cross the bus, in one copy straight into the destination
 //!   (never a zero-filled buffer first: tch's `Vec::try_from` does both).
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tch::Tensor as TchTensor;
-use tensorbridge_core::host::{copy_into, to_contiguous};
+use tensorbridge_core::host::{copy_into, copy_into_contiguous, to_contiguous};
 use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
@@ -113,4 +115,32 @@ pub(crate) fn to_host_into<T: Element>(
         .as_slice()
         .ok_or_else(|| Error::InvalidArgument("to_host_into: non-contiguous staging".into()))?;
     copy_into(flat, &Layout::contiguous(layout.shape()), out)
+}
+
+/// [`to_host_into`] for a C-contiguous destination of exactly the view's elements (possibly
+/// uninitialised): host storage goes through the core's contiguous copy, device storage is one
+/// device-to-host copy straight into `out`.
+pub(crate) fn to_host_into_contiguous<T: Element>(
+    s: &Torch,
+    layout: &Layout,
+    out: &mut [MaybeUninit<T>],
+) -> Result<()> {
+    if let Some(done) = with_dtype!(s.dtype, S => s
+        .host_slice::<S>()
+        .map(|src| copy_into_contiguous(src, layout, out)))
+    {
+        return done;
+    }
+    let n = layout.elem_count();
+    if out.len() != n {
+        return Err(Error::ShapeMismatch {
+            op: "to_host_into_contiguous",
+            lhs: layout.shape().to_vec(),
+            rhs: vec![out.len()],
+        });
+    }
+    let src = device_view_as(s, layout, T::DTYPE)?;
+    // SAFETY: `out` is the caller's buffer of exactly `n` elements of `T` (checked above); the
+    // device copy writes all of them and reads none.
+    unsafe { copy_from_device(&src, out.as_mut_ptr() as *mut u8, n, T::DTYPE) }
 }

@@ -3,6 +3,7 @@
 //! ndarrays as CPU tensors that keep the ndarray alive.
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use smallvec::SmallVec;
 use tensorbridge::layout::StridedSpan;
 use tensorbridge::ndarray::{ArrayViewMutD, IxDyn, ShapeBuilder};
 use tensorbridge::registry;
-use tensorbridge::{AnyTensor, DType, Device, Element, ExternalMemory};
+use tensorbridge::{AnyTensor, DType, Device, ExternalMemory};
 
 pub use crate::args::dtype_of_descr;
 use crate::errors::{run_guarded, with_context, IntoPyResult};
@@ -208,8 +209,8 @@ pub fn export_copy<'py>(
     let descr = descr(py, dtype)?;
     let mut dims: SmallVec<[npy_intp; 8]> = shape.iter().map(|&x| x as npy_intp).collect();
     // SAFETY: as in `new_array`; PyArray_Empty steals the descriptor reference. The memory is
-    // uninitialised: `write_into` writes every element before the array is returned, and on an
-    // error the array is dropped unseen.
+    // uninitialised: `to_host_into_contiguous` writes every element before the array is
+    // returned, and on an error the array is dropped unseen.
     let ptr = unsafe {
         PY_ARRAY_API.PyArray_Empty(
             py,
@@ -221,8 +222,20 @@ pub fn export_copy<'py>(
     };
     // SAFETY: owned new reference or null with an error set.
     let arr = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
-    let data = array_data(arr.cast::<PyUntypedArray>()?);
-    tensorbridge::with_dtype!(dtype, T => write_into::<T>(py, t, shape, data, bytes))?;
+    let out: &mut [MaybeUninit<u8>] = if bytes == 0 {
+        &mut []
+    } else {
+        // SAFETY: `ptr` is the new C-contiguous ndarray PyArray_Empty just returned (no type check
+        // needed): its data field is NumPy's allocation of exactly `bytes` bytes (the shape's
+        // element count times the descriptor's size, which is the dtype's), aligned for the dtype
+        // by NumPy's allocator, and nobody else refers to the array until we return it. It is
+        // viewed as `MaybeUninit` bytes, which are only written.
+        unsafe {
+            let data = (*(ptr as *mut npyffi::PyArrayObject)).fields.data;
+            std::slice::from_raw_parts_mut(data as *mut MaybeUninit<u8>, bytes)
+        }
+    };
+    run_guarded(py, bytes, || t.to_host_into_contiguous(dtype, out))?;
     Ok(arr)
 }
 
@@ -335,26 +348,6 @@ fn wrap_host_array(py: Python<'_>, host: tensorbridge::HostArray) -> PyResult<Bo
         return Err(PyErr::fetch(py));
     }
     Ok(arr)
-}
-
-fn write_into<T: Element>(
-    py: Python<'_>,
-    t: &AnyTensor,
-    shape: &[usize],
-    data: usize,
-    bytes: usize,
-) -> PyResult<()> {
-    let ptr = if shape.iter().product::<usize>() == 0 {
-        std::ptr::NonNull::<T>::dangling().as_ptr()
-    } else {
-        data as *mut T
-    };
-    // SAFETY: `data` is the buffer of a fresh C-contiguous ndarray of `shape` and dtype `T::DTYPE`
-    // (Rust type `T`, same size and alignment as NumPy's), aligned by NumPy's allocator, and
-    // referenced by nobody else until we return it. Its bytes may be uninitialised, so the view
-    // is only written (`to_host_into` writes every element), never read.
-    let mut view = unsafe { ArrayViewMutD::<T>::from_shape_ptr(IxDyn(shape), ptr) };
-    run_guarded(py, bytes, || t.to_host_into(&mut view))
 }
 
 /// True when the host memory the tensor's view reads and the bytes of the ndarray at `data`

@@ -202,9 +202,14 @@ fn too_large(
 /// refusals become an error here rather than an abort inside code that cannot report one).
 /// Returns its bytes. For allocations made by someone else (NumPy, libtorch, candle);
 /// [`try_alloc`] when Rust allocates.
+#[inline]
 pub fn check_host_alloc(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
     let bytes = alloc_bytes(op, shape, dtype)?;
-    check_host_bytes(op, shape, dtype, bytes)?;
+    // Below the bound only the address-space check above applies (`check_host_bytes` would do
+    // nothing): small conversions skip the call.
+    if bytes >= GUARD_MIN_BYTES {
+        check_host_bytes(op, shape, dtype, bytes)?;
+    }
     Ok(bytes)
 }
 

@@ -207,15 +207,16 @@ pub fn export_copy<'py>(
         return wrap_host_array(py, host);
     }
     let descr = descr(py, dtype)?;
-    let mut dims: SmallVec<[npy_intp; 8]> = shape.iter().map(|&x| x as npy_intp).collect();
-    // SAFETY: as in `new_array`; PyArray_Empty steals the descriptor reference. The memory is
-    // uninitialised: `to_host_into_contiguous` writes every element before the array is
-    // returned, and on an error the array is dropped unseen.
+    // SAFETY: as in `new_array`; PyArray_Empty steals the descriptor reference. It reads the
+    // `shape.len()` dimensions and copies them (never writes them): `usize` and `npy_intp`
+    // (`isize`) have one size, and every dimension fits an `isize` (`check_host_alloc` proved the
+    // byte count does). The memory is uninitialised: `to_host_into_contiguous` writes every
+    // element before the array is returned, and on an error the array is dropped unseen.
     let ptr = unsafe {
         PY_ARRAY_API.PyArray_Empty(
             py,
-            dims.len() as c_int,
-            dims.as_mut_ptr(),
+            shape.len() as c_int,
+            shape.as_ptr() as *mut npy_intp,
             descr.into_dtype_ptr(),
             0,
         )

@@ -368,6 +368,13 @@ impl Backend for Placed {
     fn to_host_into<T: Element>(&self, l: &Layout, out: &mut ArrayViewMutD<'_, T>) -> Result<()> {
         self.inner.to_host_into(l, out)
     }
+    fn to_host_into_contiguous<T: Element>(
+        &self,
+        l: &Layout,
+        out: &mut [std::mem::MaybeUninit<T>],
+    ) -> Result<()> {
+        self.inner.to_host_into_contiguous(l, out)
+    }
     fn host_bytes(&self) -> Option<&[u8]> {
         None
     }

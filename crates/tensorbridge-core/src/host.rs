@@ -1403,9 +1403,12 @@ mod tests {
         // SAFETY: `copy_into` wrote every element.
         let got: Vec<i32> = buf.iter().map(|x| unsafe { x.assume_init() }).collect();
         assert_eq!(got, vec![0, 3, 1, 4, 2, 5]);
-        // SAFETY: these views are never made.
-        assert!(unsafe { contiguous_view_mut(&[2, 3], &mut buf[..5]) }.is_err());
-        assert!(unsafe { contiguous_view_mut(&[usize::MAX, 3], &mut buf) }.is_err());
+        // SAFETY: both calls are refused, so there is no view to read through.
+        let short = unsafe { contiguous_view_mut(&[2, 3], &mut buf[..5]) };
+        assert!(matches!(short, Err(Error::ShapeMismatch { .. })));
+        // SAFETY: as above.
+        let overflowing = unsafe { contiguous_view_mut(&[usize::MAX, 3], &mut buf) };
+        assert!(matches!(overflowing, Err(Error::ShapeTooLarge { .. })));
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub(super) unsafe fn transpose_tiled<const W: usize>(
 /// `src` readable and `dst` writable for `n` bytes, not overlapping; the caller calls
 /// [`fence_streaming_stores`] before the destination is handed to another thread.
 #[inline(always)]
-unsafe fn write_out(src: *const u8, dst: *mut u8, n: usize) {
+pub(super) unsafe fn write_out(src: *const u8, dst: *mut u8, n: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
@@ -364,7 +364,7 @@ unsafe fn write_out(src: *const u8, dst: *mut u8, n: usize) {
 /// Orders the streaming stores [`write_out`] issued before any later store (and so before the
 /// copy is reported done to another thread).
 #[inline(always)]
-fn fence_streaming_stores() {
+pub(super) fn fence_streaming_stores() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `sfence` has no operands and no preconditions.
     unsafe {

@@ -520,3 +520,67 @@ fn cpu_and_torch_agree_bit_for_bit_or_within_one_ulp_where_kernels_differ() {
         }
     }
 }
+
+#[test]
+fn dtype_erased_contiguous_copies_check_the_byte_buffer_and_write_c_order() {
+    use std::mem::MaybeUninit;
+    let grid = Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32 - 5.5).into_dyn();
+    // The transposed view's values in C order, as f64.
+    let expected: Vec<f64> = grid.t().iter().map(|&v| f64::from(v)).collect();
+    const SENTINEL: f64 = -1.0e300;
+    for (kind, device) in placements() {
+        let what = format!("{kind}:{device}");
+        let t = on(kind, &device, grid.clone()).t();
+        let empty = on(kind, &device, Array::<f32, _>::zeros((0, 3)).into_dyn());
+        // 13 f64 words: 8-byte-aligned bytes for the 12 elements and one spare word, so a buffer
+        // one byte in is still long enough.
+        let mut words = vec![MaybeUninit::new(SENTINEL); 13];
+        {
+            // SAFETY: the 13 initialised `f64` positions are 104 bytes, viewed as
+            // `MaybeUninit<u8>` (no invalid values) for this block only, while `words` is not
+            // otherwise used.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<u8>>(), 104)
+            };
+            let refused = |r: Result<()>, invalid: bool, why: &str| {
+                let e = r.expect_err(&format!("{what}: {why}"));
+                let ok = if invalid {
+                    matches!(e, Error::InvalidArgument(_))
+                } else {
+                    matches!(e, Error::ShapeMismatch { .. })
+                };
+                assert!(ok, "{what}: {why}: {e:?}");
+            };
+            refused(
+                t.to_host_into_contiguous(DType::F64, &mut bytes[1..97]),
+                true,
+                "misaligned",
+            );
+            refused(
+                t.to_host_into_contiguous(DType::F64, &mut bytes[..95]),
+                true,
+                "part element",
+            );
+            refused(
+                t.to_host_into_contiguous(DType::F64, &mut bytes[..88]),
+                false,
+                "one short",
+            );
+            refused(
+                t.to_host_into_contiguous(DType::F64, &mut bytes[1..1]),
+                false,
+                "empty",
+            );
+            // An empty view into an empty buffer whose pointer is not aligned for f64.
+            empty
+                .to_host_into_contiguous(DType::F64, &mut bytes[1..1])
+                .unwrap_or_else(|e| panic!("{what}: empty: {e}"));
+            t.to_host_into_contiguous(DType::F64, &mut bytes[..96])
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        // SAFETY: every word was initialised (the sentinel, then the copy's writes).
+        let got: Vec<f64> = words.iter().map(|w| unsafe { w.assume_init() }).collect();
+        assert_eq!(&got[..12], &expected[..], "{what}");
+        assert_eq!(got[12], SENTINEL, "{what}: wrote past the buffer");
+    }
+}

@@ -326,18 +326,26 @@ impl<B: Backend> DynTensor for Tensor<B> {
     }
     fn to_host_into_contiguous(&self, dtype: DType, out: &mut [MaybeUninit<u8>]) -> Result<()> {
         crate::with_dtype!(dtype, T => {
-            // SAFETY: `MaybeUninit<T>` has no invalid bit patterns, so any aligned run of
-            // `MaybeUninit<u8>` may be viewed as one; `align_to_mut` only splits off what is not
-            // aligned or not a whole element, which is refused below.
-            let (head, elements, tail) = unsafe { out.align_to_mut::<MaybeUninit<T>>() };
-            if !head.is_empty() || !tail.is_empty() {
+            let size = std::mem::size_of::<T>();
+            if out.is_empty() {
+                // An empty `&mut [u8]`'s pointer need not be aligned for `T`, so the typed empty
+                // slice is made directly (the backend still checks its length).
+                return Tensor::to_host_into_contiguous(self, &mut [] as &mut [MaybeUninit<T>]);
+            }
+            if out.as_ptr().align_offset(std::mem::align_of::<T>()) != 0 || out.len() % size != 0 {
                 return Err(Error::InvalidArgument(format!(
-                    "to_host_into_contiguous: the output buffer is not {} whole, aligned {} \
-                     elements",
-                    self.elem_count(),
-                    dtype
+                    "to_host_into_contiguous: the output buffer of {} bytes at {:p} is not whole, \
+                     aligned {dtype} elements",
+                    out.len(),
+                    out.as_ptr(),
                 )));
             }
+            // SAFETY: `out` is non-empty, aligned for `T` and `len / size` whole `T`s long
+            // (checked above), borrowed mutably for this call; `MaybeUninit<T>` has no invalid
+            // bit patterns and the same layout as `T`, so those bytes may be viewed as it.
+            let elements = unsafe {
+                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<MaybeUninit<T>>(), out.len() / size)
+            };
             Tensor::to_host_into_contiguous(self, elements)
         })
     }

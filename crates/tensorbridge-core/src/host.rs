@@ -15,6 +15,7 @@ use crate::layout::{checked_shape_bytes, contiguous_strides, Layout};
 
 mod cache;
 mod parallel;
+mod stream;
 mod transpose;
 
 pub use cache::{cached_bytes, recycle, release_cached_buffers, CACHE_MIN_BYTES};
@@ -257,6 +258,22 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
+/// The length check of every [`Backend::to_host_into_contiguous`](crate::Backend::to_host_into_contiguous)
+/// implementation: a C-order output of `len` elements for a view of `shape` (`elem_count`
+/// elements, computed once by the caller) is [`Error::ShapeMismatch`] unless the two are equal,
+/// with the buffer's length reported as a 1-d shape.
+#[inline]
+pub fn check_contiguous_len(shape: &[usize], elem_count: usize, len: usize) -> Result<()> {
+    if len == elem_count {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        op: "to_host_into_contiguous",
+        lhs: shape.to_vec(),
+        rhs: vec![len],
+    })
+}
+
 /// Copies the elements `layout` selects from `src` into `dst` in C order, converting to `D`:
 /// what [`copy_into`] does for a C-contiguous destination, without an `ndarray` view around it
 /// (building that view cost a 4-element `t.numpy(copy=True)` about a tenth of its time).
@@ -271,13 +288,7 @@ pub fn copy_into_contiguous<S: Element, D: Element>(
     dst: &mut [MaybeUninit<D>],
 ) -> Result<()> {
     let n = layout.elem_count();
-    if dst.len() != n {
-        return Err(Error::ShapeMismatch {
-            op: "to_host_into_contiguous",
-            lhs: layout.shape().to_vec(),
-            rhs: vec![dst.len()],
-        });
-    }
+    check_contiguous_len(layout.shape(), n, dst.len())?;
     if n == 0 {
         return Ok(());
     }
@@ -323,13 +334,7 @@ pub unsafe fn contiguous_view_mut<'a, D: Element>(
     dst: &'a mut [MaybeUninit<D>],
 ) -> Result<ArrayViewMutD<'a, D>> {
     let n = checked_shape_bytes("to_host_into_contiguous", shape, None)?;
-    if dst.len() != n {
-        return Err(Error::ShapeMismatch {
-            op: "to_host_into_contiguous",
-            lhs: shape.to_vec(),
-            rhs: vec![dst.len()],
-        });
-    }
+    check_contiguous_len(shape, n, dst.len())?;
     // SAFETY: `dst` is `n` writable, aligned positions of `D` borrowed for `'a`, exactly the C
     // order view of `shape` (checked above); reads of unwritten elements are excluded by this
     // function's contract.
@@ -583,7 +588,7 @@ impl Plan {
                     // are inside their ranges (caller); the ranges do not overlap (the source is
                     // read-only storage). The fence after the loop orders the stores.
                     let bytes = col.len * std::mem::size_of::<D>();
-                    transpose::write_out(s as *const u8, d as *mut u8, bytes);
+                    stream::write_out(s as *const u8, d as *mut u8, bytes);
                 } else {
                     copy_run(s, col.src, d, col.dst, col.len);
                 }
@@ -613,7 +618,7 @@ impl Plan {
             self.advance(&mut index);
         }
         if self.stream {
-            transpose::fence_streaming_stores();
+            stream::fence_streaming_stores();
         }
     }
 }

@@ -718,15 +718,8 @@ impl<B: Backend> Tensor<B> {
     /// Writes the view's values in C order into `out` (exactly [`Tensor::elem_count`] elements,
     /// possibly uninitialised: every one is written, none read), converting to `T`: the
     /// C-contiguous case of [`Tensor::to_host_into`] without an `ndarray` view.
-    /// [`Error::ShapeMismatch`] when `out` has another length.
+    /// [`Error::ShapeMismatch`] when `out` has another length (the backend checks it, once).
     pub fn to_host_into_contiguous<T: Element>(&self, out: &mut [MaybeUninit<T>]) -> Result<()> {
-        if out.len() != self.layout.elem_count() {
-            return Err(Error::ShapeMismatch {
-                op: "to_host_into_contiguous",
-                lhs: self.layout.shape().to_vec(),
-                rhs: vec![out.len()],
-            });
-        }
         self.storage.to_host_into_contiguous(&self.layout, out)
     }
 

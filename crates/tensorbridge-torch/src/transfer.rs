@@ -12,7 +12,9 @@ use std::mem::MaybeUninit;
 
 use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use tch::Tensor as TchTensor;
-use tensorbridge_core::host::{copy_into, copy_into_contiguous, to_contiguous};
+use tensorbridge_core::host::{
+    check_contiguous_len, copy_into, copy_into_contiguous, to_contiguous,
+};
 use tensorbridge_core::memory_guard::try_alloc;
 use tensorbridge_core::{with_dtype, DType, Element, Error, HostArray, Layout, Result};
 
@@ -132,13 +134,7 @@ pub(crate) fn to_host_into_contiguous<T: Element>(
         return done;
     }
     let n = layout.elem_count();
-    if out.len() != n {
-        return Err(Error::ShapeMismatch {
-            op: "to_host_into_contiguous",
-            lhs: layout.shape().to_vec(),
-            rhs: vec![out.len()],
-        });
-    }
+    check_contiguous_len(layout.shape(), n, out.len())?;
     let src = device_view_as(s, layout, T::DTYPE)?;
     // SAFETY: `out` is the caller's buffer of exactly `n` elements of `T` (checked above); the
     // device copy writes all of them and reads none.

@@ -478,6 +478,27 @@ def test_streamed_transposes_of_any_row_alignment_are_exact(
     assert_same_array(t[:, 1:].T.numpy(copy=True), np.ascontiguousarray(a[:, 1:].T))
 
 
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+# Dense copies of 16 MiB and more stream their output (whole cache lines as non-temporal stores,
+# the partial lines at each work item's ends stored normally). Odd byte counts and a source one
+# element in give every alignment of source and destination; 17 MB goes into a fresh NumPy
+# array, 40 MB through the core's output cache (from 32 MiB).
+@pytest.mark.parametrize(
+    "dtype, n",
+    [(np.uint8, 17_000_003), (np.float32, 4_250_001), (np.float64, 5_000_003)],
+    ids=["u8-17MB", "f32-17MB", "f64-40MB"],
+)
+def test_streamed_dense_copies_are_exact(backend: str, dtype: Any, n: int) -> None:
+    a = (np.arange(n, dtype=np.uint64) * 2654435761 % 65521).astype(dtype)
+    assert a.nbytes >= 16 << 20
+    t = tb.tensor(a, backend=backend)
+    assert_same_array(np.array(t), np.array(a))
+    assert_same_array(t.numpy(copy=True), a.copy())
+    assert_same_array(np.copy(t[1:]), np.copy(a[1:]))
+    assert_same_array(t[3:].numpy(copy=True), a[3:].copy())
+    tb.release_cached_buffers()
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_large_copies_run_on_a_thread_with_the_smallest_stack(dtype: Any) -> None:
     # Tiled copies of 1024² (through the tile buffers: output rows a multiple of 1 KiB apart)

@@ -73,17 +73,21 @@ pub fn run_guarded<T: Send>(
     };
     match out {
         Ok(r) => r.py(py),
-        Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!(
-                "internal error in tensorbridge (please report): {what}"
-            )))
-        }
+        Err(p) => Err(panic_to_py(p)),
     }
+}
+
+/// The RuntimeError a caught panic becomes (its message kept), so that no panic unwinds into
+/// Python.
+pub fn panic_to_py(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    PyRuntimeError::new_err(format!(
+        "internal error in tensorbridge (please report): {what}"
+    ))
 }
 
 /// Below this size the work keeps the GIL: releasing and re-taking it (pyo3's `detach`, about

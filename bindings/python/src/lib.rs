@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensorbridge::registry::init();
     m.add_class::<tensor::PyTensor>()?;
+    tensor::fastcall::install(m.py())?;
     m.add_class::<session::PySession>()?;
     m.add_function(wrap_pyfunction!(construction::_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(construction::from_numpy, m)?)?;

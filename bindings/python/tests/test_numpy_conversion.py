@@ -4,6 +4,7 @@ read-only views that keep the storage alive, and the dtype mapping (bf16 through
 from __future__ import annotations
 
 import gc
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -285,6 +286,44 @@ def test_dunder_array_signature_and_defaults() -> None:
     assert np.shares_memory(t.__array__(None, None), t.numpy())
     out = t.__array__(np.float16, None)
     assert out.dtype == np.float16
+
+
+def test_numpy_and_dunder_array_take_arguments_as_python_functions_do() -> None:
+    # Both methods parse their own arguments (one vectorcall, no pyo3 parsing): keyword names
+    # are matched by identity with the interned names, or by value; None is "not given".
+    t = tb.tensor([1.0, 2.0])
+    built = {"".join(["co", "py"]): True}  # a keyword name that is not the interned string
+    assert t.numpy(**built).flags.writeable
+    assert t.__array__(**{"".join(["dt", "ype"]): np.float16}).dtype == np.float16
+    assert not t.numpy(copy=None, out=None, casting=None).flags.writeable
+    assert t.numpy(copy=np.True_).flags.writeable  # NumPy bools, as before
+    out = np.zeros(2, np.float32)
+    assert t.numpy(out=out, casting="unsafe") is out and out.tolist() == [1.0, 2.0]
+    assert t.__array__(None, True).flags.writeable
+    assert t.__array__(np.dtype(np.int32), copy=None).dtype == np.int32
+    for call, message in [
+        (lambda: t.numpy(True), r"numpy\(\) takes no positional arguments but 1 were given"),
+        (lambda: t.numpy(copyy=True), r"numpy\(\) got an unexpected keyword argument 'copyy'"),
+        (lambda: t.numpy(copy="yes"), r"numpy\(\) argument 'copy'"),
+        (lambda: t.numpy(copy=1), r"numpy\(\) argument 'copy'"),
+        (lambda: t.numpy(out=out, casting=1), r"numpy\(\) argument 'casting'"),
+        (
+            lambda: t.__array__(None, None, None),
+            r"__array__\(\) takes from 0 to 2 positional arguments but 3 were given",
+        ),
+        (lambda: t.__array__(None, dtype=None), r"multiple values for argument 'dtype'"),
+        (lambda: t.__array__(copy="no"), r"__array__\(\) argument 'copy'"),
+        (lambda: tb.Tensor.numpy(np.zeros(2)), r"numpy.*Tensor"),
+        (lambda: tb.Tensor.__array__(None), r"__array__.*Tensor"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            call()
+    # What `inspect` and stub checkers read, and the docstrings, as for every other method.
+    assert tb.Tensor.numpy.__text_signature__ == "($self, *, copy=None, out=None, casting=None)"
+    assert tb.Tensor.__array__.__text_signature__ == "($self, dtype=None, copy=None)"
+    assert list(inspect.signature(tb.Tensor.numpy).parameters) == ["self", "copy", "out", "casting"]
+    assert "zero-copy" in (tb.Tensor.numpy.__doc__ or "")
+    assert "conversion protocol" in (tb.Tensor.__array__.__doc__ or "")
 
 
 def test_numpy_functions_and_ufuncs_return_ndarrays() -> None:

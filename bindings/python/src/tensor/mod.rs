@@ -4,7 +4,8 @@
 //! - `properties.rs`: shape, dtype, backend, device, sizes;
 //! - `ops.rs`: operators, math, reductions, `astype`;
 //! - `views.rs`: reshape, transpose, broadcasting and `t[...]` (with `indexing.rs`);
-//! - `numpy.rs`: `numpy()`, `__array__`, Python scalars and lists, `repr`;
+//! - `numpy.rs`: `numpy()`, `__array__`, Python scalars and lists, `repr` (`numpy()` and
+//!   `__array__` are entered through `fastcall.rs`, their hand-written argument parsing);
 //! - `protocols.rs`: DLPack, `__cuda_array_interface__` (the work is in
 //!   `crate::interop`);
 //! - `placement.rs`: `to`, `contiguous`, `synchronize`;
@@ -14,6 +15,7 @@
 //!   names graphs by (`__dask_tokenize__`).
 
 mod deferred;
+pub(crate) mod fastcall;
 mod indexing;
 mod numpy;
 mod ops;

@@ -117,22 +117,11 @@ impl PyTensor {
     }
 }
 
-#[pymethods]
 impl PyTensor {
-    /// The values as a `numpy.ndarray`: a read-only zero-copy view of host memory when possible,
-    /// else one copy. `copy=True` always returns a new writable array; `copy=False` raises
-    /// ValueError when a copy would be needed.
-    ///
-    /// `out=`: an existing writable ndarray of the same shape (any tensorbridge dtype, any
-    /// strides, negative ones included, but no two elements in the same memory; e.g. an
-    /// `np.memmap`) receives the values chunk by chunk, converted to
-    /// its dtype, and is returned; nothing else of the tensor's size is allocated on the host,
-    /// unless `out` shares memory with the tensor: then the tensor is copied first, so every
-    /// value is read before any is written (as `np.copyto` does).
-    /// The conversion follows `np.copyto`'s `casting` rule (`"same_kind"` by default: float64
-    /// into int32 is a TypeError; `casting="unsafe"` allows it).
-    #[pyo3(signature = (*, copy=None, out=None, casting=None))]
-    fn numpy<'py>(
+    /// `Tensor.numpy(*, copy=None, out=None, casting=None)`, its arguments parsed by
+    /// [`super::fastcall`] (`None` there is "not given"); its Python docstring is
+    /// `fastcall::NUMPY_DOC`.
+    pub(super) fn numpy<'py>(
         slf: &Bound<'py, Self>,
         copy: Option<bool>,
         out: Option<&Bound<'py, PyAny>>,
@@ -155,14 +144,10 @@ impl PyTensor {
         }
     }
 
-    /// NumPy's conversion protocol, with NumPy 2's `copy` semantics: how `np.asarray(t)`,
-    /// `np.array(t)`, `np.ascontiguousarray(t)`, `np.copy(t)` and ufuncs read a tensor (it has no
-    /// buffer protocol, so NumPy always asks here). `copy=None`: the zero-copy read-only view when
-    /// the memory is C-contiguous (or broadcast), else one C-contiguous copy by tensorbridge's
-    /// kernels; `copy=True`: a new writable array in NumPy's `order="K"`; `copy=False`: the view
-    /// or ValueError. A dtype is cast in the same pass.
-    #[pyo3(signature = (dtype=None, copy=None))]
-    fn __array__<'py>(
+    /// `Tensor.__array__(dtype=None, copy=None)`, NumPy's conversion protocol with NumPy 2's
+    /// `copy` semantics, its arguments parsed by [`super::fastcall`]; its Python docstring is
+    /// `fastcall::ARRAY_DOC`.
+    pub(super) fn array<'py>(
         slf: &Bound<'py, Self>,
         dtype: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
@@ -200,7 +185,10 @@ impl PyTensor {
         }
         Self::to_numpy(slf, None, None)?.call_method1("astype", (dtype,))
     }
+}
 
+#[pymethods]
+impl PyTensor {
     /// The single value of a one-element tensor as a Python scalar.
     fn item<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Self::one_element(slf, "item()")

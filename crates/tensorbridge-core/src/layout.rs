@@ -39,7 +39,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
 }
 
 /// Writes the row-major strides of `shape` into `strides` (of the same length).
-fn fill_contiguous_strides(shape: &[usize], strides: &mut [isize]) {
+pub(crate) fn fill_contiguous_strides(shape: &[usize], strides: &mut [isize]) {
     let mut acc = 1isize;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;

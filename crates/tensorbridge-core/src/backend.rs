@@ -293,8 +293,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// `np.array(t)`) is written through. `out` holds exactly `layout.elem_count()` elements and
     /// may be uninitialised: every element is written once, none is read; another length is
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) (from
-    /// [`crate::host::check_contiguous_len`]; [`crate::Tensor`] does not check it again). A host backend calls
-    /// [`crate::host::copy_into_contiguous`]; others may wrap `out` with
+    /// [`crate::host::check_contiguous_len`]; [`crate::Tensor`] does not check it again). A host
+    /// backend calls [`crate::host::copy_into_contiguous`]; others may wrap `out` with
     /// [`crate::host::contiguous_view_mut`] and share their strided path.
     fn to_host_into_contiguous<T: Element>(
         &self,

@@ -268,10 +268,11 @@ pub fn copy_into<S: Element, D: Element>(
     Ok(())
 }
 
-/// The length check of every [`Backend::to_host_into_contiguous`](crate::Backend::to_host_into_contiguous)
-/// implementation: a C-order output of `len` elements for a view of `shape` (`elem_count`
-/// elements, computed once by the caller) is [`Error::ShapeMismatch`] unless the two are equal,
-/// with the buffer's length reported as a 1-d shape.
+/// The length check of every
+/// [`Backend::to_host_into_contiguous`](crate::Backend::to_host_into_contiguous) implementation:
+/// a C-order output of `len` elements for a view of `shape` (`elem_count` elements, computed once
+/// by the caller) is [`Error::ShapeMismatch`] unless the two are equal, with the buffer's length
+/// reported as a 1-d shape.
 #[inline]
 pub fn check_contiguous_len(shape: &[usize], elem_count: usize, len: usize) -> Result<()> {
     if len == elem_count {

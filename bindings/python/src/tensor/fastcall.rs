@@ -25,40 +25,40 @@ use pyo3::types::PyString;
 use super::PyTensor;
 use crate::errors::panic_to_py;
 
-/// How one method takes its arguments: every parameter defaults to `None`.
-struct Signature {
+/// How one method takes its `N` arguments: every parameter defaults to `None`.
+struct Signature<const N: usize> {
     /// The method's name, for error messages.
     name: &'static str,
     /// The parameters, in order.
-    params: &'static [&'static str],
+    params: [&'static str; N],
     /// How many of `params` (the first ones) may be given by position; the rest are keyword-only.
     positional: usize,
+    /// `params` as interned Python strings, made on the first call.
+    interned: PyOnceLock<[Py<PyString>; N]>,
 }
 
-const NUMPY: Signature = Signature {
+static NUMPY: Signature<3> = Signature {
     name: "numpy",
-    params: &["copy", "out", "casting"],
+    params: ["copy", "out", "casting"],
     positional: 0,
+    interned: PyOnceLock::new(),
 };
 
-const ARRAY: Signature = Signature {
+static ARRAY: Signature<2> = Signature {
     name: "__array__",
-    params: &["dtype", "copy"],
+    params: ["dtype", "copy"],
     positional: 2,
+    interned: PyOnceLock::new(),
 };
 
-/// The interned names of `sig`'s parameters (made once per process).
-fn interned<'py, const N: usize>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<[Py<PyString>; N]>,
-    sig: &Signature,
-) -> &'static [Py<PyString>; N] {
-    cell.get_or_init(py, || {
-        std::array::from_fn(|i| PyString::intern(py, sig.params[i]).unbind())
-    })
+impl<const N: usize> Signature<N> {
+    /// The TypeError for a value of parameter `param` that does not convert (`e` says why).
+    fn arg_error(&self, param: &str, e: impl std::fmt::Display) -> PyErr {
+        PyTypeError::new_err(format!("{}() argument '{param}': {e}", self.name))
+    }
 }
 
-/// The arguments of one vectorcall by parameter of `sig` (`names` its interned parameter names):
+/// The arguments of one vectorcall by parameter of `sig`:
 /// `None` where a parameter was not given or was given as `None`. TypeError, worded as CPython's,
 /// for too many positional arguments, an unknown keyword, or a parameter given twice. Nothing
 /// is reference-counted: the arguments are borrowed from the caller.
@@ -69,12 +69,14 @@ fn interned<'py, const N: usize>(
 /// `METH_FASTCALL | METH_KEYWORDS` convention.
 unsafe fn parse<'a, 'py, const N: usize>(
     py: Python<'py>,
-    sig: &Signature,
-    names: &[Py<PyString>; N],
+    sig: &Signature<N>,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<[Option<Borrowed<'a, 'py, PyAny>>; N]> {
+    let names = sig
+        .interned
+        .get_or_init(py, || sig.params.map(|p| PyString::intern(py, p).unbind()));
     let mut slots = [std::ptr::null_mut::<ffi::PyObject>(); N];
     let nargs = usize::try_from(nargs).unwrap_or(0);
     if nargs > sig.positional {
@@ -137,8 +139,8 @@ unsafe fn parse<'a, 'py, const N: usize>(
 
 /// `Option<bool>` of parameter `param` of `sig`: Python's two bools by identity, anything else
 /// (NumPy's bools) as pyo3 extracts a `bool`.
-fn opt_bool(
-    sig: &Signature,
+fn opt_bool<const N: usize>(
+    sig: &Signature<N>,
     param: &str,
     v: Option<Borrowed<'_, '_, PyAny>>,
 ) -> PyResult<Option<bool>> {
@@ -151,7 +153,7 @@ fn opt_bool(
         _ => v
             .extract::<bool>()
             .map(Some)
-            .map_err(|e| PyTypeError::new_err(format!("{}() argument '{param}': {e}", sig.name))),
+            .map_err(|e| sig.arg_error(param, e)),
     }
 }
 
@@ -181,9 +183,6 @@ unsafe fn call(
     }
 }
 
-static NUMPY_NAMES: PyOnceLock<[Py<PyString>; 3]> = PyOnceLock::new();
-static ARRAY_NAMES: PyOnceLock<[Py<PyString>; 2]> = PyOnceLock::new();
-
 unsafe extern "C" fn numpy_entry(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -194,15 +193,10 @@ unsafe extern "C" fn numpy_entry(
     // thread attached, `slf` a Tensor, `args`/`nargs`/`kwnames` as `parse` requires.
     unsafe {
         call(slf, |py, slf| {
-            let names = interned(py, &NUMPY_NAMES, &NUMPY);
-            let [copy, out, casting] = parse(py, &NUMPY, names, args, nargs, kwnames)?;
+            let [copy, out, casting] = parse(py, &NUMPY, args, nargs, kwnames)?;
             let copy = opt_bool(&NUMPY, "copy", copy)?;
             let casting: Option<String> = casting
-                .map(|c| {
-                    c.extract().map_err(|e| {
-                        PyTypeError::new_err(format!("numpy() argument 'casting': {e}"))
-                    })
-                })
+                .map(|c| c.extract().map_err(|e| NUMPY.arg_error("casting", e)))
                 .transpose()?;
             PyTensor::numpy(slf, copy, out.as_deref(), casting.as_deref())
         })
@@ -218,8 +212,7 @@ unsafe extern "C" fn array_entry(
     // SAFETY: as for `numpy_entry`.
     unsafe {
         call(slf, |py, slf| {
-            let names = interned(py, &ARRAY_NAMES, &ARRAY);
-            let [dtype, copy] = parse(py, &ARRAY, names, args, nargs, kwnames)?;
+            let [dtype, copy] = parse(py, &ARRAY, args, nargs, kwnames)?;
             let copy = opt_bool(&ARRAY, "copy", copy)?;
             PyTensor::array(slf, dtype.as_deref(), copy)
         })

@@ -127,7 +127,7 @@ impl PyTensor {
         out: Option<&Bound<'py, PyAny>>,
         casting: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match out.filter(|o| !o.is_none()) {
+        match out {
             Some(_) if copy.is_some() => Err(PyValueError::new_err(
                 "numpy(out=...) always writes into `out`; do not pass copy= with it",
             )),
@@ -159,7 +159,7 @@ impl PyTensor {
             run_guarded(slf.py(), usize::MAX, || t.evaluate())?;
         }
         transfer_guard::check_implicit(slf.py(), t)?;
-        let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
+        let Some(dtype) = dtype else {
             return Self::array_protocol(slf, None, copy);
         };
         let ours = parse_dtype(dtype).ok().filter(|&d| {

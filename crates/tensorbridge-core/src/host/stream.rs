@@ -2,8 +2,9 @@
 //! the tiled transposes and dense copies of `STREAM_MIN_BYTES` and more.
 
 /// Copies `n` bytes out to the destination (a tile row of a transpose, a work item of a large
-/// dense copy). On x86-64 the bytes go out as streaming (non-temporal) stores: the destination lines are not read first (a normal store reads each line
-/// before writing it, a third of a transpose's memory traffic) and do not evict the source from
+/// dense copy). On x86-64 the bytes go out as streaming (non-temporal) stores: the destination
+/// lines are not read first (a normal store reads each line before writing it, a third of a
+/// transpose's memory traffic) and do not evict the source from
 /// the cache; the rows of a tile, a power-of-two stride apart, would otherwise also evict each
 /// other from L1 and L2. A 16-byte-aligned row of whole 16-byte chunks is streamed in full; any
 /// other row (an odd number of u8, u16 or f32 per output row) by whole cache lines, its partial

@@ -622,3 +622,31 @@ def test_out_running_backwards_gets_np_copytos_values(backend: str) -> None:
     )
     with pytest.raises(ValueError, match="same memory"):
         t.numpy(out=broadcast)
+
+
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_np_array_of_a_permuted_view_keeps_numpys_order_k_on_every_backend(backend: str) -> None:
+    # `np.array(view)` (copy=True: NumPy's order "K") of views whose memory order is not C:
+    # the values, strides and flags of `np.array` of the same ndarray view, in a new writable
+    # array, also with a dtype (one fused cast) and for one to four permuted axes.
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    t = tb.tensor(a, backend=backend)
+    views = [
+        (lambda x: x.T, "T"),
+        (lambda x: x.transpose(0, 2, 1, 3), "swap middle"),
+        (lambda x: x.transpose(3, 1, 0, 2), "scattered"),
+        (lambda x: x[:, ::2].transpose(1, 0, 3, 2), "sliced then permuted"),
+        (lambda x: x[1, :, ::-1].T, "reversed then T"),
+        (lambda x: x.reshape(6, 20).T, "2-d T"),
+    ]
+    for view, name in views:
+        for dtype in (None, np.float64):
+            want = np.array(view(a), dtype=dtype)
+            got = np.array(view(t), dtype=dtype)
+            assert_same_array(got, want)
+            assert got.strides == want.strides, name
+            assert got.flags.f_contiguous == want.flags.f_contiguous, name
+            assert got.flags.writeable, name
+            assert not np.shares_memory(got, a), name
+            got[(0,) * got.ndim] = -1  # its own memory: the tensor is unchanged
+            assert view(t).numpy()[(0,) * got.ndim] == view(a)[(0,) * got.ndim], name

@@ -184,6 +184,49 @@ def test_bool_int_float_of_one_element_tensors(value: Any) -> None:
         assert float(t) == float(v) and type(float(t)) is float
 
 
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_item_bool_int_float_of_one_element_views_match_numpy_on_every_backend(
+    backend: str, dtype: np.dtype[Any]
+) -> None:
+    # One element read in place (host memory) or through NumPy: NumPy's `item()` value and type
+    # (bfloat16 widened to float as through float32), at an offset, through negative and
+    # transposed strides, 0-d, and from an unevaluated lazy expression.
+    if backend.split(":")[-1] == "candle" and str(dtype) in {"int8", "uint16", "uint64"}:
+        pytest.skip(f"candle has no {dtype} dtype")
+    a = sample_array(np.random.default_rng(7), dtype, (3, 4))
+    t = tb.tensor(a, backend=backend)
+    wide = a.astype(np.float32) if dtype == ml_dtypes.bfloat16 else a
+    views = [
+        (t[1, 2], wide[1, 2]),
+        (t[2:3, 3], wide[2:3, 3]),
+        (t.T[1:2, ::-1][:, :1], wide.T[1:2, ::-1][:, :1]),
+        (t[::-1][None, 0, 1:2], wide[::-1][None, 0, 1:2]),
+        (tb.tensor(a[0, 0], backend=backend), wide[0, 0]),
+    ]
+    if dtype.kind == "f":
+        views.append((t[1:2, 0] * 1, (wide[1:2, 0] * 1).astype(wide.dtype)))  # lazy: a graph
+    for view, expected in views:
+        want = np.asarray(expected).item()
+        # repr tells True from 1 from 1.0, and nan equals nan.
+        assert repr(view.item()) == repr(want), (view, expected)
+        assert repr(float(view)) == repr(float(want))
+        assert bool(view) is bool(want)
+        assert int(view) == int(want) and type(int(view)) is int
+    if dtype.kind == "f" or dtype == ml_dtypes.bfloat16:
+        special = np.array([np.nan, -np.inf, -0.0], dtype=dtype)
+        s = tb.tensor(special, backend=backend)
+        for i, error in ((0, ValueError), (1, OverflowError), (2, None)):
+            want = special[i : i + 1].astype(np.float64).item()
+            assert repr(s[i].item()) == repr(want) and repr(float(s[i])) == repr(want)
+            assert bool(s[i]) is bool(want)
+            if error is None:
+                assert int(s[i]) == 0
+            else:
+                with pytest.raises(error):  # Python's int() of NaN and of an infinity
+                    int(s[i])
+
+
 @pytest.mark.parametrize("shape", [(2,), (0,), (2, 2), (1, 0)])
 def test_scalar_conversions_of_other_tensors_are_value_errors(shape: tuple[int, ...]) -> None:
     t = tb.zeros(shape)

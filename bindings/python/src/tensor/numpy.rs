@@ -105,7 +105,10 @@ impl PyTensor {
         Self::to_numpy(slf, None, None)
     }
 
+    /// The single value of a one-element tensor as the Python scalar `ndarray.item()` gives
+    /// (bfloat16 widened to float); ValueError naming `what` for any other element count.
     fn one_element<'py>(slf: &Bound<'py, Self>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
         let t = &slf.get().inner;
         if t.elem_count() != 1 {
             return Err(PyValueError::new_err(format!(
@@ -113,7 +116,21 @@ impl PyTensor {
                 t.shape()
             )));
         }
-        Self::host_for_python(slf)?.call_method0("item")
+        if !t.is_evaluated() {
+            run_guarded(py, usize::MAX, || t.evaluate())?;
+        }
+        // Host memory is read in place, as `tolist` reads it: making a NumPy array to call its
+        // `item()` cost `t.item()` 406 ns (torch 221 ns). Other memory goes through NumPy.
+        match t
+            .view_memory()
+            .filter(|m| m.device == tensorbridge::Device::Cpu)
+        {
+            // SAFETY: `m` describes the view's one element in host memory (every index of a
+            // shape with one element is all zeros, so it is at `m.data`): an initialised value
+            // of `m.dtype` (bools 0 or 1), kept alive by `m.owner` while we read.
+            Some(m) => unsafe { python_scalar(py, m.dtype, m.data) },
+            None => Self::host_for_python(slf)?.call_method0("item"),
+        }
     }
 }
 
@@ -236,8 +253,8 @@ impl PyTensor {
 
     fn __int__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let v = Self::one_element(slf, "int()")?;
-        let builtins = slf.py().import("builtins")?;
-        builtins.getattr("int")?.call1((v,))
+        // Python's `int(v)`: a ValueError for NaN, an OverflowError for an infinity.
+        slf.py().get_type::<pyo3::types::PyInt>().call1((v,))
     }
 
     fn __float__(slf: &Bound<'_, Self>) -> PyResult<f64> {

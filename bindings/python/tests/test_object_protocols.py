@@ -282,6 +282,9 @@ def test_slice_bounds_that_are_not_integers_raise_typeerror(backend: str, key: s
         slice(-(2**70), 2**70),
         np.int16(-1),
         (np.uint64(1),),
+        np.int64(-5),
+        np.uint8(4),
+        (np.intp(2), None),
         tb.tensor(2, dtype="uint8"),
     ],
     ids=repr,
@@ -302,6 +305,18 @@ def test_index_objects_are_accepted_as_numpy_does(backend: str, key: Any) -> Non
     if isinstance(np_key, tb.Tensor):
         np_key = np.asarray(np_key)
     same(t[key], np.asarray(a[np_key]), t)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_numpy_integer_indices_out_of_range_are_index_errors(backend: str) -> None:
+    # As for Python ints: IndexError, also for a 0-d integer array and one index too many.
+    a = np.arange(5.0)
+    t = tb.tensor(a, backend=backend)
+    for key in (np.int64(5), np.int8(-6), np.uint64(9), np.array(7), (np.int32(0), 1)):
+        with pytest.raises(IndexError):
+            a[key]
+        with pytest.raises(IndexError):
+            t[key]
 
 
 # ---- iteration, in, operator.index, format ---------------------------------------------------

@@ -107,7 +107,10 @@ impl PyTensor {
 
     /// The single value of a one-element tensor as the Python scalar `ndarray.item()` gives
     /// (bfloat16 widened to float); ValueError naming `what` for any other element count.
-    fn one_element<'py>(slf: &Bound<'py, Self>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    pub(super) fn one_element<'py>(
+        slf: &Bound<'py, Self>,
+        what: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let t = &slf.get().inner;
         if t.elem_count() != 1 {

@@ -92,7 +92,8 @@ impl PyTensor {
                 "only integer scalar tensors can be converted to a scalar index",
             ));
         }
-        export_copy(slf.py(), t, t.dtype())?.call_method0("item")
+        // A 0-d tensor has one element: read in place when in host memory.
+        PyTensor::one_element(slf, "operator.index()")
     }
 
     /// `format(t, spec)`: a 0-d tensor formats as the NumPy scalar of its dtype

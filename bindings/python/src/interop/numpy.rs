@@ -268,20 +268,20 @@ pub fn export_copy_keep_order<'py>(
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i as npy_intp;
     }
-    let mut axes = npyffi::PyArray_Dims {
+    let mut dims = npyffi::PyArray_Dims {
         ptr: inverse.as_mut_ptr(),
         // At most NumPy's 64 dimensions: `arr` was made with this many.
         len: inverse.len() as c_int,
     };
     // SAFETY: `arr` is a live ndarray (checked by the cast) with `inverse.len()` dimensions, and
-    // `axes` points at that many entries, a permutation of `0..len`; PyArray_Transpose only reads
+    // `dims` points at that many entries, a permutation of `0..len`; PyArray_Transpose only reads
     // them and returns a new reference to a view of `arr` (holding `arr` as its base), or null
     // with a Python error set.
     unsafe {
         let view = PY_ARRAY_API.PyArray_Transpose(
             py,
             arr.as_ptr() as *mut npyffi::PyArrayObject,
-            &mut axes,
+            &mut dims,
         );
         Bound::from_owned_ptr_or_err(py, view)
     }

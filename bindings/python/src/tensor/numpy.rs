@@ -105,6 +105,18 @@ impl PyTensor {
         Self::to_numpy(slf, None, None)
     }
 
+    /// Where the view's elements are, when they are in host memory (evaluating a lazy tensor
+    /// first, with the GIL released): what `tolist` and the one-element conversions read in
+    /// place. `None` for device memory, which they take through NumPy.
+    fn host_view_memory(slf: &Bound<'_, Self>) -> PyResult<Option<tensorbridge::ViewMemory>> {
+        let t = &slf.get().inner;
+        if !t.is_evaluated() {
+            run_guarded(slf.py(), usize::MAX, || t.evaluate())?;
+        }
+        Ok(t.view_memory()
+            .filter(|m| m.device == tensorbridge::Device::Cpu))
+    }
+
     /// The single value of a one-element tensor as the Python scalar `ndarray.item()` gives
     /// (bfloat16 widened to float); ValueError naming `what` for any other element count.
     pub(super) fn one_element<'py>(
@@ -119,15 +131,9 @@ impl PyTensor {
                 t.shape()
             )));
         }
-        if !t.is_evaluated() {
-            run_guarded(py, usize::MAX, || t.evaluate())?;
-        }
         // Host memory is read in place, as `tolist` reads it: making a NumPy array to call its
         // `item()` cost `t.item()` 406 ns (torch 221 ns). Other memory goes through NumPy.
-        match t
-            .view_memory()
-            .filter(|m| m.device == tensorbridge::Device::Cpu)
-        {
+        match Self::host_view_memory(slf)? {
             // SAFETY: `m` describes the view's one element in host memory (every index of a
             // shape with one element is all zeros, so it is at `m.data`): an initialised value
             // of `m.dtype` (bools 0 or 1), kept alive by `m.owner` while we read.
@@ -224,16 +230,9 @@ impl PyTensor {
     /// gives the scalar itself).
     fn tolist<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let t = &slf.get().inner;
-        if !t.is_evaluated() {
-            run_guarded(py, usize::MAX, || t.evaluate())?;
-        }
         // Host memory is read in place, element by element, without making an ndarray first
         // (that cost more than the list for small tensors); other memory goes through NumPy.
-        match t
-            .view_memory()
-            .filter(|m| m.device == tensorbridge::Device::Cpu)
-        {
+        match Self::host_view_memory(slf)? {
             // SAFETY: `m` describes the view's elements in host memory: every position
             // `data + sum(i_k * strides_k) * itemsize` for an index of `shape` holds an
             // initialised value of `m.dtype` (bools 0 or 1), and `m.owner` keeps the storage

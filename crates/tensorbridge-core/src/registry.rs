@@ -21,7 +21,7 @@
 use std::any::TypeId;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::any::{AnyTensor, DynTensor};
 use crate::backend::{Backend, Device, DeviceKind, ExternalMemory};
@@ -427,10 +427,27 @@ pub fn entry_by_type(type_id: TypeId) -> Option<&'static BackendEntry> {
     first_where(|e| e.type_id == type_id)
 }
 
+/// [`default_for`]'s answers once found, by device kind (CPU, CUDA).
+static DEFAULT_FOR: [OnceLock<&'static BackendEntry>; 2] = [OnceLock::new(), OnceLock::new()];
+
 /// The default backend for `device`: the first registered eager backend accepting its kind
 /// (`cpu` for host memory; for CUDA, the first backend with CUDA devices in registration order).
 pub fn default_for(device: &Device) -> Result<&'static BackendEntry> {
-    first_where(|e| e.deferred.is_none() && e.accepts(device.kind())).ok_or_else(|| {
+    // Every conversion asks, some several times; the answer is found under the lock once per
+    // device kind and kept. It cannot change: entries are only ever appended, so the first one
+    // that matches stays the first.
+    let kept = &DEFAULT_FOR[match device.kind() {
+        DeviceKind::Cpu => 0,
+        DeviceKind::Cuda => 1,
+    }];
+    if let Some(entry) = kept.get() {
+        return Ok(entry);
+    }
+    let found = first_where(|e| e.deferred.is_none() && e.accepts(device.kind()));
+    if let Some(entry) = found {
+        return Ok(kept.get_or_init(|| entry));
+    }
+    found.ok_or_else(|| {
         Error::DeviceUnavailable(format!(
             "no backend with {} devices is compiled into this build (backends: {})",
             device.kind(),

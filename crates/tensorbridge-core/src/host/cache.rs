@@ -122,12 +122,20 @@ impl Cache {
 /// A cached, already paged-in buffer with room for `n` elements of `D` (empty, capacity `n` to
 /// `n + n / 8`), if one is held; `None` for outputs under [`CACHE_MIN_BYTES`].
 pub(crate) fn take<D: Element>(n: usize) -> Option<Vec<D>> {
+    // Small outputs, the common case, never take the lock (it is a fixed cost of every tensor).
+    if n.checked_mul(std::mem::size_of::<D>())? < CACHE_MIN_BYTES {
+        return None;
+    }
     CACHE.lock().ok()?.take(n)
 }
 
 /// Gives a vector's memory to the cache for a later output of about the same size, or frees it
 /// when it is small or the cache is full. Backends call this when storage they allocated is freed.
 pub fn recycle<T: Element>(v: Vec<T>) {
+    // Small buffers, the common case, go straight back to the allocator without taking the lock.
+    if v.capacity().saturating_mul(std::mem::size_of::<T>()) < CACHE_MIN_BYTES {
+        return;
+    }
     let (rejected, evicted) = match CACHE.lock() {
         Ok(mut c) => c.put(v),
         Err(_) => (Some(v), Vec::new()),

@@ -13,7 +13,7 @@ use crate::args::{
 };
 use crate::errors::{run_guarded, IntoPyResult};
 use crate::interop::dlpack;
-use crate::interop::numpy::import_array;
+use crate::interop::numpy::{copy_array_to, import_array};
 use crate::tensor::{bytes_of, int_fits, PyTensor};
 
 /// A CPU tensor sharing ``array``'s memory (zero-copy; the tensor keeps the array alive).
@@ -129,8 +129,12 @@ pub fn _from_numpy(
         .and_then(|d| registry::entry_by_type(d.target()))
         .is_some_and(|target| std::ptr::eq(target, host));
     let shares_import = lazy_over_host || std::ptr::eq(entry, host);
-    let copied_on_import = copy && !needs_cast && shares_import && dev == Device::Cpu;
-    let t = import_array(py, array, copied_on_import)?;
+    if !needs_cast && (copy || !shares_import || dev != Device::Cpu) {
+        // One copy, from the ndarray's memory into the buffer `entry` keeps as its storage; an
+        // import in place and then `to` cost an owner, a storage and a tensor more.
+        return Ok(PyTensor::wrap(copy_array_to(py, array, entry, dev)?));
+    }
+    let t = import_array(py, array, false)?;
     // With no cast, `to` onto the host backend (or a lazy one over it) only wraps the imported
     // storage: no copy, so no reason to release and retake the GIL (a second time, for a copy).
     let moves = needs_cast || !shares_import || dev != Device::Cpu;

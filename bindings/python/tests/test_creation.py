@@ -151,8 +151,20 @@ def test_arange_with_dtype() -> None:
     assert_same_array(tb.arange(1, 4, dtype=np.uint8).numpy(), np.arange(1, 4, dtype=np.uint8))
 
 
+def _misaligned(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """`a`'s values in memory one byte past an aligned address (misaligned for itemsize > 1):
+    NumPy makes a fresh aligned copy first, which is then copied onto the backend."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 _VIEWS = {
     "contiguous": lambda a: a,
+    "misaligned": _misaligned,
+    "empty": lambda a: a[:, :0],
+    "0-d": lambda a: a[1, 2, ...],
     "transposed": lambda a: a.T,
     "negative-steps": lambda a: a[::-1, ::-2],
     "sliced": lambda a: a[1:, 2:5],
@@ -178,6 +190,9 @@ def test_tensor_of_any_ndarray_view_is_an_independent_copy(
         return
     t = tb.tensor(a, backend=backend)
     base[...] = np.zeros((), dtype)
+    if a.flags.writeable:
+        a[...] = np.zeros((), dtype)
+    assert (t.backend, t.device) == (backend, "cpu")
     assert t.shape == expected.shape
     assert_same_array(t.numpy(), expected)
 

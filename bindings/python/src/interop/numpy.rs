@@ -16,7 +16,7 @@ use pyo3::sync::PyOnceLock;
 use smallvec::SmallVec;
 use tensorbridge::layout::StridedSpan;
 use tensorbridge::ndarray::{ArrayViewMutD, IxDyn, ShapeBuilder};
-use tensorbridge::registry;
+use tensorbridge::registry::{self, BackendEntry};
 use tensorbridge::{AnyTensor, DType, Device, ExternalMemory};
 
 pub use crate::args::dtype_of_descr;
@@ -573,12 +573,43 @@ pub fn import_array(
     arr: &Bound<'_, PyUntypedArray>,
     copy: bool,
 ) -> PyResult<AnyTensor> {
+    let copy_to = match copy {
+        true => Some((registry::default_for(&Device::Cpu).py(py)?, Device::Cpu)),
+        false => None,
+    };
+    import_array_to(py, arr, copy_to)
+}
+
+/// A tensor holding a copy of an ndarray's values on `backend`/`device`: one copy, straight from
+/// the ndarray's memory (any strides) into the buffer the backend takes as its storage
+/// ([`AnyTensor::from_host`]), without importing the ndarray in place first (an owner, a storage
+/// and a tensor that `to` would copy from at once). The GIL is released for large copies.
+pub fn copy_array_to(
+    py: Python<'_>,
+    arr: &Bound<'_, PyUntypedArray>,
+    backend: &'static BackendEntry,
+    device: Device,
+) -> PyResult<AnyTensor> {
+    import_array_to(py, arr, Some((backend, device)))
+}
+
+/// [`import_array`] (`copy_to` None: in place when the memory allows) and [`copy_array_to`].
+fn import_array_to(
+    py: Python<'_>,
+    arr: &Bound<'_, PyUntypedArray>,
+    copy_to: Option<(&'static BackendEntry, Device)>,
+) -> PyResult<AnyTensor> {
     let d = dtype_of_descr(&arr.dtype())?;
     if arr.dtype().is_native_byteorder() == Some(false) {
         return Err(PyValueError::new_err(
             "byte-swapped ndarray: convert with a.astype(a.dtype.newbyteorder('='))",
         ));
     }
+    let host = registry::default_for(&Device::Cpu).py(py)?;
+    // A fresh array NumPy made here may be imported in place when the copy asked for is one onto
+    // the host backend: that array is the copy.
+    let copy_of_fresh = copy_to
+        .filter(|&(backend, device)| !(std::ptr::eq(backend, host) && device == Device::Cpu));
     let item = d.size_in_bytes();
     let shape = arr.shape().to_vec();
     let n: usize = shape.iter().product();
@@ -597,12 +628,15 @@ pub fn import_array(
                  elements"
             )));
         }
-        return import_array(py, &fixed, false);
+        return import_array_to(py, &fixed, copy_of_fresh);
     }
     if n == 0 {
-        return copy_array(py, arr, d, &shape);
+        let empty = copy_array(py, arr, d, &shape)?;
+        return match copy_to {
+            Some((backend, device)) => empty.to(backend, &device).py(py),
+            None => Ok(empty),
+        };
     }
-    let host = registry::default_for(&Device::Cpu).py(py)?;
     let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
     let span = StridedSpan::of(&shape, &strides).py(py)?;
     let base = (data as *const u8).wrapping_offset(span.lowest * item as isize);
@@ -614,10 +648,10 @@ pub fn import_array(
         if !tensorbridge::host::bool_bytes_are_canonical(bytes) {
             // NumPy reads any non-zero byte as True; a Rust `bool` may only be 0 or 1. One
             // normalising copy (`a.view(uint8) != 0`), imported in place.
-            return import_array(py, &normalised_bools(py, arr)?, false);
+            return import_array_to(py, &normalised_bools(py, arr)?, copy_of_fresh);
         }
     }
-    if copy {
+    if let Some((backend, device)) = copy_to {
         // One copy straight from the ndarray's memory into the new tensor's buffer (no import
         // of the array as storage first: that would cost an owner, a storage and a tensor more).
         return tensorbridge::with_dtype!(d, T => {
@@ -628,7 +662,7 @@ pub fn import_array(
             let elems = unsafe { std::slice::from_raw_parts(base as *const T, span.len) };
             run_guarded(py, n * item, || {
                 let a = tensorbridge::host::to_contiguous::<T, T>(elems, &span.layout)?;
-                AnyTensor::from_host(host, tensorbridge::HostArray::from(a), &Device::Cpu)
+                AnyTensor::from_host(backend, tensorbridge::HostArray::from(a), &device)
             })
         });
     }

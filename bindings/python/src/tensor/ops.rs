@@ -8,12 +8,13 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyTuple};
 use tensorbridge::dtype::DTypeKind;
-use tensorbridge::{AnyTensor, DType, ReduceOp, Scalar, ScalarOp, TensorOp, UnaryOp};
+use tensorbridge::registry;
+use tensorbridge::{AnyTensor, DType, Device, ReduceOp, Scalar, ScalarOp, TensorOp, UnaryOp};
 
 use super::{bytes_of, describe_tensor, work_bytes, PyTensor};
 use crate::args::{opt_dtype, parse_dtype, reduce_axes_arg};
-use crate::errors::{run_guarded, with_context};
-use crate::interop::numpy::import_array;
+use crate::errors::{run_guarded, with_context, IntoPyResult};
+use crate::interop::numpy::{copy_array_to, import_array};
 
 /// A Python operand of a binary op: a tensor on the other operand's backend and device, or a
 /// weakly typed Python scalar.
@@ -153,19 +154,22 @@ fn foreign_operand(other: &Bound<'_, PyAny>, like: &AnyTensor) -> PyResult<AnyTe
             .call_method1("astype", (native,))?
             .cast_into::<PyUntypedArray>()?;
     }
-    let t = import_array(py, &arr, like.is_deferred()).map_err(|e| {
+    let (backend, device) = (like.backend(), like.device());
+    let host = registry::default_for(&Device::Cpu).py(py)?;
+    let t = if std::ptr::eq(backend, host) && device == Device::Cpu {
+        import_array(py, &arr, false)
+    } else {
+        // One copy straight onto `like`'s backend and device (a deferred one included).
+        copy_array_to(py, &arr, backend, device)
+    };
+    t.map_err(|e| {
         let what = other
             .get_type()
             .name()
             .map(|n| n.to_string())
             .unwrap_or_default();
         with_context(py, e, &format!("operand of type {what}"))
-    })?;
-    if std::ptr::eq(t.backend(), like.backend()) && t.device() == like.device() {
-        return Ok(t);
-    }
-    let (backend, device) = (like.backend(), like.device());
-    run_guarded(py, bytes_of(&t), || t.to(backend, &device))
+    })
 }
 
 /// Parses the other operand of a binary op of `like` with `use_`; `None` when it is nothing we

@@ -319,6 +319,31 @@ def test_numpy_integer_indices_out_of_range_are_index_errors(backend: str) -> No
             t[key]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_integer_indices_beyond_int64_raise_numpys_exception(backend: str) -> None:
+    # NumPy reads an index through C `unsigned long`: from 2**63 to 2**64 - 1 that is an
+    # OverflowError, further out an IndexError. The message names the index the caller passed.
+    a = np.arange(6.0).reshape(2, 3)
+    t = tb.tensor(a, backend=backend)
+    cases = [
+        (2**63, OverflowError),
+        (np.uint64(2**63), OverflowError),
+        (np.uint64(2**64 - 1), OverflowError),
+        ((0, 2**64 - 1), OverflowError),
+        (2**64, IndexError),
+        (-(2**63) - 1, IndexError),
+        (2**70, IndexError),
+        ((1, -(2**70)), IndexError),
+    ]
+    for key, error in cases:
+        with pytest.raises(error):
+            a[key]
+        with pytest.raises(error) as raised:
+            t[key]
+        shown = key[-1] if isinstance(key, tuple) else key
+        assert str(int(shown)) in str(raised.value)
+
+
 # ---- iteration, in, operator.index, format ---------------------------------------------------
 
 

@@ -16,7 +16,7 @@
 //! non-index raises IndexError.
 
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyIndexError, PyTypeError};
+use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -50,20 +50,28 @@ const NOT_AN_INDEX: &str = "only integers, slices (`:`), ellipsis (`...`), numpy
 static OPERATOR_INDEX: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static NUMPY_BOOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// `operator.index(v)` as an `isize`, saturated (slice bounds past the ends clamp anyway):
-/// TypeError when `v` has no `__index__`.
-fn saturating_index(v: &Bound<'_, PyAny>) -> PyResult<isize> {
+/// `operator.index(v)` as an integer index ([`int_index`]): TypeError when `v` has no
+/// `__index__`.
+fn operator_index(v: &Bound<'_, PyAny>) -> PyResult<isize> {
     let i = OPERATOR_INDEX
         .import(v.py(), "operator", "index")?
         .call1((v,))?;
-    match i.extract::<isize>() {
-        Ok(x) => Ok(x),
-        Err(_) => Ok(if i.lt(0)? {
-            isize::MIN / 2
-        } else {
-            isize::MAX / 2
-        }),
+    int_index(&i)
+}
+
+/// A Python int as an integer index, with NumPy's errors for one beyond `isize` (NumPy 2.4 reads
+/// an index as a C `long`, through `unsigned long` first): OverflowError from 2**63 to 2**64 - 1
+/// (`np.arange(3)[2**63]`, `[np.uint64(2**63)]`), IndexError further out.
+fn int_index(i: &Bound<'_, PyAny>) -> PyResult<isize> {
+    if let Ok(x) = i.extract::<isize>() {
+        return Ok(x);
     }
+    if i.extract::<u64>().is_ok() {
+        return Err(PyOverflowError::new_err(format!(
+            "index {i} is too large for an index (at most 2**63 - 1)"
+        )));
+    }
+    Err(PyIndexError::new_err(format!("index {i} is out of range")))
 }
 
 fn is_numpy_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -79,10 +87,7 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
         return Ok(None);
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj
-            .extract::<isize>()
-            .map(|i| Some(Item::Int(i)))
-            .map_err(|_| PyIndexError::new_err(format!("index {obj} is out of range")));
+        return int_index(obj).map(|i| Some(Item::Int(i)));
     }
     if let Ok(s) = obj.cast::<PySlice>() {
         let (mut start, mut stop, mut step) = (0, 0, 0);
@@ -125,7 +130,7 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Option<Item>> {
     // Objects with `__index__` (NumPy integers, 0-d integer tensors) are integers. Without one,
     // or with one that refuses (a 0-d float torch tensor), `operator.index` raises TypeError:
     // maybe an array-like.
-    match saturating_index(obj) {
+    match operator_index(obj) {
         Ok(i) => return Ok(Some(Item::Int(i))),
         Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => {}
         Err(e) => return Err(e),

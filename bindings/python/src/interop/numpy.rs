@@ -633,7 +633,7 @@ fn import_array_to(
     if n == 0 {
         let empty = copy_array(py, arr, d, &shape)?;
         return match copy_to {
-            Some((backend, device)) => empty.to(backend, &device).py(py),
+            Some((backend, device)) => run_guarded(py, 0, || empty.to(backend, &device)),
             None => Ok(empty),
         };
     }

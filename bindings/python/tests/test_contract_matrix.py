@@ -632,6 +632,39 @@ _OPERATOR_FORMS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any],
 }
 
 
+_FLOAT_DTYPES = [d for d in ALL_DTYPES if is_float(d)]
+
+
+@pytest.mark.parametrize("dtype", _FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nans_made_by_arithmetic_have_numpys_sign_on_every_backend(
+    backend: str, dtype: np.dtype[Any]
+) -> None:
+    # 0 / 0, inf - inf, 0 * inf from non-NaN operands: NumPy's NaN carries the sign the
+    # hardware gives it (negative on x86), for bfloat16 too (ml_dtypes computes in float32 and
+    # keeps the sign). libtorch's bfloat16 kernels rounded every NaN to the positive one. The
+    # operands come as tensors, NumPy scalars (strong) and bool tensors promoted by the scalar.
+    if lacks(backend, dtype):
+        return  # asserted by test_each_backend_holds_exactly_the_dtypes_the_matrix_expects
+    zero, inf = np.array([0.0, -0.0], dtype), np.array([np.inf, -np.inf], dtype)
+    t0, tinf = tb.tensor(zero, backend=backend), tb.tensor(inf, backend=backend)
+    s0 = dtype.type(0.0)
+    f = np.array([False, False])
+    tf = tb.tensor(f, backend=backend)
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[Any, ...]]] = [
+        ("0 / 0", lambda: t0 / t0, lambda: zero / zero, ()),
+        ("inf - inf", lambda: tinf - tinf, lambda: inf - inf, ()),
+        ("inf + -inf", lambda: tinf + tinf[::-1], lambda: inf + inf[::-1], ()),
+        ("0 * inf", lambda: t0 * tinf, lambda: zero * inf, ()),
+        ("0 / NumPy scalar 0", lambda: t0 / s0, lambda: zero / s0, ()),
+        ("NumPy scalar 0 / 0", lambda: s0 / t0, lambda: s0 / zero, ()),
+        ("False / NumPy scalar 0", lambda: tf / s0, lambda: f / s0, (np.bool_,)),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_like_numpy(cases, backend)
+
+
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_numpy_scalars_are_strong_operands_on_every_backend(

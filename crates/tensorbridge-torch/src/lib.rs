@@ -45,6 +45,15 @@ use tensorbridge_core::{
 
 pub use kinds::{dtype_of_kind, storage_kind};
 use kinds::{flip_sign, signed_storage, OrTch};
+
+/// An f32 result rounded to bfloat16 as NumPy (ml_dtypes) rounds it: to nearest even, every NaN
+/// the quiet NaN `0x7fc0` with the f32 NaN's sign ([`kinds::cast`]). bfloat16 arithmetic (`+ - *
+/// /`, `@`) is computed in f32 and rounded by this, as ml_dtypes and the CPU backend compute it:
+/// libtorch's own bfloat16 kernels also compute in f32 but round every NaN to the positive
+/// `0x7fc0`, so `0 / 0`, `inf - inf` and `0 * inf` lost the sign NumPy gives them.
+fn bf16_from_f32(r: &TchTensor) -> Result<TchTensor> {
+    kinds::cast(r, DType::F32, DType::BF16)
+}
 /// The `tch` this backend is built on (for `from_tch`/`to_tch` users: one version, no mismatch).
 pub use tch;
 
@@ -381,6 +390,20 @@ impl Backend for Torch {
         check_host_op(&self.device, "binary", layout.shape(), self.dtype, 1)?;
         let (a, b) = (self.view(layout)?, rhs.view(rhs_layout)?);
         let kind = self.dtype.kind();
+        if self.dtype == DType::BF16 {
+            check_host_op(&self.device, "binary", layout.shape(), DType::F32, 3)?;
+            let (a, b) = (
+                a.f_to_kind(Kind::Float).or_tch()?,
+                b.f_to_kind(Kind::Float).or_tch()?,
+            );
+            let r = match op {
+                BinaryOp::Add => a.f_add(&b),
+                BinaryOp::Sub => a.f_sub(&b),
+                BinaryOp::Mul => a.f_mul(&b),
+                BinaryOp::Div => a.f_div(&b),
+            };
+            return self.result(bf16_from_f32(&r.or_tch()?)?, self.dtype);
+        }
         // Integer arithmetic wraps in the storage kind; uint16/32/64 have the same bits in the
         // signed kind of their width, so the wrapped result is also the unsigned one.
         let r = match (kind, op) {
@@ -436,11 +459,16 @@ impl Backend for Torch {
         let r = match self.dtype {
             DType::F32 | DType::F64 => a.f_matmul(&b).or_tch()?,
             // As the CPU backend: computed in f32, rounded once.
-            DType::F16 | DType::BF16 => a
+            DType::F16 => a
                 .f_to_kind(Kind::Float)
                 .and_then(|a| a.f_matmul(&b.f_to_kind(Kind::Float)?))
                 .and_then(|c| c.f_to_kind(kind))
                 .or_tch()?,
+            DType::BF16 => bf16_from_f32(
+                &a.f_to_kind(Kind::Float)
+                    .and_then(|a| a.f_matmul(&b.f_to_kind(Kind::Float)?))
+                    .or_tch()?,
+            )?,
             // Logical: any (a_ik and b_kj).
             DType::Bool => {
                 let (a, b) = (

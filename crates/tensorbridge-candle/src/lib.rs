@@ -294,18 +294,22 @@ fn matmul_op(a: &CTensor, b: &CTensor, dtype: DType) -> Result<CTensor> {
     Ok(sum)
 }
 
-/// NumPy `max`/`min` propagate NaN; candle's kernels skip it, so NaN is put back where one was.
+/// NumPy `max`/`min` propagate NaN: a lane with a NaN gives a NaN of the input, sign included.
+/// candle's kernels skip NaN, so each such lane's result is replaced by its first NaN, read from
+/// `x` bit for bit (a `-nan` stays negative; a NaN made here would be the positive one).
 fn propagate_nan(x: &CTensor, reduced: CTensor, dim: usize, dtype: DType) -> Result<CTensor> {
     if !dtype.is_float() {
         return Ok(reduced);
     }
-    let any_nan = x.ne(x).or_candle()?.max(dim).or_candle()?;
-    let nan = reduced
-        .zeros_like()
-        .or_candle()?
-        .affine(1.0, f64::NAN)
+    let is_nan = x.ne(x).or_candle()?;
+    let any_nan = is_nan.max(dim).or_candle()?;
+    // argmax of a 0/1 mask is the index of its first 1 (candle keeps the first maximum).
+    let first_nan = is_nan
+        .argmax_keepdim(dim)
+        .and_then(|i| x.gather(&i, dim))
+        .and_then(|v| v.squeeze(dim))
         .or_candle()?;
-    any_nan.where_cond(&nan, &reduced).or_candle()
+    any_nan.where_cond(&first_nan, &reduced).or_candle()
 }
 
 impl Backend for Candle {

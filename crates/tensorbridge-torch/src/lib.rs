@@ -54,6 +54,88 @@ use kinds::{flip_sign, signed_storage, OrTch};
 fn bf16_from_f32(r: &TchTensor) -> Result<TchTensor> {
     kinds::cast(r, DType::F32, DType::BF16)
 }
+/// The NaN this machine's floating-point unit writes for an invalid operation (`0 / 0`,
+/// `sqrt(-1)`): negative on x86 (`0xfff8...`), positive on Arm. NumPy's `sqrt` and `log` of a
+/// negative number return it, through the hardware or the C library; libtorch's kernels return
+/// the positive NaN on every machine.
+fn invalid_operation_nan() -> f64 {
+    // Computed at run time (not folded by the compiler, which would write the positive NaN).
+    let (zero, also_zero) = std::hint::black_box((0.0_f64, 0.0_f64));
+    zero / also_zero
+}
+
+/// `op` of a float tensor `x` of `dtype` (f16, f32 or f64 storage), with NumPy's answers where
+/// libtorch's differ:
+/// - `sqrt` and `log` of a number below zero (`-inf` included) give [`invalid_operation_nan`],
+///   where libtorch gives the positive NaN; a NaN input stays that NaN.
+/// - float32 `sqrt` on the CPU is computed in f64 and rounded once: libtorch's CPU float32 sqrt
+///   is not correctly rounded (one ulp off for about 1 input in 6, and, in this project's test
+///   runs with other threads using libtorch, now and then ~3e-4 off (relative) from element 2048
+///   on, its parallel chunk size). The f64 square root rounded to f32 is correctly rounded
+///   (53 >= 2 * 24 + 2 bits): NumPy's and the CPU backend's answer, bit for bit.
+fn float_unary(x: &TchTensor, dtype: DType, device: &Device, op: UnaryOp) -> Result<TchTensor> {
+    let r = match op {
+        UnaryOp::Neg => x.f_neg(),
+        UnaryOp::Abs => x.f_abs(),
+        UnaryOp::Exp => x.f_exp(),
+        UnaryOp::Log => x.f_log(),
+        UnaryOp::Sqrt if dtype == DType::F32 && *device == Device::Cpu => x
+            .f_to_kind(Kind::Double)
+            .and_then(|d| d.f_sqrt())
+            .and_then(|d| d.f_to_kind(Kind::Float)),
+        UnaryOp::Sqrt => x.f_sqrt(),
+    }
+    .or_tch()?;
+    if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) && x.numel() > 0 {
+        // One reduction decides: with no input below zero (or NaN, which hides one from `amin`)
+        // there is nothing to fix, and the mask is not made.
+        let lowest = x
+            .f_amin(&[] as &[i64], false)
+            .and_then(|m| m.f_double_value(&[]))
+            .or_tch()?;
+        if lowest.is_nan() || lowest < 0.0 {
+            let below_zero = x.f_lt(0i64).or_tch()?;
+            return r
+                .f_masked_fill(&below_zero, invalid_operation_nan())
+                .or_tch();
+        }
+    }
+    Ok(r)
+}
+
+/// `reduced` (`amax`/`amin` of float `x` over `axis`, or over all of it), with each NaN
+/// replaced by the first NaN of its lane of `x`, bit for bit: NumPy's `max`/`min` return a NaN
+/// of the input, sign included, where libtorch's write the positive NaN (a `-nan` input gave
+/// `+nan`). When no result is NaN this costs reading the one result back, or one `isnan` and
+/// `any` over the results.
+fn with_input_nan(x: &TchTensor, reduced: TchTensor, axis: Option<usize>) -> Result<TchTensor> {
+    if reduced.numel() == 1 && !reduced.f_double_value(&[]).or_tch()?.is_nan() {
+        return Ok(reduced);
+    }
+    let reduced_nan = reduced.f_isnan().or_tch()?;
+    if reduced_nan
+        .f_any()
+        .and_then(|a| a.f_int64_value(&[]))
+        .or_tch()?
+        == 0
+    {
+        return Ok(reduced);
+    }
+    let (x, dim) = match axis {
+        None => (x.f_reshape([-1]).or_tch()?, 0),
+        Some(a) => (x.shallow_clone(), a as i64),
+    };
+    // argmax of a 0/1 mask is the index of its first 1.
+    let first_nan = x
+        .f_isnan()
+        .and_then(|m| m.f_to_kind(Kind::Uint8))
+        .and_then(|m| m.f_argmax(dim, true))
+        .and_then(|i| x.f_gather(dim, &i, false))
+        .and_then(|v| v.f_squeeze_dim(dim))
+        .or_tch()?;
+    first_nan.f_where_self(&reduced_nan, &reduced).or_tch()
+}
+
 /// The `tch` this backend is built on (for `from_tch`/`to_tch` users: one version, no mismatch).
 pub use tch;
 
@@ -345,39 +427,40 @@ impl Backend for Torch {
         check_host_op(&self.device, "unary", layout.shape(), self.dtype, 1)?;
         let x = self.view(layout)?;
         let kind = self.dtype.kind();
+        if self.dtype == DType::BF16 {
+            // In f32, rounded once by the backend's cast, as NumPy (ml_dtypes) computes
+            // bfloat16 math: libtorch's bfloat16 kernels write every NaN as `0x7fc0` (so `-x`
+            // of a NaN kept its sign) or, for `exp`/`log`/`sqrt` of a NaN, as `0xffff`.
+            check_host_op(&self.device, "unary", layout.shape(), DType::F32, 3)?;
+            let wide = x.f_to_kind(Kind::Float).or_tch()?;
+            let r = float_unary(&wide, DType::F32, &self.device, op)?;
+            return self.result(bf16_from_f32(&r)?, self.dtype);
+        }
         let r = match op {
             UnaryOp::Neg if kind == DTypeKind::Bool => {
                 return Err(Error::Unsupported(
                     "negation of bool is not supported; use logical not".into(),
                 ))
             }
-            UnaryOp::Neg => x.f_neg(),
+            UnaryOp::Neg if kind != DTypeKind::Float => x.f_neg().or_tch()?,
             UnaryOp::Abs if matches!(kind, DTypeKind::Bool | DTypeKind::Unsigned) => {
                 return self.result(x, self.dtype)
             }
-            UnaryOp::Abs => x.f_abs(),
+            UnaryOp::Abs if kind != DTypeKind::Float => x.f_abs().or_tch()?,
             _ if kind != DTypeKind::Float => {
                 return Err(Error::UnsupportedDType {
                     op: "unary",
                     dtype: self.dtype,
                 })
             }
-            UnaryOp::Exp => x.f_exp(),
-            UnaryOp::Log => x.f_log(),
-            UnaryOp::Sqrt if self.dtype == DType::F32 && self.device == Device::Cpu => {
-                // libtorch's CPU float32 sqrt is not correctly rounded: one ulp off for about 1
-                // input in 6, and, in this project's test runs with other threads using libtorch,
-                // now and then ~3e-4 off (relative) from element 2048 on, its parallel chunk size.
-                // The f64 square root rounded to f32 is correctly rounded (53 >= 2 * 24 + 2 bits):
-                // NumPy's and the CPU backend's answer, bit for bit.
-                check_host_op(&self.device, "unary", layout.shape(), DType::F64, 2)?;
-                x.f_to_kind(Kind::Double)
-                    .and_then(|d| d.f_sqrt())
-                    .and_then(|d| d.f_to_kind(Kind::Float))
+            _ => {
+                if op == UnaryOp::Sqrt && self.dtype == DType::F32 && self.device == Device::Cpu {
+                    check_host_op(&self.device, "unary", layout.shape(), DType::F64, 2)?;
+                }
+                float_unary(&x, self.dtype, &self.device, op)?
             }
-            UnaryOp::Sqrt => x.f_sqrt(),
         };
-        self.result(r.or_tch()?, self.dtype)
+        self.result(r, self.dtype)
     }
 
     fn binary(
@@ -528,6 +611,8 @@ impl Backend for Torch {
                 .or_tch()?;
                 if flip {
                     flip_sign(&r, self.dtype)?
+                } else if self.dtype.is_float() {
+                    with_input_nan(&x, r, axis)?
                 } else {
                     r
                 }

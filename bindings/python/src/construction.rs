@@ -135,16 +135,17 @@ pub fn _from_numpy(
         return Ok(PyTensor::wrap(copy_array_to(py, array, entry, dev)?));
     }
     let t = import_array(py, array, false)?;
-    // With no cast, `to` onto the host backend (or a lazy one over it) only wraps the imported
-    // storage: no copy, so no reason to release and retake the GIL (a second time, for a copy).
-    let moves = needs_cast || !shares_import || dev != Device::Cpu;
-    let out = run_guarded(py, if moves { bytes_of(&t) } else { 0 }, || {
-        let t = match target {
-            Some(d) => t.cast(d)?,
-            None => t,
-        };
-        t.to(entry, &dev)
-    })?;
+    if let Some(d) = target.filter(|_| needs_cast) {
+        // One pass: converted from the ndarray's memory into the buffer `entry` takes over (a
+        // host cast and then `to` copied a second time onto any other backend or device).
+        let out = run_guarded(py, bytes_of(&t), || {
+            AnyTensor::from_host(entry, t.to_host_as(d)?, &dev)
+        })?;
+        return Ok(PyTensor::wrap(out));
+    }
+    // No cast and no copy asked: `to` onto the host backend (or a lazy one over it) only wraps
+    // the imported storage, so there is no reason to release and retake the GIL.
+    let out = run_guarded(py, 0, || t.to(entry, &dev))?;
     Ok(PyTensor::wrap(out))
 }
 
@@ -175,12 +176,14 @@ pub fn _copy(
         Some(d) => opt_dtype(d)?,
         None => None,
     };
+    // One pass to the host, converting on the way (a GPU backend converts on its device before
+    // the download); `entry` takes the host buffer over as its storage.
     let out = run_guarded(py, bytes_of(t), || {
-        let src = match target {
-            Some(d) => t.cast(d)?,
-            None => t.clone(),
+        let host = match target {
+            Some(d) => t.to_host_as(d)?,
+            None => t.to_host()?,
         };
-        AnyTensor::from_host(entry, src.to_host()?, &dev)
+        AnyTensor::from_host(entry, host, &dev)
     })?;
     Ok(PyTensor::wrap(out))
 }

@@ -197,6 +197,64 @@ def test_tensor_of_any_ndarray_view_is_an_independent_copy(
     assert_same_array(t.numpy(), expected)
 
 
+_CASTS = [
+    ("float32", "float64"),
+    ("float64", "bfloat16"),
+    ("int64", "float16"),
+    ("float32", "int32"),
+    ("uint8", "bool"),
+    ("bool", "float32"),
+]
+
+
+@pytest.mark.parametrize("view", list(_VIEWS), ids=list(_VIEWS))
+@pytest.mark.parametrize("cast", _CASTS, ids=[f"{a}-{b}" for a, b in _CASTS])
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_tensor_of_any_ndarray_view_with_a_dtype_is_a_cast_copy(
+    backend: str, cast: tuple[str, str], view: str
+) -> None:
+    # `tb.tensor(ndarray, dtype=d)` converts from the array's memory straight into the
+    # backend's storage (one pass, any strides): `a.astype(d)`'s values, on the asked backend,
+    # independent of the array.
+    source, target = (np.dtype(BFLOAT16) if d == "bfloat16" else np.dtype(d) for d in cast)
+    base = (np.arange(4 * 7) % 5).reshape(4, 7).astype(source)
+    a = _VIEWS[view](base)
+    expected = np.array(a).astype(target)
+    t = tb.tensor(a, dtype=cast[1], backend=backend)
+    base[...] = np.zeros((), source)
+    if a.flags.writeable:
+        a[...] = np.zeros((), source)
+    assert (t.backend, t.device, t.dtype) == (backend, "cpu", target)
+    assert_same_array(t.numpy(), expected)
+
+
+_TENSOR_VIEWS = {
+    "whole": lambda t: t,
+    "transposed": lambda t: t.T,
+    "negative-steps": lambda t: t[::-1, ::-2],
+    "sliced": lambda t: t[1:, 2:5],
+    "unevaluated": lambda t: t + t,
+}
+
+
+@pytest.mark.parametrize("view", list(_TENSOR_VIEWS), ids=list(_TENSOR_VIEWS))
+@pytest.mark.parametrize("cast", _CASTS, ids=[f"{a}-{b}" for a, b in _CASTS])
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_tensor_of_a_tensor_view_with_a_dtype_is_a_cast_copy(
+    backend: str, cast: tuple[str, str], view: str
+) -> None:
+    # `tb.tensor(t, dtype=d)`: converted on the way to the host (one pass), onto `t`'s backend
+    # or the one asked for; `t.astype(d)`'s values, NumPy's `a.astype(d)` for the same view.
+    source, target = (np.dtype(BFLOAT16) if d == "bfloat16" else np.dtype(d) for d in cast)
+    a = (np.arange(4 * 7) % 5).reshape(4, 7).astype(source)
+    t = _TENSOR_VIEWS[view](tb.tensor(a, backend=backend))
+    expected = np.array(_TENSOR_VIEWS[view](a)).astype(target)
+    for onto in (None, "cpu"):
+        got = tb.tensor(t, dtype=cast[1], backend=onto)
+        assert (got.backend, got.dtype) == (onto or backend, target)
+        assert_same_array(got.numpy(), expected)
+
+
 def test_astype_none_is_float64_as_in_numpy() -> None:
     a = np.arange(3, dtype=np.int8)
     assert a.astype(None).dtype == np.float64  # NumPy's rule: np.dtype(None) is float64

@@ -1,10 +1,12 @@
-//! The module's constructors (`tensorbridge._native._from_numpy` & co.; the Python-level `tb.tensor`,
-//! `tb.zeros`, ... in `tensorbridge/__init__.py` call these) and the registry as Python sees it.
+//! The module's constructors (`tb.tensor` itself, `tensorbridge._native._from_numpy` & co.; the
+//! Python-level `tb.zeros`, ... in `tensorbridge/__init__.py` call these) and the registry as
+//! Python sees it.
 
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use tensorbridge::registry;
 use tensorbridge::{AnyTensor, DType, Device, Scalar};
 
@@ -38,6 +40,67 @@ pub fn from_numpy(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<PyTensor
         None,
         None,
     )
+}
+
+/// A new tensor holding a copy of ``data``.
+///
+/// ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
+/// ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
+/// or a Tensor (always copied, as ``np.array`` and ``torch.tensor`` do, also when it shares
+/// NumPy or torch memory through ``tb.from_numpy``/``tb.from_torch``).
+///
+/// ``backend`` names the library that holds the tensor, one of ``tb.compiled_backends()``
+/// (``"cpu"``, ``"torch"``, ``"candle"``, ``"lazy:cpu"``, ...); ``device`` says where its
+/// memory is: ``"cpu"``, ``"cuda"`` (= ``"cuda:0"``), ``"cuda:N"``. Neither given: the ``cpu``
+/// backend. A device alone: the default backend for it (``tb.default_backend("cuda")``: torch
+/// when compiled in, else candle). A backend alone: its CPU device. A CUDA device that is not
+/// there is a RuntimeError naming it, never a silent CPU tensor.
+///
+/// dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool).
+/// ``dtype``: Python data (lists, scalars) converts as ``np.array(data, dtype=dtype)`` does, so
+/// Python ints are exact (``tb.tensor([2**64 - 1], dtype="uint64")``) and an int out of the
+/// dtype's range is NumPy's OverflowError; arrays and tensors are cast as ``astype``, except
+/// that float -> integer casts saturate (NaN -> 0), a deliberate choice where NumPy's result is
+/// platform-defined. bool data is NumPy's: any non-zero byte is True.
+#[pyfunction]
+#[pyo3(signature = (data, dtype=None, backend=None, device=None))]
+pub fn tensor(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    backend: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    // The common case, an exact `numpy.ndarray` with `str` (or no) placement, is answered here;
+    // everything else goes to `tensorbridge._tensor_of_data`, as before this entry point was
+    // native (it costs a Python frame: about a quarter of `tb.tensor` of a small array).
+    if let (Ok(array), Some(backend), Some(device)) = (
+        data.cast_exact::<PyUntypedArray>(),
+        opt_str(backend),
+        opt_str(device),
+    ) {
+        return Ok(_tensor_of_ndarray(py, array, dtype, backend?, device?)?
+            .into_pyobject(py)?
+            .into_any()
+            .unbind());
+    }
+    let of_data = TENSOR_OF_DATA.import(py, "tensorbridge", "_tensor_of_data")?;
+    Ok(of_data.call1((data, dtype, backend, device))?.unbind())
+}
+
+/// `tensorbridge._tensor_of_data`: `tb.tensor` of anything but an exact ndarray.
+static TENSOR_OF_DATA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `Some(Ok(None))` for no argument, `Some(Ok(Some(s)))` for an exact `str`, `None` for anything
+/// else (left to the Python path and its errors).
+fn opt_str<'a>(arg: Option<&'a Bound<'_, PyAny>>) -> Option<PyResult<Option<&'a str>>> {
+    match arg {
+        None => Some(Ok(None)),
+        Some(a) => a
+            .cast_exact::<PyString>()
+            .ok()
+            .map(|s| s.to_str().map(Some)),
+    }
 }
 
 /// `tb.tensor(array, dtype, backend, device)` of a `numpy.ndarray`: one copy (see

@@ -34,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(construction::_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(construction::from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_tensor_of_ndarray, m)?)?;
+    m.add_function(wrap_pyfunction!(construction::tensor, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_native_array, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(construction::_copy, m)?)?;

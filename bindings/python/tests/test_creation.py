@@ -255,6 +255,30 @@ def test_tensor_of_a_tensor_view_with_a_dtype_is_a_cast_copy(
         assert_same_array(got.numpy(), expected)
 
 
+@pytest.mark.parametrize("backend", tb.compiled_backends())
+def test_tensor_answers_alike_for_every_kind_of_data_and_placement_spelling(backend: str) -> None:
+    # `tb.tensor` answers an exact ndarray with `str` placement natively and hands everything
+    # else (subclasses, lists, Tensors, `str` subclasses such as np.str_) to the Python path:
+    # the same values, dtype and placement either way.
+    class Sub(np.ndarray):  # type: ignore[type-arg]
+        pass
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    data: list[Any] = [a, a.view(Sub), a.tolist(), tb.tensor(a, backend=backend), a.T.T]
+    for d in data:
+        for spelling in (backend, np.str_(backend)):
+            for device in (None, "cpu", np.str_("cpu")):
+                t = tb.tensor(d, dtype="float32", backend=spelling, device=device)
+                assert (type(t), t.backend, t.device) == (tb.Tensor, backend, "cpu")
+                assert_same_array(t.numpy(), a)
+    with pytest.raises(TypeError, match="str"):
+        tb.tensor(a, backend=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="str"):
+        tb.tensor(a, device=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown backend"):
+        tb.tensor(a, backend="no-such-backend")
+
+
 def test_astype_none_is_float64_as_in_numpy() -> None:
     a = np.arange(3, dtype=np.int8)
     assert a.astype(None).dtype == np.float64  # NumPy's rule: np.dtype(None) is float64

@@ -260,33 +260,16 @@ def _as_ndarray(data: Any, what: str, dtype: Any = None) -> np.ndarray[Any, Any]
     return _native._native_array(arr, what)
 
 
-def tensor(
+tensor = _native.tensor  # docstring and the exact-ndarray path in construction.rs
+
+
+def _tensor_of_data(
     data: Any,
     dtype: Any = None,
     backend: str | None = None,
     device: str | None = None,
 ) -> Tensor:
-    """A new tensor holding a copy of ``data``.
-
-    ``data``: nested lists, Python scalars, NumPy arrays, any object with ``__array__``, a
-    ``torch.Tensor`` (detached, any device, bfloat16 included: what ``Tensor.numpy()`` refuses),
-    or a Tensor (always copied, as ``np.array`` and ``torch.tensor`` do, also when it shares
-    NumPy or torch memory through ``tb.from_numpy``/``tb.from_torch``).
-
-    ``backend`` names the library that holds the tensor, one of ``tb.compiled_backends()``
-    (``"cpu"``, ``"torch"``, ``"candle"``, ``"lazy:cpu"``, ...); ``device`` says where its
-    memory is: ``"cpu"``, ``"cuda"`` (= ``"cuda:0"``), ``"cuda:N"``. Neither given: the ``cpu``
-    backend. A device alone: the default backend for it (``tb.default_backend("cuda")``: torch
-    when compiled in, else candle). A backend alone: its CPU device. A CUDA device that is not
-    there is a RuntimeError naming it, never a silent CPU tensor.
-
-    dtype inference follows NumPy (Python int -> int64, float -> float64, bool -> bool).
-    ``dtype``: Python data (lists, scalars) converts as ``np.array(data, dtype=dtype)`` does, so
-    Python ints are exact (``tb.tensor([2**64 - 1], dtype="uint64")``) and an int out of the
-    dtype's range is NumPy's OverflowError; arrays and tensors are cast as ``astype``, except
-    that float -> integer casts saturate (NaN -> 0), a deliberate choice where NumPy's result is
-    platform-defined. bool data is NumPy's: any non-zero byte is True.
-    """
+    """``tb.tensor`` (native) of anything but an exact ``numpy.ndarray`` with ``str`` placement."""
     if type(data) is np.ndarray:
         # The common case: the dtype checks of `_as_ndarray` for an array, done natively.
         return _native._tensor_of_ndarray(data, dtype, backend, device)

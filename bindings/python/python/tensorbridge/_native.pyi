@@ -10,6 +10,7 @@ __all__ = [
     "Session",
     "_from_numpy",
     "_tensor_of_ndarray",
+    "tensor",
     "_native_array",
     "from_numpy",
     "_from_dlpack",
@@ -249,6 +250,12 @@ class Session:
 
 def from_numpy(array: np.ndarray[Any, Any]) -> Tensor: ...
 def _native_array(array: np.ndarray[Any, Any], what: str) -> np.ndarray[Any, Any]: ...
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    backend: str | None = None,
+    device: str | None = None,
+) -> Tensor: ...
 def _tensor_of_ndarray(
     array: np.ndarray[Any, Any],
     dtype: Any = None,

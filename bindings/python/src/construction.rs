@@ -74,12 +74,16 @@ pub fn tensor(
     // The common case, an exact `numpy.ndarray` with `str` (or no) placement, is answered here;
     // everything else goes to `tensorbridge._tensor_of_data`, as before this entry point was
     // native (it costs a Python frame: about a quarter of `tb.tensor` of a small array).
+    let (backend_name, device_name) = (
+        placement_str(backend, "backend")?,
+        placement_str(device, "device")?,
+    );
     if let (Ok(array), Some(backend), Some(device)) = (
         data.cast_exact::<PyUntypedArray>(),
-        opt_str(backend),
-        opt_str(device),
+        backend_name,
+        device_name,
     ) {
-        return Ok(_tensor_of_ndarray(py, array, dtype, backend?, device?)?
+        return Ok(_tensor_of_ndarray(py, array, dtype, backend, device)?
             .into_pyobject(py)?
             .into_any()
             .unbind());
@@ -91,16 +95,30 @@ pub fn tensor(
 /// `tensorbridge._tensor_of_data`: `tb.tensor` of anything but an exact ndarray.
 static TENSOR_OF_DATA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// `Some(Ok(None))` for no argument, `Some(Ok(Some(s)))` for an exact `str`, `None` for anything
-/// else (left to the Python path and its errors).
-fn opt_str<'a>(arg: Option<&'a Bound<'_, PyAny>>) -> Option<PyResult<Option<&'a str>>> {
-    match arg {
-        None => Some(Ok(None)),
-        Some(a) => a
-            .cast_exact::<PyString>()
-            .ok()
-            .map(|s| s.to_str().map(Some)),
+/// `Some(None)` for no argument, `Some(Some(s))` for an exact `str`, `None` for a `str` subclass
+/// (`np.str_`, left to the Python path); a TypeError naming the argument for anything else.
+fn placement_str<'a>(
+    arg: Option<&'a Bound<'_, PyAny>>,
+    name: &str,
+) -> PyResult<Option<Option<&'a str>>> {
+    let Some(a) = arg else {
+        return Ok(Some(None));
+    };
+    if let Ok(s) = a.cast_exact::<PyString>() {
+        return Ok(Some(Some(s.to_str()?)));
     }
+    if a.is_instance_of::<PyString>() {
+        return Ok(None);
+    }
+    let hint = if name == "backend" {
+        "a backend name from tb.compiled_backends()"
+    } else {
+        "'cpu', 'cuda' or 'cuda:N'"
+    };
+    Err(PyTypeError::new_err(format!(
+        "tb.tensor: {name} must be a str ({hint}) or None, got {}",
+        a.get_type().name()?
+    )))
 }
 
 /// `tb.tensor(array, dtype, backend, device)` of a `numpy.ndarray`: one copy (see

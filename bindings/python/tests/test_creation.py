@@ -271,10 +271,11 @@ def test_tensor_answers_alike_for_every_kind_of_data_and_placement_spelling(back
                 t = tb.tensor(d, dtype="float32", backend=spelling, device=device)
                 assert (type(t), t.backend, t.device) == (tb.Tensor, backend, "cpu")
                 assert_same_array(t.numpy(), a)
-    with pytest.raises(TypeError, match="str"):
-        tb.tensor(a, backend=3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="str"):
-        tb.tensor(a, device=0)  # type: ignore[arg-type]
+    for d in (a, a.tolist()):
+        with pytest.raises(TypeError, match="backend must be a str .* got int"):
+            tb.tensor(d, backend=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="device must be a str .* got int"):
+            tb.tensor(d, device=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown backend"):
         tb.tensor(a, backend="no-such-backend")
 

@@ -59,6 +59,9 @@ impl PyTensor {
     /// - `copy=True`: a new writable array in NumPy's `order="K"` (`np.array(t.T)` is
     ///   F-contiguous, as `np.array(a.T)`);
     /// - a dtype: one fused cast-and-copy (C order, or "K" for `copy=True`).
+    ///
+    /// The caller ([`Self::array`]) has evaluated a lazy tensor already (asking again costs a
+    /// lazy tensor's `np.array(t)` a call through its backend's hooks).
     fn array_protocol<'py>(
         slf: &Bound<'py, Self>,
         dtype: Option<DType>,
@@ -68,9 +71,6 @@ impl PyTensor {
         let t = &slf.get().inner;
         if copy == Some(false) {
             return Self::to_numpy(slf, dtype, copy);
-        }
-        if !t.is_evaluated() {
-            run_guarded(py, usize::MAX, || t.evaluate())?;
         }
         let target = dtype.unwrap_or(t.dtype());
         if copy == Some(true) {

@@ -87,13 +87,21 @@ fn float_unary(x: &TchTensor, dtype: DType, device: &Device, op: UnaryOp) -> Res
     }
     .or_tch()?;
     if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) && x.numel() > 0 {
-        // One reduction decides: with no input below zero (or NaN, which hides one from `amin`)
-        // there is nothing to fix, and the mask is not made.
-        let lowest = x
-            .f_amin(&[] as &[i64], false)
-            .and_then(|m| m.f_double_value(&[]))
-            .or_tch()?;
-        if lowest.is_nan() || lowest < 0.0 {
+        // On the CPU one reduction decides: with no input below zero (or NaN, which hides one
+        // from `amin`) there is nothing to fix, and the mask is not made. On a GPU, reading that
+        // reduction back would make every `sqrt`/`log` wait for the device (libtorch's own do
+        // not): the mask is always made there, queued behind the op like the op itself.
+        let refill = match device {
+            Device::Cpu => {
+                let lowest = x
+                    .f_amin(&[] as &[i64], false)
+                    .and_then(|m| m.f_double_value(&[]))
+                    .or_tch()?;
+                lowest.is_nan() || lowest < 0.0
+            }
+            _ => true,
+        };
+        if refill {
             let below_zero = x.f_lt(0i64).or_tch()?;
             return r
                 .f_masked_fill(&below_zero, invalid_operation_nan())
@@ -106,18 +114,21 @@ fn float_unary(x: &TchTensor, dtype: DType, device: &Device, op: UnaryOp) -> Res
 /// `reduced` (`amax`/`amin` of float `x` over `axis`, or over all of it), with each NaN
 /// replaced by the first NaN of its lane of `x`, bit for bit: NumPy's `max`/`min` return a NaN
 /// of the input, sign included, where libtorch's write the positive NaN (a `-nan` input gave
-/// `+nan`). When no result is NaN this costs reading the one result back, or one `isnan` and
-/// `any` over the results.
+/// `+nan`). On the CPU, when no result is NaN this costs reading the one result back, or one
+/// `isnan` and `any` over the results. On a GPU nothing is read back (that would make every
+/// `max`/`min` wait for the device, which libtorch's do not): the lookup is always queued.
 fn with_input_nan(x: &TchTensor, reduced: TchTensor, axis: Option<usize>) -> Result<TchTensor> {
-    if reduced.numel() == 1 && !reduced.f_double_value(&[]).or_tch()?.is_nan() {
+    let on_cpu = x.device() == tch::Device::Cpu;
+    if on_cpu && reduced.numel() == 1 && !reduced.f_double_value(&[]).or_tch()?.is_nan() {
         return Ok(reduced);
     }
     let reduced_nan = reduced.f_isnan().or_tch()?;
-    if reduced_nan
-        .f_any()
-        .and_then(|a| a.f_int64_value(&[]))
-        .or_tch()?
-        == 0
+    if on_cpu
+        && reduced_nan
+            .f_any()
+            .and_then(|a| a.f_int64_value(&[]))
+            .or_tch()?
+            == 0
     {
         return Ok(reduced);
     }
@@ -431,7 +442,21 @@ impl Backend for Torch {
             // In f32, rounded once by the backend's cast, as NumPy (ml_dtypes) computes
             // bfloat16 math: libtorch's bfloat16 kernels write every NaN as `0x7fc0` (so `-x`
             // of a NaN kept its sign) or, for `exp`/`log`/`sqrt` of a NaN, as `0xffff`.
-            check_host_op(&self.device, "unary", layout.shape(), DType::F32, 3)?;
+            // f32 buffers alive at the peak: the widened input, the result and the rounding's
+            // temporary; CPU `sqrt` (computed in f64 by `float_unary`) holds the widened input
+            // and two f64 buffers (the f64 copy and its root, 2 f32 buffers each) at once.
+            let f32_buffers = if op == UnaryOp::Sqrt && self.device == Device::Cpu {
+                5
+            } else {
+                3
+            };
+            check_host_op(
+                &self.device,
+                "unary",
+                layout.shape(),
+                DType::F32,
+                f32_buffers,
+            )?;
             let wide = x.f_to_kind(Kind::Float).or_tch()?;
             let r = float_unary(&wide, DType::F32, &self.device, op)?;
             return self.result(bf16_from_f32(&r)?, self.dtype);

@@ -207,6 +207,13 @@ _CASTS = [
 ]
 
 
+def _cast_case(cast: tuple[str, str]) -> tuple[np.dtype[Any], np.dtype[Any], np.ndarray[Any, Any]]:
+    """The source and target NumPy dtypes of a `_CASTS` pair (`"bfloat16"` is ml_dtypes'),
+    and a 4 x 7 array of the source dtype holding small integers (0..4, exact in every dtype)."""
+    source, target = (np.dtype(BFLOAT16) if d == "bfloat16" else np.dtype(d) for d in cast)
+    return source, target, (np.arange(4 * 7) % 5).reshape(4, 7).astype(source)
+
+
 @pytest.mark.parametrize("view", list(_VIEWS), ids=list(_VIEWS))
 @pytest.mark.parametrize("cast", _CASTS, ids=[f"{a}-{b}" for a, b in _CASTS])
 @pytest.mark.parametrize("backend", tb.compiled_backends())
@@ -216,8 +223,7 @@ def test_tensor_of_any_ndarray_view_with_a_dtype_is_a_cast_copy(
     # `tb.tensor(ndarray, dtype=d)` converts from the array's memory straight into the
     # backend's storage (one pass, any strides): `a.astype(d)`'s values, on the asked backend,
     # independent of the array.
-    source, target = (np.dtype(BFLOAT16) if d == "bfloat16" else np.dtype(d) for d in cast)
-    base = (np.arange(4 * 7) % 5).reshape(4, 7).astype(source)
+    source, target, base = _cast_case(cast)
     a = _VIEWS[view](base)
     expected = np.array(a).astype(target)
     t = tb.tensor(a, dtype=cast[1], backend=backend)
@@ -245,8 +251,7 @@ def test_tensor_of_a_tensor_view_with_a_dtype_is_a_cast_copy(
 ) -> None:
     # `tb.tensor(t, dtype=d)`: converted on the way to the host (one pass), onto `t`'s backend
     # or the one asked for; `t.astype(d)`'s values, NumPy's `a.astype(d)` for the same view.
-    source, target = (np.dtype(BFLOAT16) if d == "bfloat16" else np.dtype(d) for d in cast)
-    a = (np.arange(4 * 7) % 5).reshape(4, 7).astype(source)
+    _, target, a = _cast_case(cast)
     t = _TENSOR_VIEWS[view](tb.tensor(a, backend=backend))
     expected = np.array(_TENSOR_VIEWS[view](a)).astype(target)
     for onto in (None, "cpu"):

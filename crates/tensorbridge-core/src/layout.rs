@@ -186,10 +186,15 @@ impl Layout {
     /// fits `isize` ([`checked_shape_bytes`]); [`Layout::contiguous`] of an unchecked shape
     /// saturates instead of wrapping.
     pub fn elem_count(&self) -> usize {
-        if self.shape.contains(&0) {
-            return 0;
+        // One pass: a zero anywhere wins over an overflow before it.
+        let mut n = Some(1usize);
+        for &d in &self.shape {
+            if d == 0 {
+                return 0;
+            }
+            n = n.and_then(|n| n.checked_mul(d));
         }
-        checked_elem_count(&self.shape).unwrap_or(usize::MAX)
+        n.unwrap_or(usize::MAX)
     }
 
     /// True when the elements are row-major and dense (size-1 dimensions may have any stride).
@@ -221,10 +226,11 @@ impl Layout {
     pub fn check_fits(&self, len: usize) -> Result<()> {
         let mut lo = self.offset as i128;
         let mut hi = self.offset as i128;
-        if self.shape.contains(&0) {
-            return Ok(());
-        }
         for (&d, &s) in self.shape.iter().zip(&self.strides) {
+            // No elements: nothing is read.
+            if d == 0 {
+                return Ok(());
+            }
             let reach = s as i128 * (d as i128 - 1);
             if reach < 0 {
                 lo += reach;

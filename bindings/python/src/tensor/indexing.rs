@@ -182,44 +182,54 @@ pub fn get_item(slf: &Bound<'_, PyTensor>, key: &Bound<'_, PyAny>) -> PyResult<A
 }
 
 fn basic(py: Python<'_>, t: &AnyTensor, items: &[Item]) -> PyResult<AnyTensor> {
-    let consumed = items
-        .iter()
-        .filter(|i| matches!(i, Item::Int(_) | Item::Slice(..)))
-        .count();
-    let ellipses = items.iter().filter(|i| matches!(i, Item::Ellipsis)).count();
+    let (mut consumed, mut ellipses) = (0usize, 0usize);
+    for item in items {
+        match item {
+            Item::Int(_) | Item::Slice(..) => consumed += 1,
+            Item::Ellipsis => ellipses += 1,
+            Item::NewAxis => {}
+        }
+    }
     if ellipses > 1 {
         return Err(PyIndexError::new_err(
             "an index can only have a single ellipsis ('...')",
         ));
     }
-    let ndim = t.shape().len();
+    let shape = t.shape();
+    let ndim = shape.len();
     if consumed > ndim {
         return Err(PyIndexError::new_err(format!(
             "too many indices for tensor: tensor is {ndim}-dimensional, but {consumed} were indexed"
         )));
     }
-    let mut out = t.clone();
+    // The view so far; `None` while it is still `t` itself (`t[:, ::8]` makes one view, and
+    // neither clones nor drops `t` for the `:`).
+    let mut out: Option<AnyTensor> = None;
     let mut axis: isize = 0;
     for &item in items {
+        let current = out.as_ref().unwrap_or(t);
         match item {
-            Item::Int(i) => out = out.select(axis, i).py(py)?,
+            Item::Int(i) => out = Some(current.select(axis, i).py(py)?),
             Item::Slice(start, stop, step) => {
                 // `:` (and any slice that keeps a whole axis in order) is the view itself.
-                let size = out.shape()[axis as usize];
-                let (first, len) = slice_indices(size, Some(start), Some(stop), step);
-                if !(step == 1 && first == 0 && len == size) {
-                    out = out.slice(axis, Some(start), Some(stop), step).py(py)?;
+                let size = current.shape()[axis as usize];
+                let whole = step == 1 && start == 0 && stop >= size as isize || {
+                    let (first, len) = slice_indices(size, Some(start), Some(stop), step);
+                    step == 1 && first == 0 && len == size
+                };
+                if !whole {
+                    out = Some(current.slice(axis, Some(start), Some(stop), step).py(py)?);
                 }
                 axis += 1;
             }
             Item::Ellipsis => axis += (ndim - consumed) as isize,
             Item::NewAxis => {
-                out = out.unsqueeze(axis).py(py)?;
+                out = Some(current.unsqueeze(axis).py(py)?);
                 axis += 1;
             }
         }
     }
-    Ok(out)
+    Ok(out.unwrap_or_else(|| t.clone()))
 }
 
 /// A key item as NumPy takes it: tensors become their NumPy arrays (host memory read in place;

@@ -195,8 +195,7 @@ fn basic(py: Python<'_>, t: &AnyTensor, items: &[Item]) -> PyResult<AnyTensor> {
             "an index can only have a single ellipsis ('...')",
         ));
     }
-    let shape = t.shape();
-    let ndim = shape.len();
+    let ndim = t.shape().len();
     if consumed > ndim {
         return Err(PyIndexError::new_err(format!(
             "too many indices for tensor: tensor is {ndim}-dimensional, but {consumed} were indexed"

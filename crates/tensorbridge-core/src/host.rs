@@ -325,9 +325,7 @@ pub fn copy_into_contiguous<S: Element, D: Element>(
         return Ok(());
     }
     layout.check_fits(src.len())?;
-    if layout.ndim() <= SMALL_COPY_NDIM
-        && (n <= SMALL_COPY_ELEMS || gathers_within_lines::<S, D>(layout, n, Some(1)))
-    {
+    if walks_shape_directly::<S, D>(layout, n, Some(1)) {
         // What `copy_kernel` would do for these (walk the shape, no plan), with the destination
         // written in order instead of through C strides it would first have to make: a 2 × 2
         // transpose or a small step-slice is mostly this fixed cost.
@@ -358,27 +356,12 @@ unsafe fn copy_small_c_order<S: Element, D: Element>(src: *const S, layout: &Lay
         return;
     };
     let (run, step) = (shape[last], ss[last]);
-    let mut index = [0usize; SMALL_COPY_NDIM];
-    let (mut so, mut dst) = (0isize, dst);
-    loop {
+    let mut dst = dst;
+    // Zero destination strides: the runs come in C order, so each one starts where the last ended.
+    for_each_row(shape, ss, &[0; SMALL_COPY_NDIM], |so, _| {
         copy_run(src.offset(so), step, dst, 1, run);
         dst = dst.add(run);
-        // Step the outer axes like an odometer; done when axis 0 wraps.
-        let mut axis = last;
-        loop {
-            if axis == 0 {
-                return;
-            }
-            axis -= 1;
-            index[axis] += 1;
-            so += ss[axis];
-            if index[axis] < shape[axis] {
-                break;
-            }
-            so -= ss[axis] * shape[axis] as isize;
-            index[axis] = 0;
-        }
-    }
+    });
 }
 
 /// A C-contiguous mutable `ndarray` view of `shape` over `dst`, for a backend whose copy into a
@@ -756,10 +739,6 @@ unsafe fn copy_kernel<S: Element, D: Element>(
     }
     // SAFETY: `check_fits` (caller contract) proved `offset` is inside `src`.
     let src = src.as_ptr().add(layout.offset());
-    if n <= SMALL_COPY_ELEMS && layout.ndim() <= SMALL_COPY_NDIM {
-        copy_small(src, layout.shape(), layout.strides(), dst, dst_strides);
-        return;
-    }
     let traffic = n.saturating_mul(std::mem::size_of::<S>() + std::mem::size_of::<D>());
     if traffic < PARALLEL_MIN_BYTES
         && layout.is_contiguous()
@@ -771,7 +750,7 @@ unsafe fn copy_kernel<S: Element, D: Element>(
         copy_run(src, 1, dst, 1, n);
         return;
     }
-    if gathers_within_lines::<S, D>(layout, n, dst_strides.last().copied()) {
+    if walks_shape_directly::<S, D>(layout, n, dst_strides.last().copied()) {
         copy_small(src, layout.shape(), layout.strides(), dst, dst_strides);
         return;
     }
@@ -798,6 +777,16 @@ unsafe fn copy_kernel<S: Element, D: Element>(
         // copy per this function's contract, and `run_chunks` returns only after every item.
         unsafe { plan.run_items(range, src.0 as *const S, dst.0) };
     });
+}
+
+/// True for a copy that walks its shape directly, one run along the last axis at a time, with no
+/// plan ([`copy_small`], or [`copy_small_c_order`] into a C-contiguous destination): a small one
+/// (at most [`SMALL_COPY_ELEMS`] elements), or one that [`gathers_within_lines`]. Both
+/// [`copy_into_contiguous`] and [`copy_kernel`] decide with this, so they agree on which copies
+/// take that path. `n` and `dst_last_stride` are as for [`gathers_within_lines`].
+fn walks_shape_directly<S, D>(layout: &Layout, n: usize, dst_last_stride: Option<isize>) -> bool {
+    layout.ndim() <= SMALL_COPY_NDIM
+        && (n <= SMALL_COPY_ELEMS || gathers_within_lines::<S, D>(layout, n, dst_last_stride))
 }
 
 /// True for a copy that the plan would run on this thread in rows along the last axis, with
@@ -839,16 +828,28 @@ unsafe fn copy_small<S: Element, D: Element>(
         dst.write(convert(*src));
         return;
     };
+    let (run, src_step, dst_step) = (shape[last], ss[last], ds[last]);
+    for_each_row(shape, ss, ds, |so, dof| {
+        copy_run(src.offset(so), src_step, dst.offset(dof), dst_step, run);
+    });
+}
+
+/// Calls `visit(src_offset, dst_offset)` once for each run along the last axis of `shape`, in C
+/// order, with the run's first element in each side's element strides (`ss`, `ds`): the outer
+/// axes are stepped like an odometer, so nothing is multiplied per run. One walker for
+/// [`copy_small`] and [`copy_small_c_order`].
+///
+/// `shape` has 1 to [`SMALL_COPY_NDIM`] axes and at least one element (more axes panic); `ss`
+/// and `ds` have at least as many entries as `shape`.
+#[inline(always)]
+fn for_each_row(shape: &[usize], ss: &[isize], ds: &[isize], mut visit: impl FnMut(isize, isize)) {
+    let Some(last) = shape.len().checked_sub(1) else {
+        return;
+    };
     let mut index = [0usize; SMALL_COPY_NDIM];
     let (mut so, mut dof) = (0isize, 0isize);
     loop {
-        copy_run(
-            src.offset(so),
-            ss[last],
-            dst.offset(dof),
-            ds[last],
-            shape[last],
-        );
+        visit(so, dof);
         // Step the outer axes like an odometer; done when axis 0 wraps.
         let mut axis = last;
         loop {

@@ -88,8 +88,12 @@ impl<B: Backend> Tensor<B> {
         let data = crate::with_host_array!(data.into(), a => {
             if a.is_standard_layout() { HostArray::from(a) } else { HostArray::from(standard_copy(&a.view())?) }
         });
-        let shape = data.shape().to_vec();
-        Ok(Self::contiguous_of(B::from_host(device, data)?, &shape))
+        // The layout first (inline axes): keeping the shape past the move cost a heap copy.
+        let layout = Layout::contiguous(data.shape());
+        Ok(Tensor {
+            storage: Arc::new(B::from_host(device, data)?),
+            layout,
+        })
     }
 
     /// A tensor from any `ndarray` array of an element type (copied).

@@ -611,7 +611,8 @@ fn import_array_to(
     let copy_of_fresh = copy_to
         .filter(|&(backend, device)| !(std::ptr::eq(backend, host) && device == Device::Cpu));
     let item = d.size_in_bytes();
-    let shape = arr.shape().to_vec();
+    // Borrowed from the ndarray, and the strides below kept inline: no heap copies per import.
+    let shape = arr.shape();
     let n: usize = shape.iter().product();
     let data = array_data(arr);
     let expressible = arr.strides().iter().all(|&s| s % item as isize == 0) && data % item == 0;
@@ -631,14 +632,15 @@ fn import_array_to(
         return import_array_to(py, &fixed, copy_of_fresh);
     }
     if n == 0 {
-        let empty = copy_array(py, arr, d, &shape)?;
+        let empty = copy_array(py, arr, d, shape)?;
         return match copy_to {
             Some((backend, device)) => run_guarded(py, 0, || empty.to(backend, &device)),
             None => Ok(empty),
         };
     }
-    let strides: Vec<isize> = arr.strides().iter().map(|&s| s / item as isize).collect();
-    let span = StridedSpan::of(&shape, &strides).py(py)?;
+    let strides: smallvec::SmallVec<[isize; 8]> =
+        arr.strides().iter().map(|&s| s / item as isize).collect();
+    let span = StridedSpan::of(shape, &strides).py(py)?;
     let base = (data as *const u8).wrapping_offset(span.lowest * item as isize);
     if d == DType::Bool {
         // SAFETY: the span's bytes lie in the ndarray's buffer (computed from its own shape and
@@ -680,7 +682,7 @@ fn import_array_to(
     match imported {
         Some(t) => Ok(t),
         // The host backend cannot hold the memory in place: one copy.
-        None => copy_array(py, arr, d, &shape),
+        None => copy_array(py, arr, d, shape),
     }
 }
 

@@ -64,6 +64,13 @@ fn invalid_operation_nan() -> f64 {
     zero / also_zero
 }
 
+/// True when [`float_unary`] computes `op` of `dtype` values on `device` in f64 (float32 `sqrt`
+/// on the CPU, see there): the one place that says so, for it and for the memory checks that
+/// count the f64 buffers it holds.
+fn sqrt_in_f64(op: UnaryOp, dtype: DType, device: &Device) -> bool {
+    op == UnaryOp::Sqrt && dtype == DType::F32 && *device == Device::Cpu
+}
+
 /// `op` of a float tensor `x` of `dtype` (f16, f32 or f64 storage), with NumPy's answers where
 /// libtorch's differ:
 /// - `sqrt` and `log` of a number below zero (`-inf` included) give [`invalid_operation_nan`],
@@ -79,7 +86,7 @@ fn float_unary(x: &TchTensor, dtype: DType, device: &Device, op: UnaryOp) -> Res
         UnaryOp::Abs => x.f_abs(),
         UnaryOp::Exp => x.f_exp(),
         UnaryOp::Log => x.f_log(),
-        UnaryOp::Sqrt if dtype == DType::F32 && *device == Device::Cpu => x
+        UnaryOp::Sqrt if sqrt_in_f64(op, dtype, device) => x
             .f_to_kind(Kind::Double)
             .and_then(|d| d.f_sqrt())
             .and_then(|d| d.f_to_kind(Kind::Float)),
@@ -445,7 +452,7 @@ impl Backend for Torch {
             // f32 buffers alive at the peak: the widened input, the result and the rounding's
             // temporary; CPU `sqrt` (computed in f64 by `float_unary`) holds the widened input
             // and two f64 buffers (the f64 copy and its root, 2 f32 buffers each) at once.
-            let f32_buffers = if op == UnaryOp::Sqrt && self.device == Device::Cpu {
+            let f32_buffers = if sqrt_in_f64(op, DType::F32, &self.device) {
                 5
             } else {
                 3
@@ -479,7 +486,7 @@ impl Backend for Torch {
                 })
             }
             _ => {
-                if op == UnaryOp::Sqrt && self.dtype == DType::F32 && self.device == Device::Cpu {
+                if sqrt_in_f64(op, self.dtype, &self.device) {
                     check_host_op(&self.device, "unary", layout.shape(), DType::F64, 2)?;
                 }
                 float_unary(&x, self.dtype, &self.device, op)?
